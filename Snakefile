@@ -1,0 +1,31 @@
+# dualbench: benchmark universal ML interatomic potentials against DFT and EXAFS.
+#
+#   snakemake --cores 2                      # the default study (config/config.yaml)
+#   snakemake --profile profiles/slurm       # on a Slurm cluster
+#
+# The logic lives in the `dualbench` package (src/dualbench); the rules only wire
+# files together and call it through workflow/scripts.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True
+
+
+onerror:
+    print(
+        "\ndualbench: a job failed. Its log is the file under results/<material>/logs/ "
+        "named in the error above; `snakemake --summary` lists every output's state."
+    )

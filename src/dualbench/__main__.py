@@ -1,0 +1,3 @@
+from dualbench.cli import main
+
+raise SystemExit(main())

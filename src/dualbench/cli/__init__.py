@@ -1,0 +1,64 @@
+"""The ``dualbench`` command line: one subcommand per stage of the study.
+
+Each module of this package registers its subcommands with ``register(subparsers)``
+and imports the heavy stage code (torch, CHGNet, larch) only when its command runs,
+so ``dualbench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from dualbench import __version__
+
+#: Modules of this package that add subcommands, in the order ``--help`` lists them.
+COMMAND_MODULES = ("data",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dualbench",
+        description=(
+            "Benchmark universal ML interatomic potentials against DFT forces and "
+            "experimental EXAFS spectra."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"dualbench {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"dualbench.cli.{name}").register(sub)
+    return parser
+
+
+def setup_logging(verbosity: int = 1) -> None:
+    """Log to stderr (Snakemake scripts redirect stderr to the rule's log file)."""
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    setup_logging(1 + args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, RuntimeError, FileNotFoundError) as err:
+        # Known failure modes carry a message naming the file and field: show it plainly.
+        logging.getLogger("dualbench").debug("traceback", exc_info=True)
+        print(f"dualbench {args.command}: error: {err}", file=sys.stderr)
+        return 2

@@ -1,0 +1,80 @@
+# Shared helpers: validated config, path patterns and the targets of `rule all`.
+
+import os
+
+from dualbench.config import prepare_config
+from dualbench.fetch import source_filename
+
+# Validate before any job: a bad key stops here with its dotted name and the file.
+config.update(prepare_config(config, ", ".join(map(str, workflow.configfiles))))
+
+MATERIALS = list(config["materials"])
+MODELS = list(config["models"])
+N_FRAMES = sorted(config["sweep"]["n_frames"])
+SEEDS = config["sweep"]["seeds"]
+DATA_ROLES = ("dft_train", "dft_test", "experiment", "structure")
+
+# One folder per (material, model, N, seed): model, DFT metrics, MD and EXAFS.
+RUN = "results/{material}/{model}/n{n}/seed{seed}"
+LOGS = "results/{material}/logs"
+BENCH = "results/{material}/benchmarks"
+
+
+wildcard_constraints:
+    material="|".join(MATERIALS),
+    model="|".join(MODELS),
+    n=r"\d+",
+    seed=r"\d+",
+    role="|".join(DATA_ROLES),
+
+
+def material_sources(material):
+    """The data sources of a material by role (absent or null roles left out)."""
+    entry = config["materials"][material]
+    sources = {
+        "dft_train": entry["dft"]["train"],
+        "dft_test": entry["dft"]["test"],
+        "experiment": entry["experiment"],
+        "structure": entry["structure"].get("source"),
+    }
+    return {role: src for role, src in sources.items() if src is not None}
+
+
+def source_of(material, role):
+    """The source mapping behind resources/{material}/{role}/."""
+    return material_sources(material)[role]
+
+
+def data_file(material, role):
+    """Where a source's file lies: fetched into resources/, or the local path as given."""
+    source = source_of(material, role)
+    if "path" in source:
+        return source["path"]
+    return f"resources/{material}/{role}/{source_filename(source)}"
+
+
+def has_experiment(material):
+    return config["materials"][material]["experiment"] is not None
+
+
+def runs(material):
+    """Every (model, n, seed) of the sweep as wildcard dicts."""
+    return [
+        {"material": material, "model": model, "n": n, "seed": seed}
+        for model in MODELS
+        for n in N_FRAMES
+        for seed in SEEDS
+    ]
+
+
+def expand_runs(pattern, material):
+    """`pattern` (with {material}, {model}, {n}, {seed}) for every run of a material."""
+    return [pattern.format(**run) for run in runs(material)]
+
+
+def all_outputs():
+    """The targets of `rule all`: per material, its fetched data so far."""
+    targets = []
+    for material in MATERIALS:
+        targets += [data_file(material, role) for role in material_sources(material)]
+    return targets

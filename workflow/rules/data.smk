@@ -1,0 +1,20 @@
+# Public data: fetch by URL (or copy from $DUALBENCH_DATA_MIRROR) with a SHA-256 check.
+
+
+rule fetch_data:
+    output:
+        "resources/{material}/{role}/{filename}",
+    params:
+        source=lambda wc: source_of(wc.material, wc.role),
+    log:
+        "results/{material}/logs/fetch_data/{role}/{filename}.log",
+    benchmark:
+        "results/{material}/benchmarks/fetch_data/{role}/{filename}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    localrule: True
+    script:
+        "../scripts/fetch_data.py"
