@@ -16,6 +16,9 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/dft.smk"
+include: "workflow/rules/md.smk"
+include: "workflow/rules/exafs.smk"
 
 
 rule all:

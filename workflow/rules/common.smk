@@ -72,9 +72,19 @@ def expand_runs(pattern, material):
     return [pattern.format(**run) for run in runs(material)]
 
 
+# What `rule all` asks for. Each rules file appends its own final outputs:
+# RUN_TARGETS are patterns under RUN (expanded for every run of the sweep),
+# MATERIAL_TARGETS patterns with {material} only.  See all_outputs().
+RUN_TARGETS = []
+MATERIAL_TARGETS = []
+
+
 def all_outputs():
-    """The targets of `rule all`: per material, its fetched data so far."""
+    """The targets of `rule all`, built from RUN_TARGETS and MATERIAL_TARGETS."""
     targets = []
     for material in MATERIALS:
         targets += [data_file(material, role) for role in material_sources(material)]
+        targets += [p.format(material=material) for p in MATERIAL_TARGETS]
+        for pattern in RUN_TARGETS:
+            targets += expand_runs(pattern, material)
     return targets

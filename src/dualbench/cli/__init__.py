@@ -15,7 +15,7 @@ import sys
 from dualbench import __version__
 
 #: Modules of this package that add subcommands, in the order ``--help`` lists them.
-COMMAND_MODULES = ("data",)
+COMMAND_MODULES = ("data", "dft", "md", "exafs")
 
 
 def build_parser() -> argparse.ArgumentParser:

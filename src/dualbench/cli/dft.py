@@ -1,0 +1,5 @@
+"""Subcommands of the dft arm (being written)."""
+
+
+def register(sub) -> None:
+    pass

@@ -1,0 +1,5 @@
+"""Subcommands of the exafs arm (being written)."""
+
+
+def register(sub) -> None:
+    pass
