@@ -19,6 +19,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/dft.smk"
 include: "workflow/rules/md.smk"
 include: "workflow/rules/exafs.smk"
+include: "workflow/rules/summary.smk"
 
 
 rule all:

@@ -2,12 +2,20 @@
 
 import os
 
-from dualbench.config import prepare_config
+from dualbench.config import config_hash, prepare_config
 from dualbench.fetch import source_filename
 
-# Validate before any job: a bad key stops here with its dotted name and the file.
-config.update(prepare_config(config, ", ".join(map(str, workflow.configfiles))))
+# A config given with --configfile replaces config/config.yaml instead of being merged
+# into it (Snakemake's default), so that another study does not inherit its materials.
+CONFIG_FILES = list(workflow.overwrite_configfiles or workflow.configfiles)
+if workflow.overwrite_configfiles:
+    config.clear()
+    config.update(workflow.config_settings.overwrite_config)
 
+# Validate before any job: a bad key stops here with its dotted name and the file.
+config.update(prepare_config(config, ", ".join(map(str, CONFIG_FILES))))
+
+CONFIG_HASH = config_hash(config)
 MATERIALS = list(config["materials"])
 MODELS = list(config["models"])
 N_FRAMES = sorted(config["sweep"]["n_frames"])
@@ -51,6 +59,12 @@ def data_file(material, role):
     if "path" in source:
         return source["path"]
     return f"resources/{material}/{role}/{source_filename(source)}"
+
+
+def material_elements(material):
+    """The chemical elements of a material (from its structure's symbols), or None if unknown."""
+    symbols = config["materials"][material]["structure"].get("symbols")
+    return sorted(set(symbols)) if symbols else None
 
 
 def has_experiment(material):

@@ -1,1 +1,103 @@
-# Rules of the dft arm (being written).
+# DFT arm: frames -> held-out test set -> N-frame fine-tuning -> metrics on the test set.
+
+
+rule prepare_frames:
+    input:
+        train=lambda wc: data_file(wc.material, "dft_train"),
+        test=lambda wc: (
+            data_file(wc.material, "dft_test")
+            if "dft_test" in material_sources(wc.material)
+            else []
+        ),
+    output:
+        pool="results/{material}/dft/train_pool.extxyz",
+        test="results/{material}/dft/test.extxyz",
+        info="results/{material}/dft/frames.json",
+    params:
+        dft=lambda wc: config["materials"][wc.material]["dft"],
+        elements=lambda wc: material_elements(wc.material),
+        max_n=max(N_FRAMES),
+    log:
+        "results/{material}/logs/prepare_frames.log",
+    benchmark:
+        "results/{material}/benchmarks/prepare_frames.tsv"
+    conda:
+        "../../envs/ml.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../scripts/prepare_frames.py"
+
+
+rule vanilla_model:
+    output:
+        "results/{material}/{model}/n0/seed{seed}/model/model.json",
+    params:
+        model=lambda wc: config["models"][wc.model],
+    log:
+        "results/{material}/logs/vanilla_model/{model}_seed{seed}.log",
+    benchmark:
+        "results/{material}/benchmarks/vanilla_model/{model}_seed{seed}.tsv"
+    conda:
+        "../../envs/ml.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    localrule: True
+    script:
+        "../scripts/vanilla_model.py"
+
+
+rule fine_tune:
+    input:
+        pool="results/{material}/dft/train_pool.extxyz",
+    output:
+        model=RUN + "/model/model.json",
+        checkpoint=RUN + "/model/checkpoint.pth.tar",
+        curve=RUN + "/model/training_curve.csv",
+        frames=RUN + "/model/frame_ids.json",
+    wildcard_constraints:
+        n=r"[1-9]\d*",
+    params:
+        base=lambda wc: config["models"][wc.model],
+        settings=config["finetune"],
+        config_hash=CONFIG_HASH,
+    threads: 2
+    log:
+        LOGS + "/fine_tune/{model}_n{n}_seed{seed}.log",
+    benchmark:
+        BENCH + "/fine_tune/{model}_n{n}_seed{seed}.tsv"
+    conda:
+        "../../envs/ml.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=lambda wc: 30 + 2 * int(wc.n),
+    script:
+        "../scripts/fine_tune.py"
+
+
+rule dft_metrics:
+    input:
+        model=RUN + "/model/model.json",
+        test="results/{material}/dft/test.extxyz",
+    output:
+        RUN + "/dft_metrics.json",
+    params:
+        device=config["finetune"]["device"],
+        config_hash=CONFIG_HASH,
+    threads: 2
+    log:
+        LOGS + "/dft_metrics/{model}_n{n}_seed{seed}.log",
+    benchmark:
+        BENCH + "/dft_metrics/{model}_n{n}_seed{seed}.tsv"
+    conda:
+        "../../envs/ml.yaml"
+    resources:
+        mem_mb=6000,
+        runtime=30,
+    script:
+        "../scripts/dft_metrics.py"
+
+
+RUN_TARGETS.append(RUN + "/dft_metrics.json")

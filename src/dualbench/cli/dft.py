@@ -1,5 +1,73 @@
-"""Subcommands of the dft arm (being written)."""
+"""Subcommands of the DFT arm: metrics of a model on DFT frames, and fine-tuning."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from dualbench.data import FRAME_FORMATS
 
 
-def register(sub) -> None:
-    pass
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "dft-metrics",
+        help="energy/force/stress errors and force-parity slope of a model on DFT frames",
+    )
+    p.add_argument("--model", required=True,
+                   help="chgnet (pretrained 0.3.0), chgnet:0.2.0, a model.json or a .pth.tar")
+    p.add_argument("--frames", required=True, help="DFT frames file")
+    p.add_argument("--format", choices=FRAME_FORMATS, help="frames format (default: from name)")
+    p.add_argument("--out", required=True, help="metrics JSON to write")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.set_defaults(func=dft_metrics)
+
+    p = sub.add_parser("finetune", help="fine-tune a model on N frames of a DFT pool")
+    p.add_argument("--model", default="chgnet", help="base model (default: chgnet)")
+    p.add_argument("--frames", required=True, help="the training pool of DFT frames")
+    p.add_argument("--format", choices=FRAME_FORMATS, help="frames format (default: from name)")
+    p.add_argument("--n", type=int, required=True, help="number of frames N (>= 1)")
+    p.add_argument("--seed", type=int, default=0, help="subset and training seed")
+    p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--stress-weight", type=float, default=0.1)
+    p.add_argument("--freeze", nargs="*", default=["embeddings"],
+                   help="parameter groups to freeze (embeddings atom_conv bond_conv ...)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.set_defaults(func=finetune)
+
+
+def dft_metrics(args: argparse.Namespace) -> int:
+    from dualbench.metrics import run_dft_metrics
+    from dualbench.models import set_threads
+
+    set_threads(args.threads)
+    result = run_dft_metrics(args.model, args.frames, args.out, args.format, args.device)
+    keys = ("n_frames", "n_atoms", "energy_mae_eV_per_atom", "force_mae_eV_per_A",
+            "force_slope", "stress_mae_GPa")
+    print(json.dumps({k: result[k] for k in keys}, indent=2))
+    return 0
+
+
+def finetune(args: argparse.Namespace) -> int:
+    from dualbench.finetune import FinetuneSettings, run_finetune
+    from dualbench.models import set_threads
+
+    if args.n < 1:
+        raise ValueError("--n must be at least 1 (N = 0 is the vanilla model itself)")
+    set_threads(args.threads)
+    settings = FinetuneSettings(
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        stress_weight=args.stress_weight,
+        freeze=list(args.freeze),
+        device=args.device,
+    )
+    path = run_finetune(args.frames, args.n, args.seed, settings, args.out, args.model,
+                        pool_format=args.format)
+    print(path)
+    return 0

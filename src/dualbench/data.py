@@ -1,0 +1,312 @@
+"""DFT frames: readers into one internal form, validation, the held-out test set, the sweep.
+
+Internal form: a list of ASE ``Atoms`` with a single-point calculator holding
+
+- ``energy``: total energy in eV,
+- ``forces``: eV/Å, shape (n_atoms, 3),
+- ``stress`` (optional): ASE's convention, eV/Å^3, Voigt order (xx, yy, zz, yz, xz, xy),
+  positive when the cell is under tension (the negative of VASP's "pressure" sign),
+
+and ``atoms.info["frame_id"]`` naming the frame's origin (``file:index``).  Frames are
+stored as extended XYZ, which keeps exactly these fields.
+
+VASP reports stress in kBar, order (xx, yy, zz, xy, yz, zx), positive under compression:
+:func:`vasp_kbar_to_ase_stress` converts it explicitly for the pymatgen-JSON records of
+the SNAP/mlearn sets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms, units
+from ase.calculators.singlepoint import SinglePointCalculator
+
+log = logging.getLogger(__name__)
+
+FRAME_FORMATS = ("extxyz", "vasprun", "outcar", "pymatgen-json", "ase-db")
+_ASE_FORMATS = {"extxyz": "extxyz", "vasprun": "vasp-xml", "outcar": "vasp-out"}
+
+
+class FrameError(ValueError):
+    """A DFT frame that cannot be used; the message names the file and the frame index."""
+
+
+def vasp_kbar_to_ase_stress(stress_kbar: Sequence[float] | np.ndarray) -> np.ndarray:
+    """VASP stress (kBar; xx, yy, zz, xy, yz, zx; compression positive) to ASE Voigt eV/Å^3.
+
+    A 3x3 matrix is accepted too.  ASE's order is (xx, yy, zz, yz, xz, xy) and its sign
+    is the opposite of VASP's: 1 kBar = 0.1 GPa.
+    """
+    s = np.asarray(stress_kbar, dtype=float)
+    if s.shape == (3, 3):
+        s = np.array([s[0, 0], s[1, 1], s[2, 2], s[0, 1], s[1, 2], s[2, 0]])
+    if s.shape != (6,):
+        raise ValueError(f"stress must have 6 components or be 3x3, got shape {s.shape}")
+    xx, yy, zz, xy, yz, zx = s
+    return -0.1 * units.GPa * np.array([xx, yy, zz, yz, zx, xy])
+
+
+def ase_stress_to_gpa_matrix(stress: np.ndarray) -> np.ndarray:
+    """ASE Voigt stress (eV/Å^3) to a symmetric 3x3 matrix in GPa, same sign convention."""
+    xx, yy, zz, yz, xz, xy = np.asarray(stress, dtype=float) / units.GPa
+    return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+
+
+def _attach(atoms: Atoms, energy: float, forces, stress, frame_id: str) -> Atoms:
+    atoms.calc = SinglePointCalculator(
+        atoms,
+        energy=float(energy) if energy is not None else None,
+        forces=None if forces is None else np.asarray(forces, dtype=float),
+        stress=None if stress is None else np.asarray(stress, dtype=float),
+    )
+    atoms.info["frame_id"] = frame_id
+    return atoms
+
+
+def _results(atoms: Atoms) -> tuple[float | None, np.ndarray | None, np.ndarray | None]:
+    calc = atoms.calc
+    if calc is None:
+        return None, None, None
+    res = calc.results
+    stress = res.get("stress")
+    if stress is not None and np.shape(stress) == (3, 3):
+        stress = np.asarray(stress)[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+    return res.get("energy", res.get("free_energy")), res.get("forces"), stress
+
+
+def _read_pymatgen_json(path: Path) -> list[Atoms]:
+    from pymatgen.core import Structure
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    try:
+        records = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise FrameError(f"{path}: not valid JSON ({err})") from None
+    if isinstance(records, dict):
+        records = [records]
+    frames = []
+    for i, rec in enumerate(records):
+        try:
+            structure = Structure.from_dict(rec["structure"])
+            outputs = rec["outputs"]
+        except (KeyError, TypeError, ValueError) as err:
+            raise FrameError(
+                f"{path}: frame {i}: not a {{structure, outputs}} record ({err})"
+            ) from None
+        atoms = AseAtomsAdaptor.get_atoms(structure)
+        atoms.info.clear()
+        stress = outputs.get("stress")
+        if stress is not None:
+            try:
+                stress = vasp_kbar_to_ase_stress(stress)
+            except ValueError as err:
+                raise FrameError(f"{path}: frame {i}: outputs.stress: {err}") from None
+        frames.append(_attach(atoms, outputs.get("energy"), outputs.get("forces"), stress,
+                              f"{path.name}:{i}"))
+    return frames
+
+
+def _read_ase_db(path: Path) -> list[Atoms]:
+    import ase.db
+
+    frames = []
+    with ase.db.connect(str(path)) as db:
+        for i, row in enumerate(db.select()):
+            atoms = row.toatoms()
+            energy, forces, stress = _results(atoms)
+            frames.append(_attach(atoms.copy(), energy, forces, stress, f"{path.name}:{i}"))
+    return frames
+
+
+def _read_with_ase(path: Path, fmt: str) -> list[Atoms]:
+    from ase.io import read
+
+    images = read(str(path), index=":", format=_ASE_FORMATS[fmt])
+    frames = []
+    for i, atoms in enumerate(images):
+        energy, forces, stress = _results(atoms)
+        frame_id = atoms.info.get("frame_id", f"{path.name}:{i}")
+        plain = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+        frames.append(_attach(plain, energy, forces, stress, str(frame_id)))
+    return frames
+
+
+def guess_format(path: str | Path) -> str:
+    """The frame format implied by a file name."""
+    name = Path(path).name.lower()
+    if name.endswith((".xyz", ".extxyz")):
+        return "extxyz"
+    if name.startswith("vasprun") or name.endswith(".xml"):
+        return "vasprun"
+    if "outcar" in name:
+        return "outcar"
+    if name.endswith(".json"):
+        return "pymatgen-json"
+    if name.endswith(".db"):
+        return "ase-db"
+    raise FrameError(f"{path}: cannot tell the frame format from the name; give `format`")
+
+
+def read_frames(
+    path: str | Path,
+    fmt: str | None = None,
+    elements: Iterable[str] | None = None,
+) -> list[Atoms]:
+    """Read and validate every frame of a DFT file into the internal form.
+
+    ``fmt`` is one of :data:`FRAME_FORMATS` (guessed from the name when None).  With
+    ``elements``, a frame holding another species is refused.  Any refusal raises
+    :class:`FrameError` naming the file and the frame index.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FrameError(f"{path}: no such file")
+    fmt = fmt or guess_format(path)
+    if fmt not in FRAME_FORMATS:
+        raise FrameError(f"{path}: format {fmt!r} is not one of {', '.join(FRAME_FORMATS)}")
+    if fmt == "pymatgen-json":
+        frames = _read_pymatgen_json(path)
+    elif fmt == "ase-db":
+        frames = _read_ase_db(path)
+    else:
+        try:
+            frames = _read_with_ase(path, fmt)
+        except Exception as err:  # ASE's readers raise many kinds
+            raise FrameError(f"{path}: cannot read as {fmt}: {err}") from err
+    if not frames:
+        raise FrameError(f"{path}: holds no frames")
+    allowed = set(elements) if elements is not None else None
+    for i, atoms in enumerate(frames):
+        validate_frame(atoms, f"{path}: frame {i}", allowed)
+    log.info("read %d frames from %s (%s)", len(frames), path, fmt)
+    return frames
+
+
+def validate_frame(atoms: Atoms, where: str, elements: set[str] | None = None) -> None:
+    """Refuse a frame without finite energy and forces of the right shape, or of foreign species."""
+    energy, forces, stress = _results(atoms)
+    n = len(atoms)
+    if n == 0:
+        raise FrameError(f"{where}: has no atoms")
+    if forces is None:
+        raise FrameError(f"{where}: has no forces")
+    forces = np.asarray(forces, dtype=float)
+    if forces.shape != (n, 3):
+        raise FrameError(f"{where}: forces have shape {forces.shape}, expected ({n}, 3)")
+    if not np.all(np.isfinite(forces)):
+        raise FrameError(f"{where}: forces contain NaN or infinity")
+    if energy is None or not np.isfinite(energy):
+        raise FrameError(f"{where}: has no finite energy")
+    if stress is not None and not np.all(np.isfinite(stress)):
+        raise FrameError(f"{where}: stress contains NaN or infinity")
+    if elements is not None:
+        foreign = sorted(set(atoms.get_chemical_symbols()) - elements)
+        if foreign:
+            raise FrameError(
+                f"{where}: holds {', '.join(foreign)}, not among the material's elements "
+                f"{', '.join(sorted(elements))}"
+            )
+
+
+def has_stress(frames: Sequence[Atoms]) -> bool:
+    """True when every frame carries a stress."""
+    return all(_results(a)[2] is not None for a in frames)
+
+
+def write_frames(path: str | Path, frames: Sequence[Atoms]) -> None:
+    """Write frames as extended XYZ atomically (energy, forces, stress, frame_id kept)."""
+    from ase.io import write
+
+    from dualbench.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        write(str(tmp), list(frames), format="extxyz")
+
+
+def load_frames(path: str | Path) -> list[Atoms]:
+    """Read frames written by :func:`write_frames`."""
+    from ase.io import read
+
+    return read(str(path), index=":", format="extxyz")
+
+
+def split_test(
+    pool: Sequence[Atoms], test_fraction: float
+) -> tuple[list[Atoms], list[Atoms]]:
+    """Hold out the last block of a training source as the test set.
+
+    A contiguous block (rather than random frames) keeps frames of the same stretch of
+    an MD trajectory on one side.  Returns (training pool, test set).
+    """
+    n_test = max(1, round(len(pool) * test_fraction))
+    if n_test >= len(pool):
+        raise FrameError(f"test_fraction {test_fraction} leaves no training frames")
+    return list(pool[:-n_test]), list(pool[-n_test:])
+
+
+def subset_indices(pool_size: int, n_frames: int, seed: int) -> list[int]:
+    """Indices of the N frames of a sweep point: the first N of the seed's random order.
+
+    The order depends only on (pool size, seed), so the subset for N is contained in the
+    subset for every larger N of the same seed.  N = 0 is the vanilla model: no frames.
+    """
+    if n_frames > pool_size:
+        raise FrameError(f"N = {n_frames} frames asked for, the training pool has {pool_size}")
+    order = np.random.default_rng(seed).permutation(pool_size)
+    return [int(i) for i in order[:n_frames]]
+
+
+def prepare_frames(
+    train: str | Path,
+    train_format: str | None,
+    test: str | Path | None,
+    test_format: str | None,
+    elements: Iterable[str],
+    test_fraction: float,
+    max_n_frames: int,
+    out_train: str | Path,
+    out_test: str | Path,
+) -> dict:
+    """Read, validate and split a material's DFT frames; write the pool and the test set.
+
+    Checks before any training that the pool holds the largest N of the sweep.
+    Returns a summary (counts, stress availability) for the log and provenance.
+    """
+    pool = read_frames(train, train_format, elements)
+    if test is not None:
+        test_frames = read_frames(test, test_format, elements)
+    else:
+        pool, test_frames = split_test(pool, test_fraction)
+        log.info("held out the last %d frames of %s as the test set", len(test_frames), train)
+    if max_n_frames > len(pool):
+        raise FrameError(
+            f"{train}: the training pool has {len(pool)} frames, but sweep.n_frames asks for "
+            f"{max_n_frames}"
+        )
+    write_frames(out_train, pool)
+    write_frames(out_test, test_frames)
+    return {
+        "n_train_pool": len(pool),
+        "n_test": len(test_frames),
+        "train_has_stress": has_stress(pool),
+        "test_has_stress": has_stress(test_frames),
+    }
+
+
+def select_frames(pool: Sequence[Atoms], n_frames: int, seed: int) -> tuple[list[Atoms], dict]:
+    """The frames of a sweep point and a record of which they are (indices and frame ids)."""
+    indices = subset_indices(len(pool), n_frames, seed)
+    chosen = [pool[i] for i in indices]
+    record = {
+        "n_frames": n_frames,
+        "seed": seed,
+        "pool_size": len(pool),
+        "indices": indices,
+        "frame_ids": [a.info.get("frame_id", str(i)) for i, a in zip(indices, chosen, strict=True)],
+    }
+    return chosen, record

@@ -1,0 +1,348 @@
+"""Fine-tuning CHGNet on N DFT frames with CHGNet's own ``Trainer``.
+
+Energies of a new DFT setup (pseudopotentials, cutoff, code) differ from the MPtrj
+reference by a per-element constant.  CHGNet predicts energy as a learned part plus a
+linear per-element composition model (``AtomRef``, frozen during training).  Before
+training, the composition model is refitted to the N frames: the per-atom residuals
+E_DFT - E_CHGNet are regressed on the element fractions (least squares, minimum norm
+when the frames cannot separate elements) and the result is added to the AtomRef
+weights.  Training then only learns the physics, not an offset; forces and stresses
+are unaffected by this shift.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from ase import Atoms
+
+from dualbench.data import ase_stress_to_gpa_matrix, has_stress
+from dualbench.io import atomic_path, write_csv
+
+log = logging.getLogger(__name__)
+
+#: CHGNet module-name prefixes of each freezable group.
+FREEZE_GROUPS = {
+    "embeddings": (
+        "atom_embedding",
+        "bond_embedding",
+        "angle_embedding",
+        "bond_basis_expansion",
+        "angle_basis_expansion",
+    ),
+    "atom_conv": ("atom_conv_layers",),
+    "bond_conv": ("bond_conv_layers",),
+    "angle_conv": ("angle_layers",),
+    "readout": ("site_wise", "readout_norm", "pooling", "mlp"),
+}
+
+
+@dataclass
+class FinetuneSettings:
+    """Training settings; see the ``finetune:`` section of the config schema."""
+
+    epochs: int = 10
+    learning_rate: float = 1e-3
+    batch_size: int = 4
+    energy_weight: float = 1.0
+    force_weight: float = 1.0
+    stress_weight: float = 0.1
+    freeze: list[str] = field(default_factory=lambda: ["embeddings"])
+    validation_fraction: float = 0.2
+    min_frames_for_validation: int = 10
+    early_stopping_patience: int = 5
+    device: str = "auto"
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> FinetuneSettings:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in section.items() if k in names})
+
+
+@dataclass
+class FinetuneResult:
+    """What a fine-tuning run produced."""
+
+    model: Any
+    curve: pd.DataFrame
+    composition_shift_eV_per_atom: dict[str, float]
+    n_train: int
+    n_validation: int
+    best_epoch: int
+    seconds: float
+
+
+def to_structure_data(frames: Sequence[Atoms], use_stress: bool):
+    """CHGNet ``StructureData`` of frames: energy per atom (eV), forces (eV/Å), stress.
+
+    CHGNet's dataset multiplies stresses by -0.1 (VASP kBar, compression positive, to
+    GPa with tension positive), so ASE stresses (GPa after conversion) are handed over
+    as -10 x GPa, i.e. VASP's kBar convention.
+    """
+    from chgnet.data.dataset import StructureData
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    structures = [AseAtomsAdaptor.get_structure(a) for a in frames]
+    energies = [a.get_potential_energy() / len(a) for a in frames]
+    forces = [a.get_forces() for a in frames]
+    stresses = None
+    if use_stress:
+        stresses = [-10.0 * ase_stress_to_gpa_matrix(a.get_stress()) for a in frames]
+    with contextlib.redirect_stdout(sys.stderr):
+        return StructureData(
+            structures=structures,
+            energies=energies,
+            forces=forces,
+            stresses=stresses,
+            structure_ids=[a.info.get("frame_id", str(i)) for i, a in enumerate(frames)],
+            shuffle=False,
+        )
+
+
+def predict(model, frames: Sequence[Atoms], task: str = "efs", batch_size: int = 8) -> list[dict]:
+    """CHGNet predictions of frames: ``e`` eV/atom, ``f`` eV/Å, ``s`` GPa (tension positive)."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    structures = [AseAtomsAdaptor.get_structure(a) for a in frames]
+    out = model.predict_structure(structures, task=task, batch_size=batch_size)
+    return out if isinstance(out, list) else [out]
+
+
+def refit_composition_model(model, frames: Sequence[Atoms]) -> dict[str, float]:
+    """Shift CHGNet's AtomRef so its energies match the frames' DFT on average per element.
+
+    Returns the per-element shifts in eV/atom that were added.
+    """
+    symbols = sorted({s for a in frames for s in a.get_chemical_symbols()})
+    preds = predict(model, frames, task="e")
+    residual = np.array(
+        [a.get_potential_energy() / len(a) - float(p["e"]) for a, p in zip(frames, preds, strict=True)]
+    )
+    fractions = np.array(
+        [[a.get_chemical_symbols().count(s) / len(a) for s in symbols] for a in frames]
+    )
+    shift, *_ = np.linalg.lstsq(fractions, residual, rcond=None)
+    from ase.data import atomic_numbers
+    import torch
+
+    weight = model.composition_model.fc.weight
+    with torch.no_grad():
+        for sym, value in zip(symbols, shift, strict=True):
+            weight[0, atomic_numbers[sym] - 1] += float(value)
+    shifts = {s: float(v) for s, v in zip(symbols, shift, strict=True)}
+    log.info("composition model shifted by %s eV/atom", shifts)
+    return shifts
+
+
+def freeze(model, groups: Sequence[str]) -> int:
+    """Freeze the parameters of the named groups; returns how many tensors were frozen."""
+    unknown = sorted(set(groups) - set(FREEZE_GROUPS))
+    if unknown:
+        raise ValueError(f"unknown freeze group(s) {unknown}; known: {sorted(FREEZE_GROUPS)}")
+    prefixes = tuple(p for g in groups for p in FREEZE_GROUPS[g])
+    count = 0
+    for name, param in model.named_parameters():
+        if prefixes and name.startswith(prefixes):
+            param.requires_grad = False
+            count += 1
+    return count
+
+
+def _curve(history: Mapping[str, Mapping[str, list[float]]], has_val: bool) -> pd.DataFrame:
+    names = {"e": "energy_mae_eV_per_atom", "f": "force_mae_eV_per_A", "s": "stress_mae_GPa"}
+    columns: dict[str, Any] = {}
+    for key, hist in history.items():
+        if key not in names:
+            continue
+        columns[f"train_{names[key]}"] = hist["train"]
+        if has_val:
+            columns[f"val_{names[key]}"] = hist["val"]
+    frame = pd.DataFrame(columns)
+    frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
+    return frame
+
+
+def finetune(
+    base_model,
+    frames: Sequence[Atoms],
+    settings: FinetuneSettings,
+    seed: int,
+) -> FinetuneResult:
+    """Fine-tune a copy of ``base_model`` (a loaded CHGNet) on ``frames``.
+
+    With at least ``min_frames_for_validation`` frames, a ``validation_fraction`` of them
+    (chosen by ``seed``) is kept out of training for early stopping and the best epoch's
+    weights are returned; otherwise every frame trains and every epoch runs.
+    """
+    import torch
+    from chgnet.data.dataset import get_loader
+    from chgnet.trainer import Trainer
+    from torch.utils.data import DataLoader, Subset
+
+    from dualbench.models import resolve_device
+
+    if not frames:
+        raise ValueError("fine-tuning needs at least one frame")
+    start = time.perf_counter()
+    device = resolve_device(settings.device)
+    torch.manual_seed(seed)
+    model = copy.deepcopy(base_model).to(device)
+    shifts = refit_composition_model(model, frames)
+    n_frozen = freeze(model, settings.freeze)
+    use_stress = settings.stress_weight > 0 and has_stress(frames)
+    targets = "efs" if use_stress else "ef"
+
+    data = to_structure_data(frames, use_stress)
+    n = len(frames)
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = (
+        max(1, round(settings.validation_fraction * n))
+        if n >= settings.min_frames_for_validation and settings.validation_fraction > 0
+        else 0
+    )
+    val_idx, train_idx = order[:n_val].tolist(), order[n_val:].tolist()
+    from chgnet.data.dataset import collate_graphs
+
+    generator = torch.Generator().manual_seed(seed)
+    train_loader = DataLoader(
+        Subset(data, train_idx),
+        batch_size=min(settings.batch_size, len(train_idx)),
+        shuffle=True,
+        collate_fn=collate_graphs,
+        generator=generator,
+    )
+    val_loader = (
+        DataLoader(Subset(data, val_idx), batch_size=settings.batch_size, collate_fn=collate_graphs)
+        if n_val
+        else get_loader(Subset(data, train_idx), batch_size=settings.batch_size)
+    )
+    log.info(
+        "fine-tuning on %d frames (%d validation), targets %s, %d frozen tensors, %d epochs, %s",
+        len(train_idx), n_val, targets, n_frozen, settings.epochs, device,
+    )
+    with contextlib.redirect_stdout(sys.stderr):
+        trainer = Trainer(
+            model=model,
+            targets=targets,
+            energy_loss_ratio=settings.energy_weight,
+            force_loss_ratio=settings.force_weight,
+            stress_loss_ratio=settings.stress_weight,
+            optimizer="Adam",
+            scheduler="CosLR",
+            criterion="MSE",
+            epochs=settings.epochs,
+            learning_rate=settings.learning_rate,
+            use_device=device,
+            torch_seed=seed,
+            data_seed=seed,
+            print_freq=10**9,
+        )
+    best_score, best_epoch, best_state, since_best = np.inf, 0, None, 0
+    with tempfile.TemporaryDirectory(prefix="dualbench-train-") as scratch:
+        for epoch in range(settings.epochs):
+            trainer.starting_epoch, trainer.epochs = epoch, epoch + 1
+            with contextlib.redirect_stdout(sys.stderr):
+                trainer.train(train_loader, val_loader, save_dir=scratch)
+            hist = trainer.training_history
+            score = hist["f"]["val"][-1] + hist["e"]["val"][-1]
+            log.info(
+                "epoch %d/%d: train force MAE %.4f eV/Å, %s force MAE %.4f eV/Å (%.0f s)",
+                epoch + 1, settings.epochs, hist["f"]["train"][-1],
+                "validation" if n_val else "training-set", hist["f"]["val"][-1],
+                time.perf_counter() - start,
+            )
+            if score < best_score:
+                best_score, best_epoch, since_best = score, epoch + 1, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                since_best += 1
+                if n_val and since_best >= settings.early_stopping_patience:
+                    log.info("early stop: no validation improvement for %d epochs", since_best)
+                    break
+    if n_val and best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        best_epoch = len(trainer.training_history["f"]["train"])
+    model.eval()
+    return FinetuneResult(
+        model=model,
+        curve=_curve(trainer.training_history, bool(n_val)),
+        composition_shift_eV_per_atom=shifts,
+        n_train=len(train_idx),
+        n_validation=n_val,
+        best_epoch=best_epoch,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def save_checkpoint(model, path: str | Path) -> None:
+    """Save a CHGNet checkpoint that ``CHGNet.from_file`` (and load_model) read, atomically."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save({"model": model.as_dict()}, tmp)
+
+
+def write_curve(path: str | Path, curve: pd.DataFrame) -> None:
+    """Write the training curve CSV."""
+    write_csv(path, curve)
+
+
+def run_finetune(
+    pool_file: str | Path,
+    n_frames: int,
+    seed: int,
+    settings: FinetuneSettings,
+    out_dir: str | Path,
+    base: str | Any = "chgnet",
+    pool_format: str | None = "extxyz",
+    elements: Sequence[str] | None = None,
+    provenance_extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Fine-tune ``base`` on the sweep's N frames of ``pool_file``; write the model folder.
+
+    ``out_dir`` receives ``checkpoint.pth.tar``, ``model.json``, ``training_curve.csv``
+    and ``frame_ids.json`` (written last, each atomically).  Returns the model.json path.
+    """
+    from dualbench.data import read_frames, select_frames
+    from dualbench.io import provenance, write_json
+    from dualbench.models import ModelSpec, load_model, parse_model_arg, write_model_spec
+
+    out_dir = Path(out_dir)
+    pool = read_frames(pool_file, pool_format, elements)
+    frames, record = select_frames(pool, n_frames, seed)
+    base_spec = parse_model_arg(base)
+    result = finetune(load_model(base_spec, settings.device), frames, settings, seed)
+    save_checkpoint(result.model, out_dir / "checkpoint.pth.tar")
+    write_curve(out_dir / "training_curve.csv", result.curve)
+    record.update(
+        n_train=result.n_train,
+        n_validation=result.n_validation,
+        best_epoch=result.best_epoch,
+        seconds=round(result.seconds, 2),
+        composition_shift_eV_per_atom=result.composition_shift_eV_per_atom,
+        settings=settings.__dict__,
+        provenance=provenance(**(provenance_extra or {}), seed=seed),
+    )
+    write_json(out_dir / "frame_ids.json", record)
+    spec = ModelSpec(
+        kind=base_spec.kind,
+        weights=base_spec.weights,
+        checkpoint="checkpoint.pth.tar",
+        n_frames=n_frames,
+        seed=seed,
+    )
+    write_model_spec(out_dir / "model.json", spec)
+    log.info("fine-tuned model written to %s in %.0f s", out_dir, result.seconds)
+    return out_dir / "model.json"

@@ -1,0 +1,115 @@
+"""DFT-arm metrics: energy, force and stress errors on held-out frames, and the softening slope."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from dualbench.data import ase_stress_to_gpa_matrix, has_stress
+
+log = logging.getLogger(__name__)
+
+
+def parity_slope(predicted: np.ndarray, reference: np.ndarray) -> float:
+    """Least-squares slope through the origin of ``predicted`` against ``reference``.
+
+    For forces this is the softening factor: below 1 the model's forces are too weak.
+    """
+    predicted, reference = np.ravel(predicted), np.ravel(reference)
+    denom = float(reference @ reference)
+    if denom == 0.0:
+        raise ValueError("reference values are all zero: the slope is undefined")
+    return float(predicted @ reference) / denom
+
+
+def dft_metrics(model, frames: Sequence[Atoms], batch_size: int = 8) -> dict[str, Any]:
+    """Errors of a loaded CHGNet ``model`` on DFT ``frames`` (internal form).
+
+    Energies per atom (eV/atom), force components (eV/Å), stress Voigt components (GPa,
+    only when every frame has a stress).  ``energy_mae_offset_removed`` drops the mean
+    per-atom energy error first, which a different DFT setup shifts.
+    """
+    from dualbench.finetune import predict
+
+    start = time.perf_counter()
+    with_stress = has_stress(frames)
+    preds = predict(model, frames, task="efs" if with_stress else "ef", batch_size=batch_size)
+    e_err = np.array(
+        [float(p["e"]) - a.get_potential_energy() / len(a) for a, p in zip(frames, preds, strict=True)]
+    )
+    f_dft = np.concatenate([a.get_forces() for a in frames])
+    f_pred = np.concatenate([np.asarray(p["f"], dtype=float) for p in preds])
+    symbols = np.concatenate([a.get_chemical_symbols() for a in frames])
+    f_abs = np.abs(f_pred - f_dft)
+    result: dict[str, Any] = {
+        "n_frames": len(frames),
+        "n_atoms": int(len(f_dft)),
+        "energy_mae_eV_per_atom": float(np.mean(np.abs(e_err))),
+        "energy_mean_error_eV_per_atom": float(np.mean(e_err)),
+        "energy_mae_offset_removed_eV_per_atom": float(np.mean(np.abs(e_err - e_err.mean()))),
+        "force_mae_eV_per_A": float(f_abs.mean()),
+        "force_rmse_eV_per_A": float(np.sqrt(np.mean((f_pred - f_dft) ** 2))),
+        "force_slope": parity_slope(f_pred, f_dft),
+        "force_mae_per_element_eV_per_A": {
+            str(s): float(f_abs[symbols == s].mean()) for s in sorted(set(symbols))
+        },
+        "stress_mae_GPa": None,
+    }
+    if with_stress:
+        idx = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])
+        s_dft = np.array([ase_stress_to_gpa_matrix(a.get_stress())[idx] for a in frames])
+        s_pred = np.array([np.asarray(p["s"], dtype=float)[idx] for p in preds])
+        result["stress_mae_GPa"] = float(np.mean(np.abs(s_pred - s_dft)))
+    log.info(
+        "%d frames: force MAE %.4f eV/Å, slope %.3f, energy MAE %.4f eV/atom (%.1f s)",
+        len(frames), result["force_mae_eV_per_A"], result["force_slope"],
+        result["energy_mae_eV_per_atom"], time.perf_counter() - start,
+    )
+    return result
+
+
+def parity_table(model, frames: Sequence[Atoms], batch_size: int = 8):
+    """Per-component DFT and predicted forces (eV/Å) as a DataFrame, for parity plots."""
+    import pandas as pd
+
+    from dualbench.finetune import predict
+
+    preds = predict(model, frames, task="ef", batch_size=batch_size)
+    rows = []
+    for i, (a, p) in enumerate(zip(frames, preds, strict=True)):
+        f_pred = np.asarray(p["f"], dtype=float)
+        for j, sym in enumerate(a.get_chemical_symbols()):
+            for c, axis in enumerate("xyz"):
+                rows.append((i, j, sym, axis, a.get_forces()[j, c], f_pred[j, c]))
+    return pd.DataFrame(
+        rows, columns=["frame", "atom", "element", "axis", "force_dft_eV_per_A", "force_pred_eV_per_A"]
+    )
+
+
+def run_dft_metrics(
+    model: str,
+    frames_file: str,
+    out: str,
+    frames_format: str | None = None,
+    device: str = "auto",
+    provenance_extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Evaluate MODEL (``chgnet``, a model.json or a checkpoint) on a frames file; write JSON."""
+    from dualbench.data import read_frames
+    from dualbench.io import provenance, write_json
+    from dualbench.models import load_model, parse_model_arg
+
+    spec = parse_model_arg(model)
+    frames = read_frames(frames_file, frames_format)
+    result = dft_metrics(load_model(spec, device), frames)
+    result["model"] = {"kind": spec.kind, "weights": spec.weights, "checkpoint": spec.checkpoint,
+                       "n_frames": spec.n_frames, "seed": spec.seed}
+    result["frames_file"] = str(frames_file)
+    result["provenance"] = provenance(**(provenance_extra or {}))
+    write_json(out, result)
+    return result

@@ -1,0 +1,49 @@
+"""The per-material summary table: one row per (model, N, seed) with both arms' scores.
+
+Columns and units: ``energy_mae`` meV/atom, ``force_mae`` meV/Å, ``stress_mae`` GPa,
+``force_slope`` (predicted vs DFT forces through the origin; 1 is unsoftened), and, when
+the material has an experiment, the EXAFS arm's ``exafs_mse_k``, ``exafs_mse_r``,
+``exafs_rfactor``, ``e0_shift_eV`` and ``s02``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+KEYS = ["material", "model", "n_frames", "seed"]
+DFT_COLUMNS = ["energy_mae", "energy_mae_offset_removed", "force_mae", "stress_mae", "force_slope"]
+
+
+def dft_row(path: str | Path, material: str, model: str, n_frames: int, seed: int) -> dict:
+    """A summary row from a run's ``dft_metrics.json``."""
+    m = json.loads(Path(path).read_text())
+    stress = m.get("stress_mae_GPa")
+    return {
+        "material": material,
+        "model": model,
+        "n_frames": int(n_frames),
+        "seed": int(seed),
+        "energy_mae": 1000.0 * m["energy_mae_eV_per_atom"],
+        "energy_mae_offset_removed": 1000.0 * m["energy_mae_offset_removed_eV_per_atom"],
+        "force_mae": 1000.0 * m["force_mae_eV_per_A"],
+        "stress_mae": stress,
+        "force_slope": m["force_slope"],
+    }
+
+
+def build_summary(
+    material: str,
+    dft_metrics: Sequence[tuple[str, str, int, int]],
+    exafs_comparison: str | Path | None = None,
+) -> pd.DataFrame:
+    """Rows from ``(path, model, n_frames, seed)`` metric files, joined with the EXAFS scores."""
+    table = pd.DataFrame([dft_row(p, material, mo, n, s) for p, mo, n, s in dft_metrics])
+    if exafs_comparison is not None:
+        exafs = pd.read_csv(exafs_comparison)
+        exafs["material"] = exafs["material"].astype(str)
+        table = table.merge(exafs, on=KEYS, how="left", validate="one_to_one")
+    return table.sort_values(["model", "n_frames", "seed"]).reset_index(drop=True)

@@ -1,0 +1,32 @@
+# The per-material summary table joining both arms.
+
+
+def summary_inputs(wildcards):
+    inputs = {"dft": expand_runs(RUN + "/dft_metrics.json", wildcards.material)}
+    if has_experiment(wildcards.material):
+        inputs["exafs"] = f"results/{wildcards.material}/exafs/comparison.csv"
+    return inputs
+
+
+rule summary:
+    input:
+        unpack(summary_inputs),
+    output:
+        "results/{material}/summary.csv",
+    params:
+        runs=lambda wc: runs(wc.material),
+    log:
+        "results/{material}/logs/summary.log",
+    benchmark:
+        "results/{material}/benchmarks/summary.tsv"
+    conda:
+        "../../envs/plots.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    localrule: True
+    script:
+        "../scripts/summary.py"
+
+
+MATERIAL_TARGETS.append("results/{material}/summary.csv")
