@@ -23,9 +23,9 @@ include: "workflow/rules/summary.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_outputs(),
-    default_target: True
 
 
 onerror:

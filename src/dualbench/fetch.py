@@ -85,6 +85,9 @@ def fetch(source: Mapping[str, Any], dest: str | Path, mirror: str | Path | None
     expected = source.get("sha256")
     if mirror is None:
         mirror = os.environ.get(MIRROR_ENV) or None
+        if mirror is not None and not Path(mirror).is_dir():
+            log.warning("%s=%s is not a folder; ignoring it", MIRROR_ENV, mirror)
+            mirror = None
     with atomic_path(dest) as tmp:
         if "path" in source:
             local = Path(source["path"])

@@ -127,14 +127,17 @@ def refit_composition_model(model, frames: Sequence[Atoms]) -> dict[str, float]:
     symbols = sorted({s for a in frames for s in a.get_chemical_symbols()})
     preds = predict(model, frames, task="e")
     residual = np.array(
-        [a.get_potential_energy() / len(a) - float(p["e"]) for a, p in zip(frames, preds, strict=True)]
+        [
+            a.get_potential_energy() / len(a) - float(p["e"])
+            for a, p in zip(frames, preds, strict=True)
+        ]
     )
     fractions = np.array(
         [[a.get_chemical_symbols().count(s) / len(a) for s in symbols] for a in frames]
     )
     shift, *_ = np.linalg.lstsq(fractions, residual, rcond=None)
-    from ase.data import atomic_numbers
     import torch
+    from ase.data import atomic_numbers
 
     weight = model.composition_model.fc.weight
     with torch.no_grad():

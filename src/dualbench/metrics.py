@@ -40,7 +40,10 @@ def dft_metrics(model, frames: Sequence[Atoms], batch_size: int = 8) -> dict[str
     with_stress = has_stress(frames)
     preds = predict(model, frames, task="efs" if with_stress else "ef", batch_size=batch_size)
     e_err = np.array(
-        [float(p["e"]) - a.get_potential_energy() / len(a) for a, p in zip(frames, preds, strict=True)]
+        [
+            float(p["e"]) - a.get_potential_energy() / len(a)
+            for a, p in zip(frames, preds, strict=True)
+        ]
     )
     f_dft = np.concatenate([a.get_forces() for a in frames])
     f_pred = np.concatenate([np.asarray(p["f"], dtype=float) for p in preds])
@@ -86,9 +89,8 @@ def parity_table(model, frames: Sequence[Atoms], batch_size: int = 8):
         for j, sym in enumerate(a.get_chemical_symbols()):
             for c, axis in enumerate("xyz"):
                 rows.append((i, j, sym, axis, a.get_forces()[j, c], f_pred[j, c]))
-    return pd.DataFrame(
-        rows, columns=["frame", "atom", "element", "axis", "force_dft_eV_per_A", "force_pred_eV_per_A"]
-    )
+    columns = ["frame", "atom", "element", "axis", "force_dft_eV_per_A", "force_pred_eV_per_A"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def run_dft_metrics(

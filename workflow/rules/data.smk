@@ -4,17 +4,17 @@
 rule fetch_data:
     output:
         "resources/{material}/{role}/{filename}",
-    params:
-        source=lambda wc: source_of(wc.material, wc.role),
     log:
         "results/{material}/logs/fetch_data/{role}/{filename}.log",
     benchmark:
         "results/{material}/benchmarks/fetch_data/{role}/{filename}.tsv"
+    localrule: True
     conda:
         "../../envs/data.yaml"
     resources:
         mem_mb=1000,
         runtime=30,
-    localrule: True
+    params:
+        source=lambda wc: source_of(wc.material, wc.role),
     script:
         "../scripts/fetch_data.py"

@@ -13,10 +13,6 @@ rule prepare_frames:
         pool="results/{material}/dft/train_pool.extxyz",
         test="results/{material}/dft/test.extxyz",
         info="results/{material}/dft/frames.json",
-    params:
-        dft=lambda wc: config["materials"][wc.material]["dft"],
-        elements=lambda wc: material_elements(wc.material),
-        max_n=max(N_FRAMES),
     log:
         "results/{material}/logs/prepare_frames.log",
     benchmark:
@@ -26,6 +22,10 @@ rule prepare_frames:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        dft=lambda wc: config["materials"][wc.material]["dft"],
+        elements=lambda wc: material_elements(wc.material),
+        max_n=max(N_FRAMES),
     script:
         "../scripts/prepare_frames.py"
 
@@ -33,18 +33,18 @@ rule prepare_frames:
 rule vanilla_model:
     output:
         "results/{material}/{model}/n0/seed{seed}/model/model.json",
-    params:
-        model=lambda wc: config["models"][wc.model],
     log:
         "results/{material}/logs/vanilla_model/{model}_seed{seed}.log",
     benchmark:
         "results/{material}/benchmarks/vanilla_model/{model}_seed{seed}.tsv"
+    localrule: True
     conda:
         "../../envs/ml.yaml"
     resources:
         mem_mb=500,
         runtime=5,
-    localrule: True
+    params:
+        model=lambda wc: config["models"][wc.model],
     script:
         "../scripts/vanilla_model.py"
 
@@ -57,22 +57,22 @@ rule fine_tune:
         checkpoint=RUN + "/model/checkpoint.pth.tar",
         curve=RUN + "/model/training_curve.csv",
         frames=RUN + "/model/frame_ids.json",
-    wildcard_constraints:
-        n=r"[1-9]\d*",
-    params:
-        base=lambda wc: config["models"][wc.model],
-        settings=config["finetune"],
-        config_hash=CONFIG_HASH,
-    threads: 2
     log:
         LOGS + "/fine_tune/{model}_n{n}_seed{seed}.log",
     benchmark:
         BENCH + "/fine_tune/{model}_n{n}_seed{seed}.tsv"
+    wildcard_constraints:
+        n=r"[1-9]\d*",
     conda:
         "../../envs/ml.yaml"
+    threads: 2
     resources:
         mem_mb=8000,
         runtime=lambda wc: 30 + 2 * int(wc.n),
+    params:
+        base=lambda wc: config["models"][wc.model],
+        settings=config["finetune"],
+        config_hash=CONFIG_HASH,
     script:
         "../scripts/fine_tune.py"
 
@@ -83,19 +83,19 @@ rule dft_metrics:
         test="results/{material}/dft/test.extxyz",
     output:
         RUN + "/dft_metrics.json",
-    params:
-        device=config["finetune"]["device"],
-        config_hash=CONFIG_HASH,
-    threads: 2
     log:
         LOGS + "/dft_metrics/{model}_n{n}_seed{seed}.log",
     benchmark:
         BENCH + "/dft_metrics/{model}_n{n}_seed{seed}.tsv"
     conda:
         "../../envs/ml.yaml"
+    threads: 2
     resources:
         mem_mb=6000,
         runtime=30,
+    params:
+        device=config["finetune"]["device"],
+        config_hash=CONFIG_HASH,
     script:
         "../scripts/dft_metrics.py"
 

@@ -13,18 +13,18 @@ rule summary:
         unpack(summary_inputs),
     output:
         "results/{material}/summary.csv",
-    params:
-        runs=lambda wc: runs(wc.material),
     log:
         "results/{material}/logs/summary.log",
     benchmark:
         "results/{material}/benchmarks/summary.tsv"
+    localrule: True
     conda:
         "../../envs/plots.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
-    localrule: True
+    params:
+        runs=lambda wc: runs(wc.material),
     script:
         "../scripts/summary.py"
 

@@ -6,9 +6,11 @@ from dualbench.io import write_csv
 from dualbench.summary import build_summary
 
 runs = snakemake.params.runs
-table = build_summary(
-    snakemake.wildcards.material,
-    [(path, r["model"], r["n"], r["seed"]) for path, r in zip(snakemake.input.dft, runs)],
-    snakemake.input.get("exafs"),
+metrics = [
+    (path, run["model"], run["n"], run["seed"])
+    for path, run in zip(snakemake.input.dft, runs, strict=True)
+]
+write_csv(
+    snakemake.output[0],
+    build_summary(snakemake.wildcards.material, metrics, snakemake.input.get("exafs")),
 )
-write_csv(snakemake.output[0], table)

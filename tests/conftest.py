@@ -1,0 +1,51 @@
+"""Shared fixtures: the repository, the public data mirror, small real DFT frames."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_mirror() -> Path:
+    """The offline mirror of public data: $DUALBENCH_DATA_MIRROR or ../shared/data."""
+    env = os.environ.get("DUALBENCH_DATA_MIRROR")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    path = data_mirror()
+    if not (path / "README.md").is_file():
+        pytest.skip(f"public data mirror not found at {path} (set DUALBENCH_DATA_MIRROR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def snap_dir(mirror: Path) -> Path:
+    return mirror / "dft" / "W_bcc_snap"
+
+
+@pytest.fixture(scope="session")
+def w_test_frames(snap_dir: Path):
+    """The 30 held-out SNAP W frames (54 atoms, VASP PBE) in the internal form."""
+    from dualbench.data import read_frames
+
+    return read_frames(snap_dir / "W_Test.json", "pymatgen-json", ["W"])
+
+
+@pytest.fixture(scope="session")
+def vanilla_chgnet():
+    """Pretrained CHGNet 0.3.0, loaded offline from the chgnet package."""
+    from dualbench.models import load_model, set_threads
+
+    set_threads(2)
+    return load_model("chgnet", "cpu")

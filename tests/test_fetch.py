@@ -1,0 +1,113 @@
+"""Data sources: mirror hits, checksum mismatches, missing sources; nothing half-written."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dualbench.fetch import FetchError, fetch, find_in_mirror, source_filename
+
+W_XDI_SHA = "b2e50a289e34699288aae791de779a4883fa2a47d67d99a105e58d83066b0aed"
+UNREACHABLE = "http://127.0.0.1:9/W_metal_rt_01.xdi"  # discard port on loopback: refused
+
+
+def _leftovers(folder):
+    return [p.name for p in folder.iterdir()] if folder.exists() else []
+
+
+def test_mirror_hit_copies_the_file(mirror, tmp_path):
+    dest = tmp_path / "out" / "W_metal_rt_01.xdi"
+    source = {"url": UNREACHABLE, "sha256": W_XDI_SHA, "format": "xdi"}
+    fetch(source, dest, mirror=mirror)
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == W_XDI_SHA
+    assert _leftovers(dest.parent) == ["W_metal_rt_01.xdi"]
+
+
+def test_mirror_found_by_checksum_not_name(tmp_path):
+    mirror = tmp_path / "mirror" / "deep"
+    mirror.mkdir(parents=True)
+    (mirror / "renamed.bin").write_bytes(b"payload")
+    (mirror / "other.bin").write_bytes(b"other")
+    sha = hashlib.sha256(b"payload").hexdigest()
+    assert find_in_mirror(tmp_path / "mirror", sha, "wanted.bin") == mirror / "renamed.bin"
+    assert find_in_mirror(tmp_path / "mirror", "0" * 64) is None
+
+
+def test_checksum_mismatch_leaves_nothing(tmp_path):
+    src = tmp_path / "data.txt"
+    src.write_text("real content")
+    dest = tmp_path / "out" / "data.txt"
+    with pytest.raises(FetchError, match="checksum mismatch.*was not written"):
+        fetch({"url": src.as_uri(), "sha256": "0" * 64, "format": "ascii"}, dest, mirror=None)
+    assert not dest.exists()
+    assert _leftovers(dest.parent) == []
+
+
+def test_file_url_download_with_checksum(tmp_path):
+    src = tmp_path / "data.txt"
+    src.write_text("real content")
+    sha = hashlib.sha256(b"real content").hexdigest()
+    dest = tmp_path / "out" / "copy.txt"
+    fetch({"url": src.as_uri(), "sha256": sha, "format": "ascii"}, dest, mirror=None)
+    assert dest.read_text() == "real content"
+
+
+def test_missing_source_names_url_and_mirror(tmp_path, monkeypatch):
+    monkeypatch.delenv("DUALBENCH_DATA_MIRROR", raising=False)
+    dest = tmp_path / "out" / "W_metal_rt_01.xdi"
+    with pytest.raises(FetchError, match=r"could not download http://127\.0\.0\.1:9/.*"
+                                         r"DUALBENCH_DATA_MIRROR"):
+        fetch({"url": UNREACHABLE, "sha256": W_XDI_SHA, "format": "xdi"}, dest)
+    assert not dest.exists()
+    assert _leftovers(dest.parent) == []
+
+
+def test_mirror_without_the_file_falls_back_to_url(tmp_path):
+    empty = tmp_path / "empty_mirror"
+    empty.mkdir()
+    with pytest.raises(FetchError, match="could not download"):
+        fetch({"url": UNREACHABLE, "sha256": W_XDI_SHA, "format": "xdi"},
+              tmp_path / "x.xdi", mirror=empty)
+
+
+def test_mirror_env_variable_is_used(mirror, tmp_path, monkeypatch):
+    monkeypatch.setenv("DUALBENCH_DATA_MIRROR", str(mirror))
+    dest = tmp_path / "W.xdi"
+    fetch({"url": UNREACHABLE, "sha256": W_XDI_SHA, "format": "xdi"}, dest)
+    assert dest.is_file()
+
+
+def test_local_path_source(tmp_path):
+    src = tmp_path / "frames.xyz"
+    src.write_text("x")
+    fetch({"path": str(src), "format": "extxyz"}, tmp_path / "copy.xyz")
+    with pytest.raises(FetchError, match="does not exist"):
+        fetch({"path": str(tmp_path / "nope.xyz"), "format": "extxyz"}, tmp_path / "c2.xyz")
+
+
+def test_source_filename():
+    assert source_filename({"url": "https://host/a/b/W%20Test.json"}) == "W Test.json"
+    assert source_filename({"path": "data/frames.xyz"}) == "frames.xyz"
+
+
+def test_cli_fetch(mirror, tmp_path):
+    dest = tmp_path / "W.xdi"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dualbench", "fetch", "--url", UNREACHABLE,
+         "--sha256", W_XDI_SHA, "--out", str(dest), "--mirror", str(mirror)],
+        capture_output=True, text=True, env={**os.environ},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert dest.is_file()
+    bad = subprocess.run(
+        [sys.executable, "-m", "dualbench", "fetch", "--url", UNREACHABLE,
+         "--sha256", "1" * 64, "--out", str(tmp_path / "bad.xdi"), "--mirror", str(mirror)],
+        capture_output=True, text=True,
+    )
+    assert bad.returncode == 2
+    assert "could not download" in bad.stderr
+    assert not (tmp_path / "bad.xdi").exists()

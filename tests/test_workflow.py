@@ -1,0 +1,110 @@
+"""The Snakemake workflow: the DAG of the default study, the fetch rule, config refusal."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+
+def snakemake(repo, workdir, *args, mirror=None, check=True):
+    env = {**os.environ}
+    if mirror is not None:
+        env["DUALBENCH_DATA_MIRROR"] = str(mirror)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"),
+         "--directory", str(workdir), *args],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run as {rule: count}."""
+    table = output.split("Job stats:", 1)[1]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        counts[match[1]] = int(match[2])
+    return counts
+
+
+def test_dry_run_default_study(repo, tmp_path):
+    proc = snakemake(repo, tmp_path, "-n", "--configfile", str(repo / "config" / "config.yaml"))
+    counts = job_counts(proc.stdout)
+    n_runs = 3  # config.yaml: N in {0, 2, 10}, one seed, one model
+    assert counts["fetch_data"] == 3
+    assert counts["prepare_frames"] == 1
+    assert counts["vanilla_model"] == 1
+    assert counts["fine_tune"] == n_runs - 1
+    assert counts["dft_metrics"] == n_runs
+    assert counts["summary"] == 1
+
+
+def test_bad_config_stops_before_any_job(repo, tmp_path):
+    text = (repo / "config" / "config.yaml").read_text()
+    bad = tmp_path / "hot.yaml"
+    bad.write_text(text.replace("temperature_K: 300", "temperature_K: hot"))
+    proc = snakemake(repo, tmp_path, "-n", "--configfile", str(bad), check=False)
+    assert proc.returncode != 0
+    assert "materials.W.temperature_K: 'hot' is not of type 'number'" in proc.stderr + proc.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_configfile_replaces_default(repo, tmp_path):
+    """A study config given with --configfile does not inherit config/config.yaml's keys."""
+    cfg = tmp_path / "tiny.yaml"
+    text = (repo / "config" / "test.yaml").read_text().replace("  W:\n", "  Wx:\n", 1)
+    cfg.write_text(text)
+    proc = snakemake(repo, tmp_path, "-n", "--configfile", str(cfg))
+    assert "results/Wx/" in proc.stdout
+    assert "results/W/" not in proc.stdout
+
+
+def test_fetch_rule_uses_mirror_and_checks_sha(repo, mirror, tmp_path):
+    target = "resources/W/experiment/W_metal_rt_01.xdi"
+    snakemake(repo, tmp_path, target, "--cores", "1", "--configfile",
+              str(repo / "config" / "test.yaml"), mirror=mirror)
+    data = (tmp_path / target).read_bytes()
+    assert hashlib.sha256(data).hexdigest().startswith("b2e50a28")
+    assert (tmp_path / "results/W/logs/fetch_data/experiment/W_metal_rt_01.xdi.log").is_file()
+    assert (tmp_path / "results/W/benchmarks/fetch_data/experiment/W_metal_rt_01.xdi.tsv").is_file()
+
+
+def test_fetch_rule_refuses_wrong_checksum(repo, mirror, tmp_path):
+    text = (repo / "config" / "test.yaml").read_text()
+    wrong = text.replace("b2e50a289e34699288aae791de779a4883fa2a47d67d99a105e58d83066b0aed",
+                         "f" * 64)
+    cfg = tmp_path / "wrong.yaml"
+    cfg.write_text(wrong)
+    target = "resources/W/experiment/W_metal_rt_01.xdi"
+    env_mirror = tmp_path / "only_xdi"
+    env_mirror.mkdir()
+    (env_mirror / "W_metal_rt_01.xdi").write_bytes(
+        (mirror / "exafs/W_L3_foil/W_metal_rt_01.xdi").read_bytes()
+    )
+    proc = snakemake(repo, tmp_path, target, "--cores", "1", "--configfile", str(cfg),
+                     mirror=env_mirror, check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / "results/W/logs/fetch_data/experiment/W_metal_rt_01.xdi.log").read_text()
+    assert "could not download" in log  # not in the mirror under that checksum, no network
+    assert not (tmp_path / target).exists()
+
+
+@pytest.mark.parametrize("rules_file", ["data", "dft", "summary"])
+def test_every_rule_has_log_benchmark_conda_resources(repo, rules_file):
+    text = (repo / "workflow" / "rules" / f"{rules_file}.smk").read_text()
+    rules = re.split(r"\nrule ", text)[1:]
+    assert rules
+    for rule in rules:
+        name = rule.split(":", 1)[0]
+        for directive in ("log:", "benchmark:", "conda:", "resources:"):
+            assert directive in rule, f"rule {name} lacks {directive}"
