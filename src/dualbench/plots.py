@@ -1,0 +1,240 @@
+"""Figures of the study: Fig. 2 (FT of experiment vs vanilla vs fine-tuned MD), Fig. 3 (EXAFS
+MSE and force MAE against N) and diagnostics (force parity, EXAFS convergence, sigma^2 per
+shell against N).
+
+Every figure is written as PNG and PDF with the plotted numbers beside it as CSV
+(``<stem>.png``, ``<stem>.pdf``, ``<stem>.csv``).  Curves differ by line style and marker as
+well as colour, so the figures read in greyscale.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dualbench.io import atomic_path, write_csv
+
+log = logging.getLogger(__name__)
+
+STYLES = [
+    {"color": "0.0", "linestyle": "-", "marker": None},
+    {"color": "#d62728", "linestyle": "--", "marker": None},
+    {"color": "#1f77b4", "linestyle": "-.", "marker": None},
+    {"color": "#2ca02c", "linestyle": ":", "marker": None},
+    {"color": "#9467bd", "linestyle": (0, (5, 1, 1, 1, 1, 1)), "marker": None},
+]
+MARKERS = ["o", "s", "^", "D", "v", "P"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 10, "axes.linewidth": 0.8, "figure.dpi": 150})
+    return plt
+
+
+def save_figure(fig, stem: str | Path, table: pd.DataFrame) -> list[Path]:
+    """Write ``stem``.png, .pdf and .csv atomically; returns the paths."""
+    stem = Path(stem)
+    paths = []
+    for suffix in (".png", ".pdf"):
+        target = stem.with_suffix(suffix)
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=suffix[1:], bbox_inches="tight")
+        paths.append(target)
+    write_csv(stem.with_suffix(".csv"), table)
+    paths.append(stem.with_suffix(".csv"))
+    _pyplot().close(fig)
+    log.info("wrote %s.{png,pdf,csv}", stem)
+    return paths
+
+
+def _kweighted(frame: pd.DataFrame, kweight: int) -> np.ndarray:
+    return frame["chi"].to_numpy() * frame["k"].to_numpy() ** kweight
+
+
+def fig2(
+    curves: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]],
+    stem: str | Path,
+    kweight: int = 2,
+    title: str = "",
+    rmax_plot: float = 6.0,
+    note: str | None = None,
+) -> list[Path]:
+    """|chi(R)| of k^w-weighted chi(k) for each labelled curve, with a k-space panel.
+
+    ``curves`` maps a label (``experiment``, ``vanilla (N=0)``, ``fine-tuned (N=50)``) to
+    its (chi_k, chi_r) tables: columns ``k, chi`` and ``r, chir_mag``.  All curves must
+    come from the same Fourier transform; ``note`` is printed on the figure (e.g. that no
+    experiment was given).
+    """
+    plt = _pyplot()
+    fig, (ax_k, ax_r) = plt.subplots(1, 2, figsize=(9.0, 3.6))
+    rows = []
+    for i, (label, (chi_k, chi_r)) in enumerate(curves.items()):
+        style = STYLES[i % len(STYLES)]
+        kchi = _kweighted(chi_k, kweight)
+        ax_k.plot(chi_k["k"], kchi, label=label, lw=1.2, **style)
+        keep = chi_r["r"] <= rmax_plot
+        ax_r.plot(chi_r["r"][keep], chi_r["chir_mag"][keep], label=label, lw=1.4, **style)
+        rows += [("k", label, k, v) for k, v in zip(chi_k["k"], kchi, strict=True)]
+        rows += [("R", label, r, v) for r, v in zip(chi_r["r"], chi_r["chir_mag"], strict=True)]
+    ax_k.set_xlabel(r"$k$ (Å$^{-1}$)")
+    ax_k.set_ylabel(rf"$k^{kweight}\chi(k)$ (Å$^{{-{kweight}}}$)")
+    ax_r.set_xlabel(r"$R$ (Å)")
+    ax_r.set_ylabel(rf"$|\mathrm{{FT}}(k^{kweight}\chi)|$ (Å$^{{-{kweight + 1}}}$)")
+    ax_r.set_xlim(0, rmax_plot)
+    ax_r.legend(frameon=False, fontsize=8)
+    if note:
+        ax_r.text(0.98, 0.02, note, transform=ax_r.transAxes, ha="right", va="bottom",
+                  fontsize=8, style="italic")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, stem, pd.DataFrame(rows, columns=["space", "curve", "x", "y"]))
+
+
+def _by_n(summary: pd.DataFrame, column: str) -> pd.DataFrame:
+    data = summary.dropna(subset=[column])
+    grouped = data.groupby("n_frames")[column]
+    out = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1).fillna(0.0),
+                        "n_seeds": grouped.count()})
+    return out.reset_index()
+
+
+def fig3(
+    summary: pd.DataFrame,
+    stem: str | Path,
+    exafs_column: str = "exafs_mse_k",
+    force_column: str = "force_mae",
+    title: str = "",
+) -> list[Path]:
+    """EXAFS MSE (left axis) and force MAE (right axis, meV/Å) against N, mean ± std over seeds.
+
+    The x axis is symmetric-log so that N = 0 (the vanilla model) sits on it.
+    """
+    plt = _pyplot()
+    fig, ax_left = plt.subplots(figsize=(5.2, 3.8))
+    ax_right = ax_left.twinx()
+    table = []
+    handles = []
+    if exafs_column in summary and summary[exafs_column].notna().any():
+        ex = _by_n(summary, exafs_column)
+        handles.append(ax_left.errorbar(
+            ex["n_frames"], ex["mean"], yerr=ex["std"], color="0.0", marker="o", ls="-",
+            capsize=3, label="EXAFS MSE (left)"))
+        ax_left.set_ylabel("EXAFS MSE of $k^w\\chi(k)$")
+        table.append(ex.assign(quantity=exafs_column))
+    else:
+        ax_left.text(0.5, 0.5, "no experiment given:\nEXAFS MSE not scored",
+                     transform=ax_left.transAxes, ha="center", va="center", style="italic")
+        ax_left.set_yticks([])
+    fm = _by_n(summary, force_column)
+    handles.append(ax_right.errorbar(
+        fm["n_frames"], fm["mean"], yerr=fm["std"], color="#d62728", marker="s", ls="--",
+        capsize=3, label="force MAE (right)"))
+    ax_right.set_ylabel("force MAE (meV/Å)", color="#d62728")
+    ax_right.tick_params(axis="y", colors="#d62728")
+    table.append(fm.assign(quantity=force_column))
+    ax_left.set_xscale("symlog", linthresh=1.0)
+    ns = sorted(summary["n_frames"].unique())
+    ax_left.set_xticks(ns)
+    ax_left.set_xticklabels([str(n) for n in ns])
+    ax_left.set_xlabel("DFT frames used for fine-tuning, N (0 = vanilla)")
+    ax_left.legend(handles=handles, frameon=False, fontsize=8, loc="upper right")
+    if title:
+        ax_left.set_title(title)
+    fig.tight_layout()
+    frame = pd.concat(table, ignore_index=True)[["quantity", "n_frames", "mean", "std", "n_seeds"]]
+    return save_figure(fig, stem, frame)
+
+
+def parity(tables: Mapping[str, pd.DataFrame], stem: str | Path, title: str = "") -> list[Path]:
+    """Predicted against DFT force components for each labelled model, with fitted slopes.
+
+    Each table has columns ``force_dft_eV_per_A`` and ``force_pred_eV_per_A``.
+    """
+    from dualbench.metrics import parity_slope
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    rows, lim = [], 0.0
+    for i, (label, t) in enumerate(tables.items()):
+        ref, pred = t["force_dft_eV_per_A"].to_numpy(), t["force_pred_eV_per_A"].to_numpy()
+        slope = parity_slope(pred, ref)
+        ax.scatter(ref, pred, s=6, marker=MARKERS[i % len(MARKERS)], alpha=0.5,
+                   color=STYLES[i % len(STYLES)]["color"], label=f"{label} (slope {slope:.2f})")
+        lim = max(lim, float(np.abs(ref).max()), float(np.abs(pred).max()))
+        rows.append(t.assign(model=label, slope=slope))
+    ax.plot([-lim, lim], [-lim, lim], color="0.5", lw=0.8, ls=":", label="ideal")
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xlabel("DFT force component (eV/Å)")
+    ax.set_ylabel("predicted force component (eV/Å)")
+    ax.legend(frameon=False, fontsize=8, loc="upper left")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, stem, pd.concat(rows, ignore_index=True))
+
+
+def convergence(tables: Mapping[str, pd.DataFrame], stem: str | Path, value: str,
+                ylabel: str, title: str = "") -> list[Path]:
+    """A convergence record (``n_snapshots`` against ``value``) for each labelled run."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    rows = []
+    for i, (label, t) in enumerate(tables.items()):
+        style = STYLES[i % len(STYLES)]
+        ax.plot(t["n_snapshots"], t[value], label=label, lw=1.2,
+                marker=MARKERS[i % len(MARKERS)], ms=3,
+                **{k: v for k, v in style.items() if k != "marker"})
+        rows.append(t[["n_snapshots", value]].assign(run=label))
+    ax.set_xlabel("snapshots averaged")
+    ax.set_ylabel(ylabel)
+    ax.legend(frameon=False, fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, stem, pd.concat(rows, ignore_index=True))
+
+
+def sigma2_vs_n(table: pd.DataFrame, stem: str | Path, shells: Sequence[int] = (1, 2),
+                title: str = "") -> list[Path]:
+    """MD sigma^2 (Å^2) of the first absorber shells against N (mean ± std over seeds).
+
+    ``table`` has columns ``n_frames, seed, shell, r_ideal_A, sigma2_A2``.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    rows = []
+    for i, shell in enumerate(shells):
+        sub = table[table["shell"] == shell]
+        if sub.empty:
+            continue
+        g = sub.groupby("n_frames")["sigma2_A2"]
+        agg = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1).fillna(0.0)}).reset_index()
+        r = float(sub["r_ideal_A"].iloc[0])
+        ax.errorbar(agg["n_frames"], agg["mean"], yerr=agg["std"], capsize=3,
+                    marker=MARKERS[i % len(MARKERS)], color=STYLES[i % len(STYLES)]["color"],
+                    ls=STYLES[i % len(STYLES)]["linestyle"], label=f"shell {shell} ({r:.2f} Å)")
+        rows.append(agg.assign(shell=shell, r_ideal_A=r))
+    ax.set_xscale("symlog", linthresh=1.0)
+    ns = sorted(table["n_frames"].unique())
+    ax.set_xticks(ns)
+    ax.set_xticklabels([str(n) for n in ns])
+    ax.set_xlabel("DFT frames used for fine-tuning, N (0 = vanilla)")
+    ax.set_ylabel(r"MD $\sigma^2$ (Å$^2$)")
+    ax.legend(frameon=False, fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, stem, pd.concat(rows, ignore_index=True) if rows else table)

@@ -1,0 +1,87 @@
+"""Figures render from small tables, with PNG, PDF and the plotted numbers as CSV."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dualbench import plots
+
+
+def _chi(amplitude, sigma2):
+    k = np.arange(0, 16.01, 0.05)
+    chi = amplitude * np.exp(-2 * sigma2 * k**2) * np.sin(2 * 2.74 * k) / np.maximum(k, 0.5) ** 2
+    r = np.arange(0, 8, 0.03)
+    mag = amplitude * 0.01 / (0.01 + sigma2) * np.exp(-((r - 2.5) ** 2) / (0.02 + sigma2))
+    return pd.DataFrame({"k": k, "chi": chi}), pd.DataFrame({"r": r, "chir_mag": mag})
+
+
+def _check(paths, stem):
+    assert [p.name for p in paths] == [f"{stem.name}.png", f"{stem.name}.pdf", f"{stem.name}.csv"]
+    png, pdf, csv = paths
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    return pd.read_csv(csv)
+
+
+def test_fig2(tmp_path):
+    curves = {"experiment": _chi(1.0, 0.003), "vanilla (N=0)": _chi(1.0, 0.008),
+              "fine-tuned (N=50)": _chi(1.0, 0.0035)}
+    table = _check(plots.fig2(curves, tmp_path / "fig2", kweight=2, title="W L3"),
+                   tmp_path / "fig2")
+    assert set(table["curve"]) == set(curves)
+    assert set(table["space"]) == {"k", "R"}
+    r_vanilla = table[(table.curve == "vanilla (N=0)") & (table.space == "R")]["y"].max()
+    r_exp = table[(table.curve == "experiment") & (table.space == "R")]["y"].max()
+    assert r_vanilla < r_exp  # more disorder, lower FT peak: what the plot shows
+
+
+def _summary(with_exafs=True):
+    rows = []
+    for n, mse, fmae in [(0, 0.16, 500), (2, 0.12, 300), (10, 0.07, 120), (50, 0.06, 80)]:
+        for seed, jitter in [(0, 1.0), (1, 1.1)]:
+            row = {"material": "W", "model": "chgnet", "n_frames": n, "seed": seed,
+                   "force_mae": fmae * jitter, "force_slope": 0.6}
+            if with_exafs:
+                row["exafs_mse_k"] = mse * jitter
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_fig3_mean_and_spread_over_seeds(tmp_path):
+    table = _check(plots.fig3(_summary(), tmp_path / "fig3"), tmp_path / "fig3")
+    force = table[table.quantity == "force_mae"].set_index("n_frames")
+    assert force.loc[0, "mean"] == pytest.approx(525.0)
+    assert force.loc[0, "std"] == pytest.approx(np.std([500, 550], ddof=1))
+    assert list(force["n_seeds"]) == [2, 2, 2, 2]
+    assert set(table.quantity) == {"exafs_mse_k", "force_mae"}
+
+
+def test_fig3_without_experiment(tmp_path):
+    table = _check(plots.fig3(_summary(with_exafs=False), tmp_path / "fig3"), tmp_path / "fig3")
+    assert set(table.quantity) == {"force_mae"}
+
+
+def test_parity(tmp_path):
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=300)
+    tables = {
+        "vanilla": pd.DataFrame({"force_dft_eV_per_A": ref, "force_pred_eV_per_A": 0.6 * ref}),
+        "N=50": pd.DataFrame({"force_dft_eV_per_A": ref, "force_pred_eV_per_A": 0.98 * ref}),
+    }
+    table = _check(plots.parity(tables, tmp_path / "parity"), tmp_path / "parity")
+    slopes = table.groupby("model")["slope"].first()
+    assert slopes["vanilla"] == pytest.approx(0.6)
+    assert slopes["N=50"] == pytest.approx(0.98)
+
+
+def test_convergence_and_sigma2(tmp_path):
+    conv = pd.DataFrame({"n_snapshots": [1, 2, 3, 4], "rfactor_to_final": [0.1, 0.04, 0.01, 0]})
+    table = _check(plots.convergence({"N=0": conv}, tmp_path / "conv", "rfactor_to_final",
+                                     "R-factor to the final average"), tmp_path / "conv")
+    assert len(table) == 4
+    s2 = pd.DataFrame({"n_frames": [0, 0, 10, 10], "seed": [0, 1, 0, 1], "shell": [1, 1, 1, 1],
+                       "r_ideal_A": [2.74] * 4, "sigma2_A2": [0.006, 0.0062, 0.003, 0.0031]})
+    table = _check(plots.sigma2_vs_n(s2, tmp_path / "sigma2"), tmp_path / "sigma2")
+    assert table.set_index("n_frames").loc[10, "mean"] == pytest.approx(0.00305)
