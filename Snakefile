@@ -14,12 +14,16 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/dft.smk"
 include: "workflow/rules/md.smk"
 include: "workflow/rules/exafs.smk"
 include: "workflow/rules/summary.smk"
+include: "workflow/rules/plots.smk"
 
 
 rule all:

@@ -31,7 +31,11 @@ def test_parity_slope():
 
 def test_vanilla_chgnet_is_soft_on_held_out_frames(vanilla_chgnet, w_test_frames):
     """Vanilla CHGNet 0.3.0 underestimates W forces (slope about 0.6 on SNAP W_Test)."""
-    m = dft_metrics(vanilla_chgnet, w_test_frames[:4])
+    m, parity = dft_metrics(vanilla_chgnet, w_test_frames[:4])
+    assert len(parity) == 216 * 3
+    assert parity_slope(parity["force_pred_eV_per_A"], parity["force_dft_eV_per_A"]) == (
+        pytest.approx(m["force_slope"])
+    )
     assert m["n_frames"] == 4 and m["n_atoms"] == 216
     assert 0.4 < m["force_slope"] < 0.8
     assert 0.2 < m["force_mae_eV_per_A"] < 0.9
@@ -89,9 +93,9 @@ def test_short_finetune_lowers_training_force_error(snap_dir, tmp_path, vanilla_
     spec = read_model_spec(model_json)
     assert spec.n_frames == 2 and spec.seed == 0 and spec.checkpoint.endswith(".pth.tar")
 
-    before = dft_metrics(vanilla_chgnet, frames)["force_mae_eV_per_A"]
+    before = dft_metrics(vanilla_chgnet, frames)[0]["force_mae_eV_per_A"]
     tuned = load_model(model_json, "cpu")
-    after = dft_metrics(tuned, frames)["force_mae_eV_per_A"]
+    after = dft_metrics(tuned, frames)[0]["force_mae_eV_per_A"]
     assert after < before - 0.01, (before, after)
     curve = (out / "training_curve.csv").read_text().splitlines()
     assert curve[0].startswith("epoch,train_energy_mae_eV_per_atom,train_force_mae_eV_per_A")

@@ -85,3 +85,36 @@ def test_convergence_and_sigma2(tmp_path):
                        "r_ideal_A": [2.74] * 4, "sigma2_A2": [0.006, 0.0062, 0.003, 0.0031]})
     table = _check(plots.sigma2_vs_n(s2, tmp_path / "sigma2"), tmp_path / "sigma2")
     assert table.set_index("n_frames").loc[10, "mean"] == pytest.approx(0.00305)
+
+
+def test_cli_plot_fig2_and_fig3(tmp_path):
+    import subprocess
+    import sys
+
+    for name, (amp, s2) in {"exp": (1.0, 0.003), "van": (1.0, 0.008)}.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        chi_k, chi_r = _chi(amp, s2)
+        chi_k.to_csv(folder / "chi_k.csv", index=False)
+        chi_r.to_csv(folder / "chi_r.csv", index=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dualbench", "plot", "fig2", "--experiment", str(tmp_path / "exp"),
+         "--simulation", f"vanilla={tmp_path / 'van'}", "--out", str(tmp_path / "f2")],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert set(pd.read_csv(tmp_path / "f2.csv")["curve"]) == {"experiment", "vanilla"}
+    _summary().to_csv(tmp_path / "summary.csv", index=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dualbench", "plot", "fig3", "--summary",
+         str(tmp_path / "summary.csv"), "--out", str(tmp_path / "f3")],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "f3.png").is_file() and (tmp_path / "f3.pdf").is_file()
+    bad = subprocess.run(
+        [sys.executable, "-m", "dualbench", "plot", "fig2", "--simulation", "nolabel",
+         "--out", str(tmp_path / "x")],
+        capture_output=True, text=True,
+    )
+    assert bad.returncode == 2 and "expected LABEL=FOLDER" in bad.stderr

@@ -137,6 +137,12 @@ def _check_semantics(config: Mapping[str, Any], source: str) -> None:
         raise ConfigError(
             source, "md.snapshot_every", "exceeds md.production_steps: no snapshot would be saved"
         )
+    sweep, plots = config["sweep"], config["plots"]
+    missing = sorted(set(plots["fig2_n_frames"]) - set(sweep["n_frames"]))
+    if missing:
+        raise ConfigError(source, "plots.fig2_n_frames", f"{missing} not in sweep.n_frames")
+    if plots["seed"] is not None and plots["seed"] not in sweep["seeds"]:
+        raise ConfigError(source, "plots.seed", f"{plots['seed']} is not in sweep.seeds")
     for name, material in config["materials"].items():
         symbols = material["structure"].get("symbols")
         if symbols is not None:

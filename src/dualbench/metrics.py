@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from ase import Atoms
 
 from dualbench.data import ase_stress_to_gpa_matrix, has_stress
@@ -27,12 +28,15 @@ def parity_slope(predicted: np.ndarray, reference: np.ndarray) -> float:
     return float(predicted @ reference) / denom
 
 
-def dft_metrics(model, frames: Sequence[Atoms], batch_size: int = 8) -> dict[str, Any]:
+def dft_metrics(
+    model, frames: Sequence[Atoms], batch_size: int = 8
+) -> tuple[dict[str, Any], pd.DataFrame]:
     """Errors of a loaded CHGNet ``model`` on DFT ``frames`` (internal form).
 
     Energies per atom (eV/atom), force components (eV/Å), stress Voigt components (GPa,
     only when every frame has a stress).  ``energy_mae_offset_removed`` drops the mean
-    per-atom energy error first, which a different DFT setup shifts.
+    per-atom energy error first, which a different DFT setup shifts.  Returns the metrics
+    and the per-component force parity table (frame, atom, element, axis, DFT, predicted).
     """
     from dualbench.finetune import predict
 
@@ -73,24 +77,16 @@ def dft_metrics(model, frames: Sequence[Atoms], batch_size: int = 8) -> dict[str
         len(frames), result["force_mae_eV_per_A"], result["force_slope"],
         result["energy_mae_eV_per_atom"], time.perf_counter() - start,
     )
-    return result
-
-
-def parity_table(model, frames: Sequence[Atoms], batch_size: int = 8):
-    """Per-component DFT and predicted forces (eV/Å) as a DataFrame, for parity plots."""
-    import pandas as pd
-
-    from dualbench.finetune import predict
-
-    preds = predict(model, frames, task="ef", batch_size=batch_size)
-    rows = []
-    for i, (a, p) in enumerate(zip(frames, preds, strict=True)):
-        f_pred = np.asarray(p["f"], dtype=float)
-        for j, sym in enumerate(a.get_chemical_symbols()):
-            for c, axis in enumerate("xyz"):
-                rows.append((i, j, sym, axis, a.get_forces()[j, c], f_pred[j, c]))
-    columns = ["frame", "atom", "element", "axis", "force_dft_eV_per_A", "force_pred_eV_per_A"]
-    return pd.DataFrame(rows, columns=columns)
+    n_atoms = [len(a) for a in frames]
+    parity = pd.DataFrame({
+        "frame": np.repeat(np.arange(len(frames)), np.multiply(n_atoms, 3)),
+        "atom": np.concatenate([np.repeat(np.arange(n), 3) for n in n_atoms]),
+        "element": np.repeat(symbols, 3),
+        "axis": np.tile(list("xyz"), len(f_dft)),
+        "force_dft_eV_per_A": f_dft.ravel(),
+        "force_pred_eV_per_A": f_pred.ravel(),
+    })
+    return result, parity
 
 
 def run_dft_metrics(
@@ -100,15 +96,21 @@ def run_dft_metrics(
     frames_format: str | None = None,
     device: str = "auto",
     provenance_extra: dict[str, Any] | None = None,
+    parity_out: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate MODEL (``chgnet``, a model.json or a checkpoint) on a frames file; write JSON."""
+    """Evaluate MODEL (``chgnet``, a model.json or a checkpoint) on a frames file.
+
+    Writes the metrics JSON to ``out`` and, with ``parity_out``, the force parity table CSV.
+    """
     from dualbench.data import read_frames
-    from dualbench.io import provenance, write_json
+    from dualbench.io import provenance, write_csv, write_json
     from dualbench.models import load_model, parse_model_arg
 
     spec = parse_model_arg(model)
     frames = read_frames(frames_file, frames_format)
-    result = dft_metrics(load_model(spec, device), frames)
+    result, parity = dft_metrics(load_model(spec, device), frames)
+    if parity_out is not None:
+        write_csv(parity_out, parity)
     result["model"] = {"kind": spec.kind, "weights": spec.weights, "checkpoint": spec.checkpoint,
                        "n_frames": spec.n_frames, "seed": spec.seed}
     result["frames_file"] = str(frames_file)

@@ -238,3 +238,46 @@ def sigma2_vs_n(table: pd.DataFrame, stem: str | Path, shells: Sequence[int] = (
         ax.set_title(title)
     fig.tight_layout()
     return save_figure(fig, stem, pd.concat(rows, ignore_index=True) if rows else table)
+
+
+# --- figures from the workflow's files (used by the rules and the CLI) ---------------------
+
+
+def fig2_from_files(
+    simulations: Sequence[tuple[str, str | Path]],
+    stem: str | Path,
+    experiment: str | Path | None = None,
+    kweight: int = 2,
+    title: str = "",
+) -> list[Path]:
+    """Fig. 2 from folders holding ``chi_k.csv`` and ``chi_r.csv``.
+
+    ``simulations`` are (label, folder) pairs; ``experiment`` is the experiment's folder
+    or None, in which case the figure says that no experiment was given.
+    """
+    curves = {}
+    if experiment is not None:
+        curves["experiment"] = _chi_tables(experiment)
+    for label, folder in simulations:
+        curves[label] = _chi_tables(folder)
+    note = None if experiment is not None else "no experimental spectrum given"
+    return fig2(curves, stem, kweight=kweight, title=title, note=note)
+
+
+def _chi_tables(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    folder = Path(folder)
+    return pd.read_csv(folder / "chi_k.csv"), pd.read_csv(folder / "chi_r.csv")
+
+
+def runs_table(files: Sequence[str | Path], runs: Sequence[Mapping[str, object]]) -> pd.DataFrame:
+    """Concatenate per-run CSV files, adding each run's model, n_frames and seed columns."""
+    parts = [
+        pd.read_csv(f).assign(model=r["model"], n_frames=int(r["n"]), seed=int(r["seed"]))
+        for f, r in zip(files, runs, strict=True)
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def run_label(model: str, n_frames: int) -> str:
+    """The legend label of a run: the vanilla model or the model fine-tuned on N frames."""
+    return f"{model} vanilla (N=0)" if int(n_frames) == 0 else f"{model} fine-tuned (N={n_frames})"

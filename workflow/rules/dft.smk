@@ -82,7 +82,8 @@ rule dft_metrics:
         model=RUN + "/model/model.json",
         test="results/{material}/dft/test.extxyz",
     output:
-        RUN + "/dft_metrics.json",
+        metrics=RUN + "/dft_metrics.json",
+        parity=RUN + "/force_parity.csv",
     log:
         LOGS + "/dft_metrics/{model}_n{n}_seed{seed}.log",
     benchmark:

@@ -11,7 +11,8 @@ set_threads(snakemake.threads)
 run_dft_metrics(
     model=snakemake.input.model,
     frames_file=snakemake.input.test,
-    out=snakemake.output[0],
+    out=snakemake.output.metrics,
+    parity_out=snakemake.output.parity,
     frames_format="extxyz",
     device=snakemake.params.device,
     provenance_extra={

@@ -15,7 +15,7 @@ import sys
 from dualbench import __version__
 
 #: Modules of this package that add subcommands, in the order ``--help`` lists them.
-COMMAND_MODULES = ("data", "dft", "md", "exafs")
+COMMAND_MODULES = ("data", "dft", "md", "exafs", "plots")
 
 
 def build_parser() -> argparse.ArgumentParser:

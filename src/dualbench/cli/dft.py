@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", required=True, help="DFT frames file")
     p.add_argument("--format", choices=FRAME_FORMATS, help="frames format (default: from name)")
     p.add_argument("--out", required=True, help="metrics JSON to write")
+    p.add_argument("--parity-out", help="also write the force parity table (CSV)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(func=dft_metrics)
@@ -45,7 +46,8 @@ def dft_metrics(args: argparse.Namespace) -> int:
     from dualbench.models import set_threads
 
     set_threads(args.threads)
-    result = run_dft_metrics(args.model, args.frames, args.out, args.format, args.device)
+    result = run_dft_metrics(args.model, args.frames, args.out, args.format, args.device,
+                             parity_out=args.parity_out)
     keys = ("n_frames", "n_atoms", "energy_mae_eV_per_atom", "force_mae_eV_per_A",
             "force_slope", "stress_mae_GPa")
     print(json.dumps({k: result[k] for k in keys}, indent=2))

@@ -1,0 +1,21 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+from pathlib import Path
+
+from dualbench.cli import setup_logging
+from dualbench.plots import fig2_from_files
+
+setup_logging()
+experiment = snakemake.input.get("experiment")
+fig2_from_files(
+    simulations=[
+        (label, Path(path).parent)
+        for label, path in zip(snakemake.params.labels, snakemake.input.sims, strict=True)
+    ],
+    stem=Path(snakemake.output.png).with_suffix(""),
+    experiment=Path(experiment).parent if experiment else None,
+    kweight=snakemake.params.kweight,
+    title=snakemake.params.title,
+)

@@ -1,0 +1,17 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+from pathlib import Path
+
+import pandas as pd
+
+from dualbench.cli import setup_logging
+from dualbench.plots import fig3
+
+setup_logging()
+fig3(
+    pd.read_csv(snakemake.input[0]),
+    Path(snakemake.output.png).with_suffix(""),
+    title=snakemake.wildcards.material,
+)

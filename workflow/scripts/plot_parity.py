@@ -1,0 +1,20 @@
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")
+
+from pathlib import Path
+
+import pandas as pd
+
+from dualbench.cli import setup_logging
+from dualbench.plots import parity
+
+setup_logging()
+parity(
+    {
+        label: pd.read_csv(path)
+        for label, path in zip(snakemake.params.labels, snakemake.input, strict=True)
+    },
+    Path(snakemake.output.png).with_suffix(""),
+    title=f"{snakemake.wildcards.material}: held-out DFT forces",
+)
