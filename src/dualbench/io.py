@@ -19,6 +19,17 @@ from typing import Any
 PROVENANCE_PACKAGES = ("dualbench", "chgnet", "torch", "xraylarch", "ase", "pymatgen", "numpy")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Mode of finished outputs: what a plain open() would give (mkstemp's 0600 is too strict
+#: for results shared on a cluster).
+FILE_MODE = 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it to ``target`` on success.
@@ -32,6 +43,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, FILE_MODE)
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)

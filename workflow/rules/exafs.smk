@@ -1,1 +1,205 @@
-# Rules of the exafs arm (being written).
+# EXAFS arm: FEFF8L scattering potentials once per material, FEFF on chunks of MD
+# snapshots with those fixed potentials (one job per chunk, never one per snapshot),
+# the configuration average, the measured spectrum and the comparison (one E0 shift
+# shared by every run of a material unless exafs.e0_shift says otherwise).
+
+from dualbench.exafs import chunk_count
+
+# Chunks per run, known before the MD runs: exafs.snapshots (or the MD's snapshot
+# count when 0) over exafs.chunk_size.
+EXAFS_CHUNKS = chunk_count(config)
+POTENTIALS = "results/{material}/exafs/potentials"
+EXPERIMENT = "results/{material}/experiment"
+
+
+def feff_potentials_input(wildcards):
+    """The structure file (if any) and, for potentials_from: average, the snapshots of the
+    first model's smallest-N run of the first seed (the vanilla model when N = 0 is swept).
+    """
+    inputs = {}
+    if "source" in config["materials"][wildcards.material]["structure"]:
+        inputs["structure"] = data_file(wildcards.material, "structure")
+    if config["exafs"]["potentials_from"] == "average":
+        inputs["snapshots"] = (RUN + "/md/snapshots.extxyz").format(
+            material=wildcards.material, model=MODELS[0], n=N_FRAMES[0], seed=SEEDS[0]
+        )
+    return inputs
+
+
+def exafs_keys(*keys):
+    """The keys of the exafs section a rule depends on (so that, e.g., a new S0^2 does not
+    rerun FEFF through Snakemake's params trigger)."""
+    return {key: config["exafs"][key] for key in keys}
+
+
+def snapshot_chi_runtime(wildcards):
+    """Minutes for one chunk: about 2 s per FEFF run with generous headroom."""
+    absorbers = config["exafs"]["absorbers_per_snapshot"] or 128
+    return 10 + (config["exafs"]["chunk_size"] * absorbers * 2) // 60
+
+
+rule feff_potentials:
+    input:
+        unpack(feff_potentials_input),
+    output:
+        phase=POTENTIALS + "/phase.pad",
+        xsect=POTENTIALS + "/xsect.json",
+        meta=POTENTIALS + "/potentials.json",
+        feff_inp=POTENTIALS + "/feff.inp",
+    log:
+        LOGS + "/feff_potentials.log",
+    benchmark:
+        BENCH + "/feff_potentials.tsv"
+    conda:
+        "../../envs/exafs.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        material=lambda wc: config["materials"][wc.material],
+        exafs=exafs_keys(
+            "cluster_radius_A", "rmax_A", "nleg", "potentials_from", "scf_radius_A"
+        ),
+        out_dir=lambda wc: POTENTIALS.format(material=wc.material),
+    script:
+        "../scripts/feff_potentials.py"
+
+
+rule snapshot_chi:
+    input:
+        snapshots=RUN + "/md/snapshots.extxyz",
+        phase=POTENTIALS + "/phase.pad",
+        xsect=POTENTIALS + "/xsect.json",
+        meta=POTENTIALS + "/potentials.json",
+    output:
+        RUN + "/exafs/chunks/{chunk}.npz",
+    log:
+        LOGS + "/snapshot_chi/{model}/n{n}/seed{seed}/{chunk}.log",
+    benchmark:
+        BENCH + "/snapshot_chi/{model}/n{n}/seed{seed}/{chunk}.tsv"
+    wildcard_constraints:
+        chunk=r"\d+",
+    conda:
+        "../../envs/exafs.yaml"
+    # FEFF runs are subprocesses: one per thread at once.
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=snapshot_chi_runtime,
+    params:
+        exafs=exafs_keys(
+            "cluster_radius_A",
+            "rmax_A",
+            "nleg",
+            "snapshots",
+            "absorbers_per_snapshot",
+            "chunk_size",
+        ),
+        edge=lambda wc: config["materials"][wc.material]["edge"],
+        potentials_dir=lambda wc: POTENTIALS.format(material=wc.material),
+        chunk=lambda wc: int(wc.chunk),
+        n_chunks=EXAFS_CHUNKS,
+        seed=lambda wc: int(wc.seed),
+    script:
+        "../scripts/snapshot_chi.py"
+
+
+rule average_chi:
+    input:
+        chunks=expand(
+            RUN + "/exafs/chunks/{chunk}.npz",
+            chunk=range(EXAFS_CHUNKS),
+            allow_missing=True,
+        ),
+    output:
+        chi_k=RUN + "/exafs/chi_k.csv",
+        chi_r=RUN + "/exafs/chi_r.csv",
+        convergence=RUN + "/exafs/convergence.csv",
+    log:
+        LOGS + "/average_chi/{model}/n{n}/seed{seed}.log",
+    benchmark:
+        BENCH + "/average_chi/{model}/n{n}/seed{seed}.tsv"
+    localrule: True
+    conda:
+        "../../envs/exafs.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        ft=config["ft"],
+    script:
+        "../scripts/average_chi.py"
+
+
+rule experiment_chi:
+    input:
+        data=lambda wc: data_file(wc.material, "experiment"),
+    output:
+        chi_k=EXPERIMENT + "/chi_k.csv",
+        chi_r=EXPERIMENT + "/chi_r.csv",
+        summary=EXPERIMENT + "/experiment.json",
+    log:
+        LOGS + "/experiment_chi.log",
+    benchmark:
+        BENCH + "/experiment_chi.tsv"
+    localrule: True
+    conda:
+        "../../envs/exafs.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        element=lambda wc: config["materials"][wc.material]["absorber"],
+        edge=lambda wc: config["materials"][wc.material]["edge"],
+        format=lambda wc: config["materials"][wc.material]["experiment"]["format"],
+        columns=lambda wc: config["materials"][wc.material]["experiment_columns"],
+        experiment=config["experiment"],
+        ft=config["ft"],
+        out_dir=lambda wc: EXPERIMENT.format(material=wc.material),
+    script:
+        "../scripts/experiment_chi.py"
+
+
+rule compare_exafs:
+    input:
+        experiment=EXPERIMENT + "/chi_k.csv",
+        simulations=lambda wc: expand_runs(RUN + "/exafs/chi_k.csv", wc.material),
+    output:
+        csv="results/{material}/exafs/comparison.csv",
+        json="results/{material}/exafs/comparison.json",
+    log:
+        LOGS + "/compare_exafs.log",
+    benchmark:
+        BENCH + "/compare_exafs.tsv"
+    localrule: True
+    conda:
+        "../../envs/exafs.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        runs=lambda wc: runs(wc.material),
+        exafs=exafs_keys("s02", "e0_shift"),
+        ft=config["ft"],
+    script:
+        "../scripts/compare_exafs.py"
+
+
+# Targets: the comparison of materials with an experiment; the averaged spectra of the
+# others.  The paths are formatted per material here, so they pass through
+# all_outputs() unchanged.
+for _material in MATERIALS:
+    if has_experiment(_material):
+        MATERIAL_TARGETS.append(f"results/{_material}/exafs/comparison.csv")
+    else:
+        RUN_TARGETS.extend(
+            [
+                RUN.replace("{material}", _material) + "/exafs/chi_k.csv",
+                RUN.replace("{material}", _material) + "/exafs/chi_r.csv",
+                RUN.replace("{material}", _material) + "/exafs/convergence.csv",
+            ]
+        )

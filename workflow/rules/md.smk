@@ -1,1 +1,80 @@
-# Rules of the md arm (being written).
+# MD arm: NVT molecular dynamics with every model of the sweep, then diagnostics
+# (temperature statistics, g(r), shell sigma^2).  An MD job killed mid-run (time limit,
+# preemption) continues from md_checkpoint.npz in its folder when it runs again; that
+# file is not an output, so Snakemake leaves it in place when it cleans up a failed job.
+
+from dualbench.md import NON_TRAJECTORY_SETTINGS
+
+
+def md_structure_input(wildcards):
+    """The fetched structure file when the material's structure comes from a file."""
+    if "source" in config["materials"][wildcards.material]["structure"]:
+        return [data_file(wildcards.material, "structure")]
+    return []
+
+
+rule run_md:
+    input:
+        model=RUN + "/model/model.json",
+        structure=md_structure_input,
+    output:
+        snapshots=RUN + "/md/snapshots.extxyz",
+        log=RUN + "/md/md_log.csv",
+        supercell=RUN + "/md/supercell.extxyz",
+        info=RUN + "/md/md_run.json",
+    log:
+        LOGS + "/run_md/{model}/n{n}/seed{seed}.log",
+    benchmark:
+        BENCH + "/run_md/{model}/n{n}/seed{seed}.tsv"
+    conda:
+        "../../envs/ml.yaml"
+    threads: 4
+    resources:
+        # A GPU on Slurm unless md.device is cpu; a local run does not limit `gpu`.
+        gpu=0 if config["md"]["device"] == "cpu" else 1,
+        mem_mb=8000,
+        runtime=120,
+    params:
+        structure=lambda wc: config["materials"][wc.material]["structure"],
+        supercell=lambda wc: config["materials"][wc.material]["supercell"],
+        temperature=lambda wc: config["materials"][wc.material]["temperature_K"],
+        # Only md keys that change the trajectory (params trigger reruns): checkpoint_every,
+        # device and the guards reach the script through the config, so that moving to a
+        # GPU, say, does not rerun finished MD.
+        md={k: v for k, v in config["md"].items() if k not in NON_TRAJECTORY_SETTINGS},
+    script:
+        "../scripts/run_md.py"
+
+
+rule md_diagnostics:
+    input:
+        snapshots=RUN + "/md/snapshots.extxyz",
+        reference=RUN + "/md/supercell.extxyz",
+        log=RUN + "/md/md_log.csv",
+    output:
+        rdf=RUN + "/md/rdf.csv",
+        sigma2=RUN + "/md/sigma2.csv",
+        diagnostics=RUN + "/md/diagnostics.json",
+    log:
+        LOGS + "/md_diagnostics/{model}/n{n}/seed{seed}.log",
+    benchmark:
+        BENCH + "/md_diagnostics/{model}/n{n}/seed{seed}.tsv"
+    conda:
+        "../../envs/ml.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    params:
+        absorber=lambda wc: config["materials"][wc.material]["absorber"],
+        temperature=lambda wc: config["materials"][wc.material]["temperature_K"],
+    script:
+        "../scripts/md_diagnostics.py"
+
+
+RUN_TARGETS.extend(
+    [
+        RUN + "/md/diagnostics.json",
+        RUN + "/md/sigma2.csv",
+        RUN + "/md/rdf.csv",
+    ]
+)

@@ -1,5 +1,200 @@
-"""Subcommands of the exafs arm (being written)."""
+"""Subcommands of the EXAFS arm: the measured spectrum, the FEFF average, the comparison.
+
+Settings come from the schema defaults, or from a study config's ``exafs``,
+``experiment`` and ``ft`` sections with ``--config``; options given on the command line
+override both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+EDGES = ("K", "L1", "L2", "L3")
+WINDOWS = ("hanning", "kaiser", "gaussian", "sine", "welch", "parzen")
 
 
-def register(sub) -> None:
-    pass
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "experiment",
+        help="reduce a measured mu(E) (XDI, column ASCII, Athena) to chi(k) and |chi(R)|",
+    )
+    p.add_argument("--data", required=True, help="spectrum file")
+    p.add_argument("--element", required=True, help="absorbing element, e.g. W")
+    p.add_argument("--edge", required=True, choices=EDGES, help="absorption edge")
+    p.add_argument("--out", required=True, help="folder for chi_k.csv, chi_r.csv")
+    p.add_argument("--format", choices=["xdi", "ascii", "athena"],
+                   help="file format (default: from the suffix: .xdi, .prj, else ascii)")
+    p.add_argument("--mode", choices=["transmission", "fluorescence", "mu"],
+                   help="mu(E) = ln(i0/itrans), ifluor/i0, or the mu column (default transmission)")
+    for col in ("energy", "i0", "itrans", "ifluor", "mu"):
+        p.add_argument(f"--{col}-column", dest=f"col_{col}", metavar="NAME",
+                       help=f"name of the {col} column (default {col})")
+    p.add_argument("--group", help="Athena project group label (default: the first)")
+    p.add_argument("--e0", type=float, help="edge energy E0 in eV (default: from the data)")
+    p.add_argument("--rbkg", type=float, help="autobk cutoff in Å (default 1.0)")
+    _add_common(p)
+    p.set_defaults(func=experiment)
+
+    p = sub.add_parser(
+        "exafs-average",
+        help="configuration-averaged FEFF8L chi(k) of MD snapshots with fixed potentials",
+    )
+    p.add_argument("--snapshots", required=True, help="extended XYZ trajectory (cell, pbc)")
+    p.add_argument("--absorber", required=True, help="absorbing element, e.g. W")
+    p.add_argument("--edge", required=True, choices=EDGES, help="absorption edge")
+    p.add_argument("--out", required=True,
+                   help="folder for chi_k.csv (k, chi, chi_stderr), chi_r.csv, convergence.csv")
+    p.add_argument("--rmax", type=float, help="FEFF RPATH in Å (default 6)")
+    p.add_argument("--nleg", type=int, help="FEFF NLEG, most legs per path (default 4)")
+    p.add_argument("--cluster-radius", type=float, help="cluster radius in Å (default 7)")
+    p.add_argument("--scf-radius", type=float, help="FEFF SCF radius in Å (default: no SCF)")
+    p.add_argument("--n-snapshots", type=int,
+                   help="snapshots used, evenly spaced; 0 = all (default 20)")
+    p.add_argument("--absorbers-per-snapshot", type=int,
+                   help="absorbers per snapshot chosen by --seed; 0 = all (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the absorber draw")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--potentials", help="folder of fixed potentials computed earlier")
+    src.add_argument("--reference",
+                     help="structure file the potentials are computed from (default: the"
+                          " mean positions of the snapshots)")
+    p.add_argument("--workers", type=int, default=1, help="FEFF runs at once")
+    _add_common(p)
+    p.set_defaults(func=exafs_average)
+
+    p = sub.add_parser(
+        "compare",
+        help="score simulated chi(k) against the experiment (E0 shift, S0^2, MSE, R-factor)",
+    )
+    p.add_argument("--experiment", required=True, help="folder with the experiment's chi_k.csv")
+    p.add_argument("--simulation", required=True, action="append",
+                   help="folder with a simulated chi_k.csv; repeat for several sharing E0")
+    p.add_argument("--out", required=True, help="metrics JSON to write")
+    p.add_argument("--s02", type=float, help="fixed S0^2 (default: fitted per simulation)")
+    p.add_argument("--e0-shift",
+                   help="shared (default), per_model, or a fixed E0 shift in eV")
+    _add_common(p)
+    p.set_defaults(func=compare)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="study config whose exafs/experiment/ft sections to use")
+    g = p.add_argument_group("Fourier transform (larch xftf)")
+    g.add_argument("--kmin", type=float, help="k window start, 1/Å (default 3)")
+    g.add_argument("--kmax", type=float, help="k window end, 1/Å (default 14)")
+    g.add_argument("--dk", type=float, help="window sill, 1/Å (default 1)")
+    g.add_argument("--window", choices=WINDOWS, help="window shape (default hanning)")
+    g.add_argument("--kweight", type=int, help="k-weight w (default 2)")
+    g.add_argument("--rmin", type=float, help="R range start of the scores, Å (default 1)")
+    g.add_argument("--rmax-r", dest="rmax_r", type=float,
+                   help="R range end of the scores, Å (default 5)")
+
+
+def _sections(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The exafs, experiment and ft sections: --config or the schema defaults."""
+    from dualbench.exafs import section_defaults
+
+    names = ("exafs", "experiment", "ft")
+    if args.config:
+        from dualbench.config import load_config
+
+        config = load_config(args.config)
+        return {name: dict(config[name]) for name in names}
+    return {name: section_defaults(name) for name in names}
+
+
+def _ft(args: argparse.Namespace, sections: dict[str, dict[str, Any]]):
+    from dualbench.exafs import FTSettings
+
+    ft = dict(sections["ft"])
+    overrides = {"kmin": args.kmin, "kmax": args.kmax, "dk": args.dk, "window": args.window,
+                 "kweight": args.kweight, "rmin": args.rmin, "rmax": args.rmax_r}
+    ft.update({k: v for k, v in overrides.items() if v is not None})
+    settings = FTSettings.from_config(ft)
+    if settings.kmin >= settings.kmax:
+        raise ValueError(f"ft: kmax ({settings.kmax}) must exceed kmin ({settings.kmin})")
+    if settings.rmin >= settings.rmax:
+        raise ValueError(f"ft: rmax ({settings.rmax}) must exceed rmin ({settings.rmin})")
+    return settings
+
+
+def experiment(args: argparse.Namespace) -> int:
+    from dualbench.experiment import ColumnSpec, ReductionSettings, process_experiment
+
+    sections = _sections(args)
+    columns = {name: getattr(args, f"col_{name}")
+               for name in ("energy", "i0", "itrans", "ifluor", "mu")}
+    columns["mode"] = args.mode
+    reduction = dict(sections["experiment"])
+    if args.e0 is not None:
+        reduction["e0_eV"] = args.e0
+    if args.rbkg is not None:
+        reduction["rbkg_A"] = args.rbkg
+    result = process_experiment(
+        args.data,
+        args.element,
+        args.edge,
+        args.out,
+        fmt=args.format,
+        columns=ColumnSpec.from_config(columns),
+        settings=ReductionSettings.from_config(reduction),
+        ft=_ft(args, sections),
+        group=args.group,
+    )
+    print(json.dumps({"e0_eV": result.e0_eV, "edge_step": result.edge_step,
+                      "kmax_data": result.info["kmax_data"],
+                      "chir_mag_max": float(result.chir_mag.max()), "out": args.out}, indent=2))
+    return 0
+
+
+def exafs_average(args: argparse.Namespace) -> int:
+    from dualbench.exafs import FeffSettings, average_snapshots
+
+    sections = _sections(args)
+    exafs = dict(sections["exafs"])
+    overrides = {"rmax_A": args.rmax, "nleg": args.nleg, "cluster_radius_A": args.cluster_radius,
+                 "scf_radius_A": args.scf_radius, "snapshots": args.n_snapshots,
+                 "absorbers_per_snapshot": args.absorbers_per_snapshot}
+    exafs.update({k: v for k, v in overrides.items() if v is not None})
+    settings = FeffSettings.from_config(exafs, args.edge)
+    avg = average_snapshots(
+        args.snapshots,
+        args.absorber,
+        settings,
+        _ft(args, sections),
+        args.out,
+        snapshots=int(exafs["snapshots"]),
+        absorbers_per_snapshot=int(exafs["absorbers_per_snapshot"]),
+        seed=args.seed,
+        potentials_dir=args.potentials,
+        reference_file=args.reference,
+        workers=args.workers,
+    )
+    print(json.dumps({"n_snapshots": avg.n_snapshots, "n_spectra": avg.n_spectra,
+                      "out": args.out}, indent=2))
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    from dualbench.compare import compare_dirs
+
+    sections = _sections(args)
+    s02 = args.s02 if args.s02 is not None else sections["exafs"].get("s02")
+    e0_shift: str | float = sections["exafs"].get("e0_shift", "shared")
+    if args.e0_shift is not None:
+        try:
+            e0_shift = float(args.e0_shift)
+        except ValueError:
+            if args.e0_shift not in ("shared", "per_model"):
+                raise ValueError(
+                    f"--e0-shift {args.e0_shift!r} is not shared, per_model or a number"
+                ) from None
+            e0_shift = args.e0_shift
+    results = compare_dirs(
+        args.experiment, args.simulation, args.out, _ft(args, sections), s02=s02,
+        e0_shift=e0_shift,
+    )
+    print(json.dumps([{"simulation": r.label, **r.metrics()} for r in results], indent=2))
+    return 0

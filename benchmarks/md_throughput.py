@@ -1,0 +1,91 @@
+"""Throughput of the MD driver against bare model calls on the same bcc W cells.
+
+    python benchmarks/md_throughput.py                      # 54, 128, 250 atoms, 5 steps
+    python benchmarks/md_throughput.py --sizes 16 54 --steps 20 --threads 1
+
+For each size it runs ``dualbench.md.run_md`` (Langevin, every guard on, one checkpoint)
+and times the same number of bare calculator calls (energy, forces, stress) on the same
+cell, then prints atom-steps per second of both and the overhead ratio (time per driver
+step / time per bare call; 1.0 means the driver costs nothing beyond the model).
+Not run in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+import warnings
+
+import numpy as np
+from ase.build import bulk
+
+from dualbench.md import make_quiet_calculator, md_settings, run_md
+from dualbench.models import resolve_device, set_threads
+
+A_W = 3.1652  # Å
+
+
+def w_supercell(n_atoms: int):
+    """bcc W with ``n_atoms`` = 2 n^3 atoms (the 2-atom cubic cell repeated n times)."""
+    n = round((n_atoms / 2) ** (1 / 3))
+    if 2 * n**3 != n_atoms:
+        raise SystemExit(f"{n_atoms} atoms is not 2 n^3 (bcc cubic cells): try 16, 54, 128, 250")
+    return bulk("W", "bcc", a=A_W, cubic=True).repeat(n)
+
+
+def bare_seconds_per_call(calc, atoms, calls: int, seed: int = 0) -> float:
+    """Mean wall time of one calculator call on slightly perturbed copies of ``atoms``."""
+    rng = np.random.default_rng(seed)
+    atoms = atoms.copy()
+    atoms.calc = calc
+    atoms.get_forces()  # warm-up
+    start = time.perf_counter()
+    for _ in range(calls):
+        atoms.positions += rng.normal(0.0, 0.01, atoms.positions.shape)
+        atoms.get_forces()
+    return (time.perf_counter() - start) / calls
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[54, 128, 250], help="atoms")
+    parser.add_argument("--steps", type=int, default=5, help="MD steps and bare calls per size")
+    parser.add_argument("--model", default="chgnet", help="MODEL as for dualbench md")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
+
+    set_threads(args.threads)
+    device = resolve_device(args.device)
+    calc = make_quiet_calculator(args.model, device)
+    print(f"model {args.model} on {device}, {args.steps} steps per size")
+    print(f"{'atoms':>6} {'driver atom-steps/s':>20} {'bare atom-steps/s':>18} {'overhead':>9}")
+    for n_atoms in args.sizes:
+        atoms = w_supercell(n_atoms)
+        settings = md_settings(
+            {},
+            temperature_K=300.0,
+            seed=0,
+            equilibration_steps=0,
+            production_steps=args.steps,
+            snapshot_every=args.steps,
+            checkpoint_every=args.steps,
+            device=device,
+        )
+        bare = bare_seconds_per_call(calc, atoms, args.steps)
+        with tempfile.TemporaryDirectory(prefix="md_throughput.") as out:
+            result = run_md(atoms, calc, settings, out)
+        driver = 1.0 / result.steps_per_s
+        print(
+            f"{n_atoms:>6} {n_atoms / driver:>20.1f} {n_atoms / bare:>18.1f}"
+            f" {driver / bare:>8.2f}x"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,671 @@
+"""NVT molecular dynamics with any model of the sweep: snapshots, restart, guards.
+
+The driver propagates an ASE integrator that samples the canonical ensemble (Langevin
+or Bussi stochastic velocity rescaling; never Berendsen) one step at a time, so that it
+can check every step (:class:`MDGuardError`), log progress, and save a restart
+checkpoint every ``checkpoint_every`` steps.
+
+Steps are counted from 0, the Maxwell-Boltzmann start at the target temperature.  Steps
+``1..equilibration_steps`` are equilibration, the next ``production_steps`` production;
+a snapshot is kept every ``snapshot_every`` production steps, so a run keeps
+``production_steps // snapshot_every`` snapshots.  The centre of mass is fixed
+(:class:`ase.constraints.FixCom`), so the kinetic temperature has ``3N - 3`` degrees of
+freedom.
+
+Restart: the checkpoint (``md_checkpoint.npz`` in the output folder, not an output of
+the workflow) holds positions, momenta, the step counter, the state of the random
+generator that drives the thermostat, and the snapshots and log rows kept so far.  A run
+started again with the same inputs continues from it and produces the same trajectory as
+an uninterrupted run.  Final outputs are written atomically only at the end, and the
+checkpoint is removed after them.
+
+Units: positions Å, energies eV, forces eV/Å, time fs, temperature K.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms, units
+
+from dualbench.io import atomic_path, provenance, write_csv, write_json
+
+log = logging.getLogger(__name__)
+
+SNAPSHOTS_FILE = "snapshots.extxyz"
+LOG_FILE = "md_log.csv"
+SUPERCELL_FILE = "supercell.extxyz"
+RUN_INFO_FILE = "md_run.json"
+CHECKPOINT_FILE = "md_checkpoint.npz"
+FAILURE_FILE = "md_guard_failure.extxyz"
+LOG_COLUMNS = ("step", "time_fs", "temperature_K", "epot_eV", "ekin_eV")
+CHECKPOINT_VERSION = 1
+
+#: Settings that do not change the trajectory: a checkpoint stays valid when they change,
+#: and the workflow does not rerun a finished MD for them.
+NON_TRAJECTORY_SETTINGS = frozenset(
+    {"checkpoint_every", "min_distance_A", "max_temperature_factor", "device", "progress_every"}
+)
+
+
+class MDGuardError(RuntimeError):
+    """The MD left the physical regime (non-finite forces, atoms too close, runaway T).
+
+    ``step`` is the step at which the check failed and ``reason`` says which check.
+    """
+
+    def __init__(self, step: int, reason: str):
+        self.step = step
+        self.reason = reason
+        super().__init__(f"MD stopped at step {step}: {reason}")
+
+
+@dataclass
+class MDSettings:
+    """One NVT run.  Build it with :func:`md_settings` to get the schema's defaults.
+
+    Times in fs, temperatures in K, distances in Å, friction in 1/fs.
+    """
+
+    temperature_K: float
+    seed: int
+    thermostat: str
+    timestep_fs: float
+    equilibration_steps: int
+    production_steps: int
+    snapshot_every: int
+    friction_per_fs: float
+    taut_fs: float
+    checkpoint_every: int
+    min_distance_A: float
+    max_temperature_factor: float
+    device: str
+    progress_every: int | None = None  # steps between progress lines; None: ~10 % of the run
+
+    @property
+    def total_steps(self) -> int:
+        return self.equilibration_steps + self.production_steps
+
+    @property
+    def n_snapshots(self) -> int:
+        return self.production_steps // self.snapshot_every
+
+    def validate(self) -> None:
+        if self.thermostat not in ("langevin", "bussi"):
+            raise ValueError(f"thermostat {self.thermostat!r} is not one of langevin, bussi")
+        if self.temperature_K <= 0:
+            raise ValueError(f"temperature_K must be positive, not {self.temperature_K}")
+        for name in ("timestep_fs", "friction_per_fs", "taut_fs", "min_distance_A"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+        for name in ("production_steps", "snapshot_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.equilibration_steps < 0:
+            raise ValueError("equilibration_steps must not be negative")
+        if self.production_steps < self.snapshot_every:
+            raise ValueError("snapshot_every exceeds production_steps: no snapshot would be kept")
+
+
+def md_defaults() -> dict[str, Any]:
+    """The defaults of the config's ``md`` section, from the schema (one source of truth)."""
+    from dualbench.config import load_schema
+
+    props = load_schema()["properties"]["md"]["properties"]
+    return {name: prop["default"] for name, prop in props.items() if "default" in prop}
+
+
+def md_settings(
+    md_config: Mapping[str, Any] | None = None,
+    *,
+    temperature_K: float,
+    seed: int = 0,
+    **overrides: Any,
+) -> MDSettings:
+    """Settings from a config's ``md`` section (missing keys: schema defaults) and overrides.
+
+    Overrides that are None are ignored, so CLI options can be passed through as they are.
+    """
+    values = md_defaults()
+    values.update(md_config or {})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in fields(MDSettings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown md setting(s): {', '.join(unknown)}")
+    settings = MDSettings(temperature_K=float(temperature_K), seed=int(seed), **values)
+    settings.validate()
+    return settings
+
+
+@dataclass
+class MDResult:
+    """What a finished run did; wall_s and steps_per_s count this invocation only."""
+
+    out_dir: str
+    n_atoms: int
+    n_dof: int
+    total_steps: int
+    resumed_from_step: int
+    n_snapshots: int
+    n_log_rows: int
+    wall_s: float
+    steps_per_s: float | None  # None when a resumed run had no step left to do
+    device: str | None = None
+
+
+# --------------------------------------------------------------------------------------
+# Guards
+
+
+def check_state(atoms: Atoms, step: int, settings: MDSettings) -> None:
+    """Raise :class:`MDGuardError` when the state at ``step`` is not physical.
+
+    Checks, in order: finite positions and momenta, finite energy and forces (of the
+    attached calculator's last results), no pair closer than ``min_distance_A`` (minimum
+    image), and a kinetic temperature below ``max_temperature_factor`` times the target.
+    """
+    from ase.neighborlist import neighbor_list
+
+    if not (np.isfinite(atoms.positions).all() and np.isfinite(atoms.get_momenta()).all()):
+        raise MDGuardError(step, "non-finite positions or momenta")
+    results = atoms.calc.results if atoms.calc is not None else {}
+    forces = results.get("forces")
+    if forces is not None and not np.isfinite(forces).all():
+        bad = np.unique(np.nonzero(~np.isfinite(forces))[0])
+        raise MDGuardError(step, f"non-finite forces on atom(s) {bad[:10].tolist()}")
+    energy = results.get("energy")
+    if energy is not None and not np.isfinite(energy):
+        raise MDGuardError(step, f"non-finite potential energy ({energy})")
+    i, j, d = neighbor_list("ijd", atoms, settings.min_distance_A)
+    if len(d):
+        k = int(np.argmin(d))
+        raise MDGuardError(
+            step,
+            f"atoms {int(i[k])} and {int(j[k])} are {d[k]:.3f} Å apart, closer than"
+            f" min_distance_A = {settings.min_distance_A} Å",
+        )
+    temperature = atoms.get_temperature()
+    limit = settings.max_temperature_factor * settings.temperature_K
+    if not math.isfinite(temperature) or temperature > limit:
+        raise MDGuardError(
+            step,
+            f"temperature {temperature:.1f} K exceeds {settings.max_temperature_factor} x the"
+            f" target {settings.temperature_K} K (runaway)",
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Setup helpers
+
+
+def make_quiet_calculator(model: Any, device: str = "auto"):
+    """:func:`dualbench.models.make_calculator` with CHGNet's stdout chatter sent to the log."""
+    from dualbench.models import make_calculator
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        calc = make_calculator(model, device)
+    for line in buffer.getvalue().splitlines():
+        log.debug("model: %s", line)
+    return calc
+
+
+def model_fingerprint(model: Any) -> str:
+    """A short hash of what a MODEL argument loads (spec and checkpoint file contents)."""
+    from dualbench.models import parse_model_arg
+
+    spec = asdict(parse_model_arg(model))
+    checkpoint = spec.pop("checkpoint", None)
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
+    if checkpoint:
+        with open(checkpoint, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _fingerprint(atoms: Atoms, settings: MDSettings, model_id: str) -> str:
+    payload = {
+        "settings": {k: v for k, v in asdict(settings).items() if k not in NON_TRAJECTORY_SETTINGS},
+        "numbers": atoms.numbers.tolist(),
+        "positions": np.round(atoms.positions, 6).tolist(),
+        "cell": np.round(np.asarray(atoms.cell), 6).tolist(),
+        "model": model_id,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _make_dynamics(atoms: Atoms, settings: MDSettings, rng: np.random.Generator):
+    dt = settings.timestep_fs * units.fs
+    if settings.thermostat == "langevin":
+        from ase.md.langevin import Langevin
+
+        # fixcm=False with the FixCom constraint is ASE's recommended canonical sampling.
+        return Langevin(
+            atoms,
+            timestep=dt,
+            temperature_K=settings.temperature_K,
+            friction=settings.friction_per_fs / units.fs,
+            fixcm=False,
+            rng=rng,
+        )
+    from ase.md.bussi import Bussi
+
+    return Bussi(
+        atoms,
+        timestep=dt,
+        temperature_K=settings.temperature_K,
+        taut=settings.taut_fs * units.fs,
+        rng=rng,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Checkpoint
+
+
+@dataclass
+class _State:
+    """What a run has accumulated: log rows and snapshot arrays."""
+
+    rows: list[tuple[float, ...]]
+    snap_steps: list[int]
+    snap_positions: list[np.ndarray]
+    snap_momenta: list[np.ndarray]
+    snap_forces: list[np.ndarray]
+    snap_energies: list[float]
+    snap_stresses: list[np.ndarray]
+
+    @classmethod
+    def empty(cls) -> _State:
+        return cls([], [], [], [], [], [], [])
+
+
+def _save_checkpoint(
+    path: Path,
+    atoms: Atoms,
+    step: int,
+    rng: np.random.Generator,
+    dyn: Any,
+    state: _State,
+    fingerprint: str,
+) -> None:
+    n = len(atoms)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            version=CHECKPOINT_VERSION,
+            fingerprint=fingerprint,
+            step=step,
+            positions=atoms.positions,
+            momenta=atoms.get_momenta(),
+            cell=np.asarray(atoms.cell),
+            numbers=atoms.numbers,
+            rng_state=json.dumps(rng.bit_generator.state),
+            transferred_energy=float(getattr(dyn, "transferred_energy", 0.0)),
+            rows=np.asarray(state.rows, dtype=float).reshape(-1, len(LOG_COLUMNS)),
+            snap_steps=np.asarray(state.snap_steps, dtype=int),
+            snap_positions=np.asarray(state.snap_positions, dtype=float).reshape(-1, n, 3),
+            snap_momenta=np.asarray(state.snap_momenta, dtype=float).reshape(-1, n, 3),
+            snap_forces=np.asarray(state.snap_forces, dtype=float).reshape(-1, n, 3),
+            snap_energies=np.asarray(state.snap_energies, dtype=float),
+            snap_stresses=np.asarray(state.snap_stresses, dtype=float).reshape(-1, 6),
+        )
+
+
+def _load_checkpoint(path: Path, atoms: Atoms, fingerprint: str) -> dict[str, Any] | None:
+    """The checkpoint's contents, or None (with a warning) when it belongs to another run."""
+    try:
+        with np.load(path) as data:
+            ckpt = {key: data[key] for key in data.files}
+    except Exception as err:  # a damaged file must not stop the run: start afresh
+        log.warning("ignoring unreadable checkpoint %s (%s); starting from step 0", path, err)
+        return None
+    version = int(ckpt.get("version", -1))
+    if version != CHECKPOINT_VERSION or str(ckpt.get("fingerprint", "")) != fingerprint:
+        log.warning(
+            "ignoring checkpoint %s: it was written for other inputs (model, structure or"
+            " settings changed); starting from step 0",
+            path,
+        )
+        return None
+    if not np.array_equal(ckpt["numbers"], atoms.numbers):
+        log.warning("ignoring checkpoint %s: different atoms; starting from step 0", path)
+        return None
+    return ckpt
+
+
+def _state_from_checkpoint(ckpt: Mapping[str, Any]) -> _State:
+    return _State(
+        rows=[tuple(r) for r in ckpt["rows"].tolist()],
+        snap_steps=ckpt["snap_steps"].tolist(),
+        snap_positions=list(ckpt["snap_positions"]),
+        snap_momenta=list(ckpt["snap_momenta"]),
+        snap_forces=list(ckpt["snap_forces"]),
+        snap_energies=ckpt["snap_energies"].tolist(),
+        snap_stresses=list(ckpt["snap_stresses"]),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Outputs
+
+
+def _voigt(stress: Any) -> np.ndarray:
+    """A stress (eV/Å^3) as the 6-vector xx, yy, zz, yz, xz, xy; NaN when absent."""
+    if stress is None:
+        return np.full(6, np.nan)
+    stress = np.asarray(stress, dtype=float)
+    if stress.shape == (3, 3):
+        from ase.stress import full_3x3_to_voigt_6_stress
+
+        return full_3x3_to_voigt_6_stress(stress)
+    return stress.reshape(6)
+
+
+def _phase(step: int, settings: MDSettings) -> str:
+    if step == 0:
+        return "initial"
+    return "equilibration" if step <= settings.equilibration_steps else "production"
+
+
+def _snapshot_frames(atoms: Atoms, state: _State, settings: MDSettings) -> list[Atoms]:
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = []
+    n_dof = 3 * len(atoms) - 3
+    for k, step in enumerate(state.snap_steps):
+        frame = Atoms(
+            numbers=atoms.numbers,
+            positions=state.snap_positions[k],
+            cell=atoms.cell,
+            pbc=atoms.pbc,
+            momenta=state.snap_momenta[k],
+        )
+        ekin = 0.5 * float(np.sum(state.snap_momenta[k] ** 2 / atoms.get_masses()[:, None]))
+        frame.info.update(
+            step=int(step),
+            time_fs=float(step * settings.timestep_fs),
+            temperature_K=2.0 * ekin / (n_dof * units.kB),
+        )
+        frame.calc = SinglePointCalculator(
+            frame,
+            energy=float(state.snap_energies[k]),
+            forces=state.snap_forces[k],
+            stress=state.snap_stresses[k],
+        )
+        frames.append(frame)
+    return frames
+
+
+def write_snapshots(path: str | Path, frames: list[Atoms]) -> None:
+    """Write frames (with cell, momenta, energy, forces, stress) as extxyz atomically."""
+    from ase.io import write
+
+    with atomic_path(path) as tmp:
+        write(tmp, frames, format="extxyz")
+
+
+def _write_log(path: Path, state: _State, settings: MDSettings) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(state.rows, columns=list(LOG_COLUMNS))
+    frame["step"] = frame["step"].astype(int)
+    frame["phase"] = [_phase(int(s), settings) for s in frame["step"]]
+    write_csv(path, frame)
+
+
+def _format_eta(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+# --------------------------------------------------------------------------------------
+# The driver
+
+
+def run_md(
+    atoms: Atoms,
+    calculator: Any,
+    settings: MDSettings,
+    out_dir: str | Path,
+    *,
+    model_id: str = "",
+    step_hook: Callable[[int, Atoms], None] | None = None,
+    run_info: Mapping[str, Any] | None = None,
+) -> MDResult:
+    """Run NVT MD of ``atoms`` (the starting, usually ideal, supercell) with ``calculator``.
+
+    Writes to ``out_dir``: ``snapshots.extxyz`` (production snapshots with cell, momenta,
+    energy, forces, stress), ``md_log.csv`` (one row per step: step, time_fs,
+    temperature_K, epot_eV, ekin_eV, phase), ``supercell.extxyz`` (the starting structure)
+    and ``md_run.json`` (settings, timing, provenance plus ``run_info``).  A checkpoint
+    ``md_checkpoint.npz`` there from an interrupted run with the same inputs
+    (``model_id`` names the model) is continued.  ``step_hook(step, atoms)`` is called
+    after every step (after the checkpoint of that step); an exception from it, like any
+    other, stops the run and leaves only the checkpoint.
+
+    Raises :class:`MDGuardError` when a state fails :func:`check_state`.
+    """
+    from ase.constraints import FixCom
+    from ase.md.velocitydistribution import Stationary, thermalize_momenta
+
+    settings.validate()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = out_dir / CHECKPOINT_FILE
+    start_structure = atoms.copy()
+    start_structure.set_constraint()
+    start_structure.set_momenta(None)
+    fingerprint = _fingerprint(start_structure, settings, model_id)
+
+    atoms = start_structure.copy()
+    atoms.set_constraint(FixCom())
+    atoms.calc = calculator
+    n_dof = atoms.get_number_of_degrees_of_freedom()
+    total = settings.total_steps
+    rng = np.random.default_rng(settings.seed)
+
+    ckpt = _load_checkpoint(checkpoint, atoms, fingerprint) if checkpoint.exists() else None
+    if ckpt is not None:
+        start_step = int(ckpt["step"])
+        atoms.set_positions(ckpt["positions"], apply_constraint=False)
+        atoms.set_momenta(ckpt["momenta"], apply_constraint=False)
+        rng.bit_generator.state = json.loads(str(ckpt["rng_state"]))
+        state = _state_from_checkpoint(ckpt)
+        log.info(
+            "resuming from checkpoint %s at step %d of %d (%d snapshots, %d log rows kept)",
+            checkpoint,
+            start_step,
+            total,
+            len(state.snap_steps),
+            len(state.rows),
+        )
+    else:
+        start_step = 0
+        state = _State.empty()
+        thermalize_momenta(atoms, temperature_K=settings.temperature_K, rng=rng)
+        Stationary(atoms)
+
+    dyn = _make_dynamics(atoms, settings, rng)
+    if ckpt is not None and hasattr(dyn, "transferred_energy"):
+        dyn.transferred_energy = float(ckpt["transferred_energy"])
+    progress_every = settings.progress_every or max(1, total // 10)
+    masses = atoms.get_masses()[:, None]
+
+    def record(step: int) -> None:
+        results = atoms.calc.results
+        epot = float(atoms.get_potential_energy())
+        momenta = atoms.get_momenta()
+        ekin = 0.5 * float(np.sum(momenta**2 / masses))
+        temperature = 2.0 * ekin / (n_dof * units.kB)
+        state.rows.append((step, step * settings.timestep_fs, temperature, epot, ekin))
+        k = step - settings.equilibration_steps
+        if k > 0 and k % settings.snapshot_every == 0:
+            state.snap_steps.append(step)
+            state.snap_positions.append(atoms.get_positions())
+            state.snap_momenta.append(momenta)
+            state.snap_forces.append(np.array(results["forces"], dtype=float))
+            state.snap_energies.append(epot)
+            state.snap_stresses.append(_voigt(results.get("stress")))
+
+    t_start = time.perf_counter()
+    with warnings.catch_warnings():
+        # pymatgen's converter warns on every call that it cannot carry FixCom: harmless.
+        warnings.filterwarnings("ignore", message="Only FixAtoms and FixCartesian")
+        # CHGNet's own (torch) warning about converting a tensor with requires_grad.
+        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
+        try:
+            forces = atoms.get_forces(md=True)
+            check_state(atoms, start_step, settings)
+            if start_step == 0:
+                record(0)
+            log.info(
+                "NVT %s MD: %d atoms, %d dof, T = %g K, dt = %g fs, %d equilibration + %d"
+                " production steps, a snapshot every %d, checkpoint every %d",
+                settings.thermostat,
+                len(atoms),
+                n_dof,
+                settings.temperature_K,
+                settings.timestep_fs,
+                settings.equilibration_steps,
+                settings.production_steps,
+                settings.snapshot_every,
+                settings.checkpoint_every,
+            )
+            t_loop = time.perf_counter()
+            for step in range(start_step + 1, total + 1):
+                forces = dyn.step(forces)
+                dyn.nsteps += 1
+                check_state(atoms, step, settings)
+                record(step)
+                saved = step % settings.checkpoint_every == 0 or step == total
+                if saved:
+                    _save_checkpoint(checkpoint, atoms, step, rng, dyn, state, fingerprint)
+                if saved or step % progress_every == 0:
+                    done = step - start_step
+                    rate = done / max(time.perf_counter() - t_loop, 1e-9)
+                    _, _, temperature, epot, _ = state.rows[-1]
+                    log.info(
+                        "step %d/%d (%s) T = %.1f K, Epot = %.4f eV, %.2f steps/s, ETA %s%s",
+                        step,
+                        total,
+                        _phase(step, settings),
+                        temperature,
+                        epot,
+                        rate,
+                        _format_eta((total - step) / rate),
+                        ", checkpoint saved" if saved else "",
+                    )
+                if step_hook is not None:
+                    step_hook(step, atoms)
+        except MDGuardError as err:
+            log.error("%s", err)
+            _write_failure(out_dir / FAILURE_FILE, atoms, err)
+            raise
+    t_end = time.perf_counter()
+    steps_done = total - start_step
+    loop_s = t_end - t_loop
+    result = MDResult(
+        out_dir=str(out_dir),
+        n_atoms=len(atoms),
+        n_dof=n_dof,
+        total_steps=total,
+        resumed_from_step=start_step,
+        n_snapshots=len(state.snap_steps),
+        n_log_rows=len(state.rows),
+        wall_s=t_end - t_start,
+        steps_per_s=steps_done / loop_s if steps_done and loop_s > 0 else None,
+        device=str(getattr(calculator, "device", "")) or None,
+    )
+
+    write_snapshots(out_dir / SNAPSHOTS_FILE, _snapshot_frames(atoms, state, settings))
+    _write_log(out_dir / LOG_FILE, state, settings)
+    write_snapshots(out_dir / SUPERCELL_FILE, [start_structure])
+    info = {"settings": asdict(settings), "result": asdict(result), **(run_info or {})}
+    info.setdefault("provenance", provenance())
+    write_json(out_dir / RUN_INFO_FILE, info)
+    checkpoint.unlink(missing_ok=True)
+    (out_dir / FAILURE_FILE).unlink(missing_ok=True)
+    rate = result.steps_per_s
+    log.info(
+        "MD done: %d snapshots, %d log rows, %s on %s",
+        result.n_snapshots,
+        result.n_log_rows,
+        f"{rate:.2f} steps/s ({rate * len(atoms):.0f} atom-steps/s)" if rate else "no new step",
+        result.device,
+    )
+    return result
+
+
+def _write_failure(path: Path, atoms: Atoms, err: MDGuardError) -> None:
+    """Keep the state that failed a guard for inspection (not an output of the workflow)."""
+    try:
+        frame = atoms.copy()
+        frame.set_constraint()
+        frame.info.update(step=err.step, reason=err.reason)
+        write_snapshots(path, [frame])
+        log.error("the failing state is in %s", path)
+    except Exception as write_err:  # never hide the guard error behind a write error
+        log.warning("could not write %s: %s", path, write_err)
+
+
+def run_md_job(
+    *,
+    model: str | Path,
+    unit_cell: Atoms,
+    supercell: tuple[int, int, int] | list[int],
+    settings: MDSettings,
+    out_dir: str | Path,
+    threads: int | None = None,
+    config_hash: str | None = None,
+    step_hook: Callable[[int, Atoms], None] | None = None,
+) -> MDResult:
+    """Load ``model`` (see :func:`dualbench.models.load_model`), build the supercell, run.
+
+    This is what the ``run_md`` rule and ``dualbench md`` call.
+    """
+    from dualbench.models import resolve_device, set_threads
+    from dualbench.structure import build_supercell, inscribed_radius
+
+    set_threads(threads)
+    atoms = build_supercell(unit_cell, supercell)
+    atoms.pbc = True
+    device = resolve_device(settings.device)
+    log.info(
+        "supercell %s of %s: %d atoms, inscribed radius %.3f Å; model %s on %s",
+        "x".join(map(str, supercell)),
+        unit_cell.get_chemical_formula(),
+        len(atoms),
+        inscribed_radius(atoms.cell),
+        model,
+        device,
+    )
+    calc = make_quiet_calculator(model, device)
+    model_id = model_fingerprint(model)
+    run_info = {
+        "model": str(model),
+        "supercell": list(supercell),
+        "threads": threads,
+        "provenance": provenance(config_hash=config_hash, model_fingerprint=model_id),
+    }
+    return run_md(
+        atoms, calc, settings, out_dir, model_id=model_id, step_hook=step_hook, run_info=run_info
+    )

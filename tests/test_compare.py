@@ -1,0 +1,141 @@
+"""EXAFS comparison: E0 shift (shared, per model, fixed), S0^2 (fitted, fixed), scores."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dualbench.compare import compare_spectra, compare_stage, shifted_chi
+from dualbench.exafs import K_GRID, FTSettings, write_chi_k
+
+FT = FTSettings(kmin=3.0, kmax=14.0, dk=1.0, window="hanning", kweight=2, rmin=1.0, rmax=5.0)
+K_EXP = np.round(np.arange(0, 17.0 + 1e-9, 0.05), 6)  # larch's grid of a spectrum to 17 1/Å
+
+
+def model_chi(k: np.ndarray, sigma2: float = 0.004) -> np.ndarray:
+    """A two-shell EXAFS-like chi(k) with a k-dependent phase (as FEFF's)."""
+    k = np.asarray(k, dtype=float)
+    amp = 8 * np.exp(-2 * k**2 * sigma2) / (k * 2.74**2 + 1) * np.exp(-2 * 2.74 / 8)
+    amp2 = 6 * np.exp(-2 * k**2 * sigma2) / (k * 3.17**2 + 1) * np.exp(-2 * 3.17 / 8)
+    phase = -1.2 - 0.08 * k
+    return amp * np.sin(2 * k * 2.74 + phase) + amp2 * np.sin(2 * k * 3.17 + phase)
+
+
+def experiment_from(chi_sim_k: np.ndarray, e0_shift: float, s02: float) -> np.ndarray:
+    return s02 * shifted_chi(K_EXP, K_GRID, chi_sim_k, e0_shift)
+
+
+def test_recovers_e0_shift_and_s02():
+    sim = model_chi(K_GRID)
+    exp = experiment_from(sim, 8.0, 0.8)
+    (res,) = compare_spectra((K_EXP, exp), {"sim": (K_GRID, sim)}, FT)
+    assert res.e0_shift_eV == pytest.approx(8.0, abs=0.02)
+    assert res.s02 == pytest.approx(0.8, abs=2e-3) and res.s02_fitted
+    assert res.exafs_mse_k < 1e-5 and res.exafs_mse_r < 1e-5 and res.exafs_rfactor < 1e-4
+    # Without the shift the same spectra score far worse.
+    (fixed,) = compare_spectra((K_EXP, exp), {"sim": (K_GRID, sim)}, FT, e0_shift=0.0)
+    assert fixed.e0_mode == "fixed" and fixed.e0_shift_eV == 0.0
+    assert fixed.exafs_mse_k > 100 * res.exafs_mse_k
+
+
+def test_shared_shift_is_one_value_per_material_and_per_model_is_not():
+    sim_a = model_chi(K_GRID, sigma2=0.003)
+    sim_b = model_chi(K_GRID, sigma2=0.006)
+    exp = experiment_from(sim_a, 6.0, 0.9)
+    sims = {"a": (K_GRID, sim_a), "b": (K_GRID, sim_b)}
+    shared = compare_spectra((K_EXP, exp), sims, FT)
+    assert shared[0].e0_shift_eV == shared[1].e0_shift_eV
+    assert {r.e0_mode for r in shared} == {"shared"}
+    per_model = compare_spectra((K_EXP, exp), sims, FT, e0_shift="per_model")
+    assert per_model[0].e0_shift_eV == pytest.approx(6.0, abs=0.02)
+    assert per_model[0].exafs_mse_k <= shared[0].exafs_mse_k + 1e-12
+    # The right model wins under the shared shift.
+    assert shared[0].exafs_mse_k < shared[1].exafs_mse_k
+
+
+def test_fixed_s02_is_used_and_reported():
+    sim = model_chi(K_GRID)
+    exp = experiment_from(sim, 5.0, 0.8)
+    (res,) = compare_spectra((K_EXP, exp), {"sim": (K_GRID, sim)}, FT, s02=0.8)
+    assert res.s02 == 0.8 and not res.s02_fitted
+    assert res.e0_shift_eV == pytest.approx(5.0, abs=0.02)
+    (res,) = compare_spectra((K_EXP, exp), {"sim": (K_GRID, sim)}, FT, s02=1.0)
+    assert res.s02 == 1.0 and res.exafs_mse_k > 1e-4
+
+
+def test_scores_are_the_documented_formulas():
+    from dualbench.exafs import fourier_transform
+
+    sim = model_chi(K_GRID)
+    exp = model_chi(K_EXP, sigma2=0.005)
+    (res,) = compare_spectra((K_EXP, exp), {"sim": (K_GRID, sim)}, FT, s02=0.9, e0_shift=2.0)
+    model = 0.9 * shifted_chi(K_EXP, K_GRID, sim, 2.0)
+    inside = (K_EXP >= 3) & (K_EXP <= 14)
+    assert res.exafs_mse_k == pytest.approx(np.mean(((exp - model) * K_EXP**2)[inside] ** 2))
+    r, x_exp = fourier_transform(K_EXP, exp, FT)
+    _, x_mod = fourier_transform(K_EXP, model, FT)
+    rin = (r >= 1) & (r <= 5)
+    assert res.exafs_mse_r == pytest.approx(np.mean((abs(x_exp) - abs(x_mod))[rin] ** 2))
+    rf = np.sum(abs(x_exp - x_mod)[rin] ** 2) / np.sum(abs(x_exp)[rin] ** 2)
+    assert res.exafs_rfactor == pytest.approx(rf)
+
+
+def test_refuses_k_range_beyond_the_experiment():
+    sim = model_chi(K_GRID)
+    short = K_EXP[K_EXP <= 12.0]
+    with pytest.raises(ValueError, match=r"exp.csv: ft.kmax: .* data end at k = 12.00"):
+        compare_spectra((short, model_chi(short)), {"sim": (K_GRID, sim)}, FT,
+                        experiment_name="exp.csv")
+
+
+def test_compare_stage_writes_the_comparison_table(tmp_path):
+    exp_file = tmp_path / "experiment" / "chi_k.csv"
+    sim = model_chi(K_GRID)
+    write_chi_k(exp_file, K_EXP, experiment_from(sim, 7.0, 0.85))
+    runs, files = [], []
+    for n, sigma2 in ((0, 0.008), (2, 0.004)):
+        path = tmp_path / f"n{n}" / "chi_k.csv"
+        write_chi_k(path, K_GRID, model_chi(K_GRID, sigma2), np.zeros_like(K_GRID))
+        runs.append({"material": "W", "model": "chgnet", "n": n, "seed": 0})
+        files.append(path)
+    out = tmp_path / "comparison.csv"
+    compare_stage(exp_file, runs, files, exafs={"s02": None, "e0_shift": "shared"},
+                  ft=vars(FT), out_csv=out, out_json=tmp_path / "comparison.json")
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["material", "model", "n_frames", "seed", "exafs_mse_k",
+                                   "exafs_mse_r", "exafs_rfactor", "e0_shift_eV", "s02"]
+    assert list(table["n_frames"]) == [0, 2]
+    assert table["e0_shift_eV"].nunique() == 1
+    assert table.loc[1, "exafs_mse_k"] < table.loc[0, "exafs_mse_k"]  # sigma2 0.004 is right
+    record = json.loads((tmp_path / "comparison.json").read_text())
+    assert record["settings"]["s02"] == "fit" and len(record["results"]) == 2
+
+
+def test_compare_cli_with_several_simulations(tmp_path, capsys):
+    from dualbench.cli import main
+
+    sim = model_chi(K_GRID)
+    write_chi_k(tmp_path / "exp" / "chi_k.csv", K_EXP, experiment_from(sim, 7.0, 0.85))
+    write_chi_k(tmp_path / "a" / "chi_k.csv", K_GRID, sim)
+    write_chi_k(tmp_path / "b" / "chi_k.csv", K_GRID, model_chi(K_GRID, 0.008))
+    out = tmp_path / "metrics.json"
+    assert main(["compare", "--experiment", str(tmp_path / "exp"), "--simulation",
+                 str(tmp_path / "a"), "--simulation", str(tmp_path / "b"),
+                 "--out", str(out)]) == 0
+    record = json.loads(out.read_text())
+    shifts = {r["e0_shift_eV"] for r in record["results"]}
+    assert len(shifts) == 1 and abs(shifts.pop() - 7.0) < 0.5
+    assert record["settings"]["e0_shift"] == "shared"
+    out1 = tmp_path / "one.json"
+    assert main(["compare", "--experiment", str(tmp_path / "exp"), "--simulation",
+                 str(tmp_path / "a"), "--out", str(out1), "--s02", "0.85",
+                 "--e0-shift", "7"]) == 0
+    one = json.loads(out1.read_text())
+    assert one["s02"] == 0.85 and one["e0_shift_eV"] == 7.0 and one["exafs_mse_k"] < 1e-5
+    capsys.readouterr()
+    assert main(["compare", "--experiment", str(tmp_path / "nowhere"), "--simulation",
+                 str(tmp_path / "a"), "--out", str(tmp_path / "x.json")]) == 2
+    assert "nowhere/chi_k.csv" in capsys.readouterr().err

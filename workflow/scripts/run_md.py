@@ -1,0 +1,27 @@
+import sys
+
+# Append: a job that resumes from its checkpoint keeps the killed attempt's log above.
+sys.stderr = open(snakemake.log[0], "a")
+
+from pathlib import Path
+
+from dualbench.cli import setup_logging
+from dualbench.config import config_hash
+from dualbench.md import md_settings, run_md_job
+from dualbench.structure import build_structure
+
+setup_logging()
+structure_file = next(iter(snakemake.input.structure), None)
+run_md_job(
+    model=snakemake.input.model,
+    unit_cell=build_structure(snakemake.params.structure, structure_file),
+    supercell=snakemake.params.supercell,
+    settings=md_settings(
+        {**snakemake.config["md"], **snakemake.params.md},
+        temperature_K=snakemake.params.temperature,
+        seed=int(snakemake.wildcards.seed),
+    ),
+    out_dir=Path(snakemake.output.snapshots).parent,
+    threads=snakemake.threads,
+    config_hash=config_hash(snakemake.config),
+)
