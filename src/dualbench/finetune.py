@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -335,7 +335,7 @@ def run_finetune(
         best_epoch=result.best_epoch,
         seconds=round(result.seconds, 2),
         composition_shift_eV_per_atom=result.composition_shift_eV_per_atom,
-        settings=settings.__dict__,
+        settings=asdict(settings),
         provenance=provenance(**(provenance_extra or {}), seed=seed),
     )
     write_json(out_dir / "frame_ids.json", record)

@@ -85,8 +85,10 @@ def package_versions(names: tuple[str, ...] = PROVENANCE_PACKAGES) -> dict[str, 
     return out
 
 
-def git_commit(path: str | Path = ".") -> str | None:
-    """The commit of the git checkout at ``path`` (with ``-dirty`` when modified), or None."""
+def git_commit(path: str | Path | None = None) -> str | None:
+    """The commit of the git checkout holding ``path`` (default: this package's source),
+    with ``-dirty`` when tracked files are modified; None outside a checkout."""
+    path = Path(__file__).parent if path is None else path
     try:
         commit = subprocess.run(
             ["git", "-C", str(path), "rev-parse", "HEAD"],
@@ -101,13 +103,29 @@ def git_commit(path: str | Path = ".") -> str | None:
     return f"{commit}-dirty" if dirty else commit
 
 
+_CONTEXT: dict[str, Any] = {}
+
+
+def set_provenance_context(**values: Any) -> None:
+    """Values every later :func:`provenance` record of this process carries (config hash,
+    seeds, rule, wildcards); set once by a workflow job at its start."""
+    _CONTEXT.update(values)
+
+
 def provenance(config_hash: str | None = None, **extra: Any) -> dict[str, Any]:
-    """The provenance block every result JSON carries."""
+    """The provenance block every result JSON carries: package versions, git commit,
+    config hash, seeds, plus the process context and ``extra``."""
     record: dict[str, Any] = {
         "packages": package_versions(),
         "git_commit": git_commit(),
         "config_hash": config_hash,
+        "seeds": None,
     }
+    record.update(_CONTEXT)
+    if config_hash is not None:
+        record["config_hash"] = config_hash
+    if "seed" in extra:
+        record["seeds"] = [extra.pop("seed")]
     record.update(extra)
     return record
 

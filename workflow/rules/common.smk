@@ -2,7 +2,7 @@
 
 import os
 
-from dualbench.config import config_hash, prepare_config
+from dualbench.config import prepare_config
 from dualbench.fetch import source_filename
 
 # A config given with --configfile replaces config/config.yaml instead of being merged
@@ -15,7 +15,6 @@ if workflow.overwrite_configfiles:
 # Validate before any job: a bad key stops here with its dotted name and the file.
 config.update(prepare_config(config, ", ".join(map(str, CONFIG_FILES))))
 
-CONFIG_HASH = config_hash(config)
 MATERIALS = list(config["materials"])
 MODELS = list(config["models"])
 N_FRAMES = sorted(config["sweep"]["n_frames"])

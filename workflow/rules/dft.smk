@@ -25,7 +25,6 @@ rule prepare_frames:
     params:
         dft=lambda wc: config["materials"][wc.material]["dft"],
         elements=lambda wc: material_elements(wc.material),
-        max_n=max(N_FRAMES),
     script:
         "../scripts/prepare_frames.py"
 
@@ -71,8 +70,7 @@ rule fine_tune:
         runtime=lambda wc: 30 + 2 * int(wc.n),
     params:
         base=lambda wc: config["models"][wc.model],
-        settings=config["finetune"],
-        config_hash=CONFIG_HASH,
+        settings={k: v for k, v in config["finetune"].items() if k != "device"},
     script:
         "../scripts/fine_tune.py"
 
@@ -94,9 +92,6 @@ rule dft_metrics:
     resources:
         mem_mb=6000,
         runtime=30,
-    params:
-        device=config["finetune"]["device"],
-        config_hash=CONFIG_HASH,
     script:
         "../scripts/dft_metrics.py"
 

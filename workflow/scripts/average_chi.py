@@ -2,10 +2,10 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from dualbench.cli import setup_logging
 from dualbench.exafs import average_stage
+from dualbench.workflow import start_script
 
-setup_logging()
+start_script(snakemake)
 average_stage(
     list(snakemake.input.chunks),
     snakemake.params.ft,

@@ -2,10 +2,10 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from dualbench.cli import setup_logging
 from dualbench.compare import compare_stage
+from dualbench.workflow import start_script
 
-setup_logging()
+start_script(snakemake)
 compare_stage(
     snakemake.input.experiment,
     snakemake.params.runs,

@@ -2,10 +2,10 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from dualbench.cli import setup_logging
 from dualbench.experiment import process_experiment
+from dualbench.workflow import start_script
 
-setup_logging()
+start_script(snakemake)
 process_experiment(
     snakemake.input.data,
     snakemake.params.element,

@@ -2,10 +2,10 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from dualbench.cli import setup_logging
 from dualbench.exafs import potentials_stage
+from dualbench.workflow import start_script
 
-setup_logging()
+start_script(snakemake)
 potentials_stage(
     snakemake.params.material,
     snakemake.params.exafs,

@@ -2,8 +2,8 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from dualbench.cli import setup_logging
 from dualbench.fetch import fetch
+from dualbench.workflow import start_script
 
-setup_logging()
+start_script(snakemake)
 fetch(snakemake.params.source, snakemake.output[0])

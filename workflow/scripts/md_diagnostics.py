@@ -4,11 +4,10 @@ sys.stderr = open(snakemake.log[0], "w")
 
 from pathlib import Path
 
-from dualbench.cli import setup_logging
-from dualbench.config import config_hash
 from dualbench.diagnostics import md_diagnostics
+from dualbench.workflow import start_script
 
-setup_logging()
+start_script(snakemake)
 md_diagnostics(
     snakemake.input.snapshots,
     snakemake.input.reference,
@@ -16,5 +15,4 @@ md_diagnostics(
     snakemake.params.temperature,
     Path(snakemake.output.diagnostics).parent,
     md_log=snakemake.input.log,
-    config_hash=config_hash(snakemake.config),
 )

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from dualbench.cli import setup_logging
 from dualbench.plots import convergence, run_label
+from dualbench.workflow import start_script
 
-setup_logging()
+start_script(snakemake)
 convergence(
     {
         f"{run_label(run['model'], run['n'])}, seed {run['seed']}": pd.read_csv(path)

@@ -4,10 +4,10 @@ sys.stderr = open(snakemake.log[0], "w")
 
 from pathlib import Path
 
-from dualbench.cli import setup_logging
 from dualbench.plots import fig2_from_files
+from dualbench.workflow import start_script
 
-setup_logging()
+start_script(snakemake)
 experiment = snakemake.input.get("experiment")
 fig2_from_files(
     simulations=[

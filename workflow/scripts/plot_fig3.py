@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from dualbench.cli import setup_logging
 from dualbench.plots import fig3
+from dualbench.workflow import start_script
 
-setup_logging()
+start_script(snakemake)
 fig3(
     pd.read_csv(snakemake.input[0]),
     Path(snakemake.output.png).with_suffix(""),

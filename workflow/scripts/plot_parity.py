@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from dualbench.cli import setup_logging
 from dualbench.plots import parity
+from dualbench.workflow import start_script
 
-setup_logging()
+start_script(snakemake)
 parity(
     {
         label: pd.read_csv(path)

@@ -2,11 +2,11 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from dualbench.cli import setup_logging
 from dualbench.data import prepare_frames
 from dualbench.io import write_json
+from dualbench.workflow import start_script
 
-setup_logging()
+start_script(snakemake)
 dft = snakemake.params.dft
 info = prepare_frames(
     train=snakemake.input.train,
@@ -15,7 +15,8 @@ info = prepare_frames(
     test_format=dft["test"]["format"] if dft["test"] else None,
     elements=snakemake.params.elements,
     test_fraction=dft["test_fraction"],
-    max_n_frames=snakemake.params.max_n,
+    # read from the config, not params: the check must not make a new N rerun everything
+    max_n_frames=max(snakemake.config["sweep"]["n_frames"]),
     out_train=snakemake.output.pool,
     out_test=snakemake.output.test,
 )

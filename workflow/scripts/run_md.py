@@ -5,12 +5,11 @@ sys.stderr = open(snakemake.log[0], "a")
 
 from pathlib import Path
 
-from dualbench.cli import setup_logging
-from dualbench.config import config_hash
 from dualbench.md import md_settings, run_md_job
 from dualbench.structure import build_structure
+from dualbench.workflow import start_script
 
-setup_logging()
+start_script(snakemake)
 structure_file = next(iter(snakemake.input.structure), None)
 run_md_job(
     model=snakemake.input.model,
@@ -23,5 +22,4 @@ run_md_job(
     ),
     out_dir=Path(snakemake.output.snapshots).parent,
     threads=snakemake.threads,
-    config_hash=config_hash(snakemake.config),
 )

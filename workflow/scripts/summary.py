@@ -4,6 +4,9 @@ sys.stderr = open(snakemake.log[0], "w")
 
 from dualbench.io import write_csv
 from dualbench.summary import build_summary
+from dualbench.workflow import start_script
+
+start_script(snakemake)
 
 runs = snakemake.params.runs
 metrics = [
