@@ -28,7 +28,7 @@ def _check(paths, stem):
 def test_fig2(tmp_path):
     curves = {"experiment": _chi(1.0, 0.003), "vanilla (N=0)": _chi(1.0, 0.008),
               "fine-tuned (N=50)": _chi(1.0, 0.0035)}
-    table = _check(plots.fig2(curves, tmp_path / "fig2", kweight=2, title="W L3"),
+    table = _check(plots.fig2(curves, tmp_path / "fig2", kweight=2, title="W L3", k_window=(3, 14)),
                    tmp_path / "fig2")
     assert set(table["curve"]) == set(curves)
     assert set(table["space"]) == {"k", "R"}

@@ -67,13 +67,15 @@ def fig2(
     title: str = "",
     rmax_plot: float = 6.0,
     note: str | None = None,
+    k_window: tuple[float, float] | None = None,
 ) -> list[Path]:
     """|chi(R)| of k^w-weighted chi(k) for each labelled curve, with a k-space panel.
 
     ``curves`` maps a label (``experiment``, ``vanilla (N=0)``, ``fine-tuned (N=50)``) to
     its (chi_k, chi_r) tables: columns ``k, chi`` and ``r, chir_mag``.  All curves must
     come from the same Fourier transform; ``note`` is printed on the figure (e.g. that no
-    experiment was given).
+    experiment was given).  ``k_window`` (kmin, kmax in 1/Å) is shaded and bounds the
+    k panel.
     """
     plt = _pyplot()
     fig, (ax_k, ax_r) = plt.subplots(1, 2, figsize=(9.0, 3.6))
@@ -86,6 +88,9 @@ def fig2(
         ax_r.plot(chi_r["r"][keep], chi_r["chir_mag"][keep], label=label, lw=1.4, **style)
         rows += [("k", label, k, v) for k, v in zip(chi_k["k"], kchi, strict=True)]
         rows += [("R", label, r, v) for r, v in zip(chi_r["r"], chi_r["chir_mag"], strict=True)]
+    if k_window is not None:
+        ax_k.axvspan(*k_window, color="0.92", zorder=0, label="_FT window")
+        ax_k.set_xlim(0, k_window[1] + 2)
     ax_k.set_xlabel(r"$k$ (Å$^{-1}$)")
     ax_k.set_ylabel(rf"$k^{kweight}\chi(k)$ (Å$^{{-{kweight}}}$)")
     ax_r.set_xlabel(r"$R$ (Å)")
@@ -249,6 +254,7 @@ def fig2_from_files(
     experiment: str | Path | None = None,
     kweight: int = 2,
     title: str = "",
+    k_window: tuple[float, float] | None = None,
 ) -> list[Path]:
     """Fig. 2 from folders holding ``chi_k.csv`` and ``chi_r.csv``.
 
@@ -261,7 +267,7 @@ def fig2_from_files(
     for label, folder in simulations:
         curves[label] = _chi_tables(folder)
     note = None if experiment is not None else "no experimental spectrum given"
-    return fig2(curves, stem, kweight=kweight, title=title, note=note)
+    return fig2(curves, stem, kweight=kweight, title=title, note=note, k_window=k_window)
 
 
 def _chi_tables(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:

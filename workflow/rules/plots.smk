@@ -56,6 +56,7 @@ rule plot_fig2:
     params:
         labels=[run_label(model, n) for model, n in fig2_runs()],
         kweight=config["ft"]["kweight"],
+        k_window=[config["ft"]["kmin"], config["ft"]["kmax"]],
         title=lambda wc: f"{wc.material}: {config['materials'][wc.material]['absorber']} "
         f"{config['materials'][wc.material]['edge']} edge, "
         f"{config['materials'][wc.material]['temperature_K']:g} K",

@@ -17,5 +17,6 @@ fig2_from_files(
     stem=Path(snakemake.output.png).with_suffix(""),
     experiment=Path(experiment).parent if experiment else None,
     kweight=snakemake.params.kweight,
+    k_window=tuple(snakemake.params.k_window),
     title=snakemake.params.title,
 )

@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="a simulation's folder (chi_k.csv, chi_r.csv); repeat for more")
     f2.add_argument("--kweight", type=int, default=2, help="k-weight of the transform")
     f2.add_argument("--title", default="")
+    f2.add_argument("--k-window", nargs=2, type=float, metavar=("KMIN", "KMAX"),
+                    help="shade the FT window and bound the k panel (1/Å)")
     f2.add_argument("--out", required=True, help="output stem: writes STEM.png, .pdf, .csv")
     f2.set_defaults(func=fig2)
 
@@ -39,8 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def fig2(args: argparse.Namespace) -> int:
     from dualbench.plots import fig2_from_files
 
+    window = tuple(args.k_window) if args.k_window else None
     for path in fig2_from_files(args.simulation, Path(args.out), args.experiment,
-                                args.kweight, args.title):
+                                args.kweight, args.title, window):
         print(path)
     return 0
 
