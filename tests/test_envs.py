@@ -1,0 +1,152 @@
+"""Conda environments (envs/*.yaml) for `--sdm conda`: they parse, every rule names one,
+and their pins agree with pyproject.toml.  Nothing is built (no conda channels here)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
+
+REPO = Path(__file__).resolve().parents[1]
+ENV_FILES = sorted((REPO / "envs").glob("*.yaml"))
+# conda-forge names that differ from the PyPI names used in pyproject.toml.
+CONDA_TO_PYPI = {"pytorch": "torch"}
+
+
+def pyproject_pins() -> dict[str, str]:
+    """{canonical name: version} of the `==` pins in pyproject.toml (all dependency lists)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    specs = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        specs += extra
+    pins = {}
+    for spec in specs:
+        req = Requirement(spec)
+        exact = [s.version for s in req.specifier if s.operator == "=="]
+        if exact:
+            pins[canonicalize_name(req.name)] = exact[0]
+    return pins
+
+
+def env_pins(env: dict) -> dict[str, tuple[str, str]]:
+    """{canonical name: (version, how)} of the pinned packages of a conda env file:
+    conda entries `name=1.2` or `name==1.2` and pip entries `name==1.2`."""
+    pins = {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            for pip_dep in dep.get("pip", []):
+                if pip_dep.startswith("-"):  # -e .., --index-url ...
+                    continue
+                req = Requirement(pip_dep)
+                exact = [s.version for s in req.specifier if s.operator == "=="]
+                if exact:
+                    pins[canonicalize_name(req.name)] = (exact[0], f"pip: {pip_dep}")
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*={1,2}\s*([^=<>,\s|*]+)", dep)
+        if match:
+            name = CONDA_TO_PYPI.get(match[1], match[1])
+            pins[canonicalize_name(name)] = (match[2], f"conda: {dep}")
+    return pins
+
+
+def load_env(path: Path) -> dict:
+    env = yaml.safe_load(path.read_text())
+    assert isinstance(env, dict), f"{path.name}: not a mapping"
+    return env
+
+
+def test_env_files_exist():
+    assert ENV_FILES, "no envs/*.yaml"
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
+def test_env_file_parses(path):
+    env = load_env(path)
+    assert env.get("channels"), f"{path.name}: no channels"
+    deps = env.get("dependencies")
+    assert isinstance(deps, list) and deps, f"{path.name}: no dependencies list"
+    for dep in deps:
+        if isinstance(dep, dict):
+            assert set(dep) == {"pip"}, f"{path.name}: unexpected mapping {dep}"
+            assert all(isinstance(d, str) for d in dep["pip"]), f"{path.name}: {dep}"
+            assert "pip" in deps, f"{path.name}: a pip: list needs pip among the dependencies"
+        else:
+            assert isinstance(dep, str), f"{path.name}: {dep!r}"
+    # Every pip requirement is well formed (a typo would only show when conda builds).
+    for dep in deps:
+        if isinstance(dep, dict):
+            for pip_dep in dep["pip"]:
+                if not pip_dep.startswith("-"):
+                    Requirement(pip_dep)
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
+def test_env_pins_agree_with_pyproject(path):
+    project_pins = pyproject_pins()
+    disagree = [
+        f"{how} but pyproject.toml pins {name}=={project_pins[name]}"
+        for name, (version, how) in env_pins(load_env(path)).items()
+        if name in project_pins and version != project_pins[name]
+    ]
+    assert disagree == [], f"{path.name}: " + "; ".join(disagree)
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
+def test_env_python_meets_requires_python(path):
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    pythons = [d for d in load_env(path)["dependencies"]
+               if isinstance(d, str) and re.match(r"python\s*=", d)]
+    assert len(pythons) == 1, f"{path.name}: pin python exactly once ({pythons})"
+    version = re.split(r"={1,2}", pythons[0], maxsplit=1)[1].strip()
+    assert version in SpecifierSet(requires), f"{path.name}: python {version} vs {requires}"
+
+
+def rule_conda_envs() -> dict[str, str | None]:
+    """{rule: the string its `conda:` directive gives, or None} for workflow/rules/*.smk."""
+    envs = {}
+    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        blocks = re.split(r"^rule (\w+):\s*$", smk.read_text(), flags=re.M)
+        for name, body in zip(blocks[1::2], blocks[2::2], strict=True):
+            body = re.split(r"^\S", body, maxsplit=1, flags=re.M)[0]  # up to the next top level
+            match = re.search(r"^\s+conda:\s*\n\s+[\"']([^\"']+)[\"']", body, flags=re.M)
+            envs[name] = (smk, match[1]) if match else (smk, None)
+    return envs
+
+
+def workflow_rules() -> set[str]:
+    """The rules Snakemake itself sees (`snakemake --list-rules`), `all` excluded."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--list-rules",
+         "--configfile", str(REPO / "config" / "test.yaml")],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return {line.strip() for line in proc.stdout.splitlines() if line.strip()} - {"all"}
+
+
+def test_every_rule_names_an_existing_env():
+    envs = rule_conda_envs()
+    assert workflow_rules() <= set(envs), "rules not found in workflow/rules/*.smk"
+    problems = []
+    for name, (smk, env) in sorted(envs.items()):
+        if env is None:
+            problems.append(f"{name} ({smk.name}): no conda: directive")
+            continue
+        path = (smk.parent / env).resolve()  # Snakemake resolves it next to the .smk
+        if not path.is_file():
+            problems.append(f"{name} ({smk.name}): {env} does not exist")
+        elif path.parent != REPO / "envs":
+            problems.append(f"{name} ({smk.name}): {env} is not under envs/")
+    assert problems == []
