@@ -97,6 +97,10 @@ def test_short_finetune_lowers_training_force_error(snap_dir, tmp_path, vanilla_
     tuned = load_model(model_json, "cpu")
     after = dft_metrics(tuned, frames)[0]["force_mae_eV_per_A"]
     assert after < before - 0.01, (before, after)
+    # The composition model was refitted after training: no mean energy offset is left.
+    residual = [float(p["e"]) - a.get_potential_energy() / len(a)
+                for a, p in zip(frames, predict(tuned, frames, "e"), strict=True)]
+    assert abs(np.mean(residual)) < 1e-3
     curve = (out / "training_curve.csv").read_text().splitlines()
     assert curve[0].startswith("epoch,train_energy_mae_eV_per_atom,train_force_mae_eV_per_A")
     assert len(curve) == 1 + 3

@@ -6,8 +6,9 @@ linear per-element composition model (``AtomRef``, frozen during training).  Bef
 training, the composition model is refitted to the N frames: the per-atom residuals
 E_DFT - E_CHGNet are regressed on the element fractions (least squares, minimum norm
 when the frames cannot separate elements) and the result is added to the AtomRef
-weights.  Training then only learns the physics, not an offset; forces and stresses
-are unaffected by this shift.
+weights.  Training then only learns the physics, not an offset; after training the same
+refit removes the offset that training left.  Forces and stresses are unaffected by
+these shifts.
 """
 
 from __future__ import annotations
@@ -278,6 +279,10 @@ def finetune(
     else:
         best_epoch = len(trainer.training_history["f"]["train"])
     model.eval()
+    # Training moved the learned energies; refit the constant once more so the frames'
+    # mean per-atom energy error is zero again (forces and stresses are unchanged).
+    for element, value in refit_composition_model(model, frames).items():
+        shifts[element] += value
     return FinetuneResult(
         model=model,
         curve=_curve(trainer.training_history, bool(n_val)),
