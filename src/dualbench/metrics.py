@@ -29,7 +29,7 @@ def parity_slope(predicted: np.ndarray, reference: np.ndarray) -> float:
 
 
 def dft_metrics(
-    model, frames: Sequence[Atoms], batch_size: int = 8
+    model, frames: Sequence[Atoms], batch_size: int = 1
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Errors of a loaded CHGNet ``model`` on DFT ``frames`` (internal form).
 

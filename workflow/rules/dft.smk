@@ -90,7 +90,7 @@ rule dft_metrics:
         "../../envs/ml.yaml"
     threads: 2
     resources:
-        mem_mb=6000,
+        mem_mb=4000,
         runtime=30,
     script:
         "../scripts/dft_metrics.py"
