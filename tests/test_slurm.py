@@ -46,17 +46,6 @@ def load_profile(path: Path) -> dict:
     return yaml.safe_load((path / "config.yaml").read_text())
 
 
-def workflow_rules() -> set[str]:
-    """The rules Snakemake sees (`snakemake --list-rules`), `all` excluded."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--list-rules",
-         "--configfile", str(REPO / "config" / "test.yaml")],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return {line.strip() for line in proc.stdout.splitlines() if line.strip()} - {"all"}
-
-
 def planned_jobs(dry_run_output: str) -> list[dict]:
     """Every job of a dry run (localrules print as `rule` there): rule, threads, resources."""
     jobs = []
@@ -81,8 +70,8 @@ def planned_jobs(dry_run_output: str) -> list[dict]:
 # --- The profiles, without Slurm -------------------------------------------------------
 
 
-def test_profiles_name_every_rule():
-    rules = workflow_rules()
+def test_profiles_name_every_rule(workflow_rules):
+    rules = workflow_rules
     slurm, test = load_profile(PROFILE), load_profile(TEST_PROFILE)
     assert slurm["executor"] == "slurm"
     assert rules <= set(slurm["set-resources"]), "rules missing in profiles/slurm"

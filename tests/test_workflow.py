@@ -8,8 +8,6 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 
 def snakemake(repo, workdir, *args, mirror=None, check=True):
     env = {**os.environ}
@@ -99,12 +97,12 @@ def test_fetch_rule_refuses_wrong_checksum(repo, mirror, tmp_path):
     assert not (tmp_path / target).exists()
 
 
-@pytest.mark.parametrize("rules_file", ["data", "dft", "summary"])
-def test_every_rule_has_log_benchmark_conda_resources(repo, rules_file):
-    text = (repo / "workflow" / "rules" / f"{rules_file}.smk").read_text()
-    rules = re.split(r"\nrule ", text)[1:]
-    assert rules
-    for rule in rules:
-        name = rule.split(":", 1)[0]
-        for directive in ("log:", "benchmark:", "conda:", "resources:"):
-            assert directive in rule, f"rule {name} lacks {directive}"
+def test_every_rule_has_log_benchmark_conda_resources(repo, workflow_rules):
+    seen = set()
+    for smk in sorted((repo / "workflow" / "rules").glob("*.smk")):
+        for rule in re.split(r"\nrule ", smk.read_text())[1:]:
+            name = rule.split(":", 1)[0]
+            seen.add(name)
+            for directive in ("log:", "benchmark:", "conda:", "resources:"):
+                assert directive in rule, f"{smk.name}: rule {name} lacks {directive}"
+    assert seen == workflow_rules
