@@ -138,8 +138,9 @@ def fig3(
         ax_left.set_ylabel("EXAFS MSE of $k^w\\chi(k)$")
         table.append(ex.assign(quantity=exafs_column))
     else:
-        ax_left.text(0.5, 0.5, "no experiment given:\nEXAFS MSE not scored",
-                     transform=ax_left.transAxes, ha="center", va="center", style="italic")
+        ax_left.text(0.03, 0.04, "no experiment given: EXAFS MSE not scored",
+                     transform=ax_left.transAxes, ha="left", va="bottom", style="italic",
+                     fontsize=8)
         ax_left.set_yticks([])
     fm = _by_n(summary, force_column)
     handles.append(ax_right.errorbar(
