@@ -118,3 +118,14 @@ def test_cli_plot_fig2_and_fig3(tmp_path):
         capture_output=True, text=True,
     )
     assert bad.returncode == 2 and "expected LABEL=FOLDER" in bad.stderr
+
+
+def test_fig2_without_experiment_says_so(tmp_path):
+    folder = tmp_path / "sim"
+    folder.mkdir()
+    chi_k, chi_r = _chi(1.0, 0.005)
+    chi_k.to_csv(folder / "chi_k.csv", index=False)
+    chi_r.to_csv(folder / "chi_r.csv", index=False)
+    paths = plots.fig2_from_files([("vanilla", folder)], tmp_path / "fig2", experiment=None)
+    table = _check(paths, tmp_path / "fig2")
+    assert set(table["curve"]) == {"vanilla"}
