@@ -51,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         cut_cluster,
         feff_executable,
         fourier_transform,
-        read_snapshots,
         select_absorbers,
     )
+    from dualbench.md import read_snapshots
 
     feff_executable("pot")  # imports larch before any timing
 

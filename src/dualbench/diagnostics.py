@@ -46,16 +46,6 @@ SIGMA2_COLUMNS = (
 )
 
 
-def read_frames(path: str | Path) -> list[Atoms]:
-    """All frames of an extxyz (or any ASE-readable) trajectory file."""
-    from ase.io import read
-
-    frames = read(str(path), index=":")
-    if not frames:
-        raise ValueError(f"{path}: no frames")
-    return list(frames)
-
-
 def absorber_indices(atoms: Atoms, absorber: str) -> np.ndarray:
     """Indices of the atoms of element ``absorber``; ValueError when there is none."""
     idx = np.flatnonzero(np.asarray(atoms.get_chemical_symbols()) == absorber)
@@ -306,10 +296,11 @@ def md_diagnostics(
     """
     import pandas as pd
 
+    from dualbench.md import read_snapshots
     from dualbench.structure import inscribed_radius
 
-    frames = read_frames(snapshots) if isinstance(snapshots, (str, Path)) else list(snapshots)
-    ref = read_frames(reference)[0] if isinstance(reference, (str, Path)) else reference
+    frames = read_snapshots(snapshots) if isinstance(snapshots, (str, Path)) else list(snapshots)
+    ref = read_snapshots(reference)[0] if isinstance(reference, (str, Path)) else reference
     out_dir = Path(out_dir)
     n_atoms = len(ref)
     n_dof = 3 * n_atoms - 3

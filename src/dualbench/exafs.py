@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dualbench.io import atomic_path, provenance, write_csv, write_json
+from dualbench.md import read_snapshots
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -607,19 +608,6 @@ def select_absorbers(
         return candidates
     rng = np.random.default_rng([int(seed), int(frame_index)])
     return sorted(int(i) for i in rng.choice(candidates, size=n, replace=False))
-
-
-def read_snapshots(path: str | Path) -> list[Atoms]:
-    """Frames of an extended-XYZ trajectory (with cell and pbc)."""
-    from ase.io import read
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: snapshots file not found")
-    frames = read(path, index=":", format="extxyz")
-    if not frames:
-        raise ValueError(f"{path}: no frames")
-    return list(frames)
 
 
 def average_structure(frames: Sequence[Atoms]) -> Atoms:

@@ -419,6 +419,19 @@ def write_snapshots(path: str | Path, frames: list[Atoms]) -> None:
         write(tmp, frames, format="extxyz")
 
 
+def read_snapshots(path: str | Path) -> list[Atoms]:
+    """Frames of a snapshot (or any extended-XYZ) trajectory, with cell and pbc."""
+    from ase.io import read
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: snapshots file not found")
+    frames = read(path, index=":", format="extxyz")
+    if not frames:
+        raise ValueError(f"{path}: no frames")
+    return list(frames)
+
+
 def _write_log(path: Path, state: _State, settings: MDSettings) -> None:
     import pandas as pd
 

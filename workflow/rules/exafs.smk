@@ -187,19 +187,3 @@ rule compare_exafs:
         ft=config["ft"],
     script:
         "../scripts/compare_exafs.py"
-
-
-# Targets: the comparison of materials with an experiment; the averaged spectra of the
-# others.  The paths are formatted per material here, so they pass through
-# all_outputs() unchanged.
-for _material in MATERIALS:
-    if has_experiment(_material):
-        MATERIAL_TARGETS.append(f"results/{_material}/exafs/comparison.csv")
-    else:
-        RUN_TARGETS.extend(
-            [
-                RUN.replace("{material}", _material) + "/exafs/chi_k.csv",
-                RUN.replace("{material}", _material) + "/exafs/chi_r.csv",
-                RUN.replace("{material}", _material) + "/exafs/convergence.csv",
-            ]
-        )
