@@ -19,6 +19,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/label.smk"
 include: "workflow/rules/dft.smk"
 include: "workflow/rules/md.smk"
 include: "workflow/rules/exafs.smk"

@@ -20,7 +20,7 @@ except ModuleNotFoundError:  # Python 3.10
 REPO = Path(__file__).resolve().parents[1]
 ENV_FILES = sorted((REPO / "envs").glob("*.yaml"))
 # conda-forge names that differ from the PyPI names used in pyproject.toml.
-CONDA_TO_PYPI = {"pytorch": "torch"}
+CONDA_TO_PYPI = {"pytorch": "torch", "dftd3-python": "dftd3"}
 
 
 def pyproject_pins() -> dict[str, str]:

@@ -69,6 +69,11 @@ def _fill_defaults(instance: Any, schema: Mapping[str, Any], root: Mapping[str, 
     schema = _resolve(schema, root)
     if not isinstance(instance, dict):
         return
+    for branch in schema.get("oneOf", []):
+        # e.g. `label: {...}` of a "mapping or null" key: fill the mapping's defaults
+        branch = _resolve(branch, root)
+        if branch.get("type") == "object":
+            _fill_defaults(instance, branch, root)
     props: Mapping[str, Any] = schema.get("properties", {})
     for name, sub in props.items():
         sub_resolved = _resolve(sub, root)
@@ -81,6 +86,14 @@ def _fill_defaults(instance: Any, schema: Mapping[str, Any], root: Mapping[str, 
         for name, value in instance.items():
             if name not in props:
                 _fill_defaults(value, extra, root)
+
+
+def fill_defaults(entry: Mapping[str, Any], definition: str) -> dict[str, Any]:
+    """A copy of ``entry`` with the defaults of the schema's ``$defs/<definition>`` filled in."""
+    schema = load_schema()
+    filled = copy.deepcopy(dict(entry))
+    _fill_defaults(filled, schema["$defs"][definition], schema)
+    return filled
 
 
 def _key(path: Iterable[Any]) -> str:
@@ -144,6 +157,28 @@ def _check_semantics(config: Mapping[str, Any], source: str) -> None:
     if plots["seed"] is not None and plots["seed"] not in sweep["seeds"]:
         raise ConfigError(source, "plots.seed", f"{plots['seed']} is not in sweep.seeds")
     for name, material in config["materials"].items():
+        dft = material["dft"]
+        if (dft["train"] is None) == (dft["label"] is None):
+            raise ConfigError(
+                source,
+                f"materials.{name}.dft",
+                "give either `train` (a file of DFT frames) or `label` (compute them), not "
+                + ("both" if dft["train"] is not None else "neither"),
+            )
+        if dft["label"] is not None:
+            if dft["test"] is not None:
+                raise ConfigError(
+                    source,
+                    f"materials.{name}.dft.test",
+                    "must be null with `label`: the labelled MD's last frames are the test set",
+                )
+            model = dft["label"]["sampling"]["model"]
+            if model is not None and model not in config["models"]:
+                raise ConfigError(
+                    source,
+                    f"materials.{name}.dft.label.sampling.model",
+                    f"{model!r} is not among models ({', '.join(config['models'])})",
+                )
         symbols = material["structure"].get("symbols")
         if symbols is not None:
             if material["absorber"] not in symbols:

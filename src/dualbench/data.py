@@ -132,6 +132,7 @@ def _read_with_ase(path: Path, fmt: str) -> list[Atoms]:
         energy, forces, stress = _results(atoms)
         frame_id = atoms.info.get("frame_id", f"{path.name}:{i}")
         plain = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+        plain.info.update(atoms.info)  # provenance such as a labelled frame's origin and `dft`
         frames.append(_attach(plain, energy, forces, stress, str(frame_id)))
     return frames
 

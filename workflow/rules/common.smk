@@ -53,11 +53,35 @@ def source_of(material, role):
 
 
 def data_file(material, role):
-    """Where a source's file lies: fetched into resources/, or the local path as given."""
+    """Where a source's file lies: in resources/ after fetch_data checked it (downloads, and
+    local files with a sha256, such as the committed DFT frames), or the local path as given.
+    """
     source = source_of(material, role)
-    if "path" in source:
+    if "path" in source and not source.get("sha256"):
         return source["path"]
     return f"resources/{material}/{role}/{source_filename(source)}"
+
+
+def local_source(wildcards):
+    """The local file behind a checked copy in resources/ (so an edit reruns the copy)."""
+    source = source_of(wildcards.material, wildcards.role)
+    return [source["path"]] if "path" in source else []
+
+
+def structure_input(wildcards):
+    """The fetched structure file when the material's structure comes from a file."""
+    if "source" in config["materials"][wildcards.material]["structure"]:
+        return [data_file(wildcards.material, "structure")]
+    return []
+
+
+def dft_frames(material, split):
+    """The DFT frames file of a material's `train` or `test` split: the configured file, the
+    labelled frames when the config has `dft.label`, or [] (no test file: held out)."""
+    if config["materials"][material]["dft"]["label"] is not None:
+        return f"results/{material}/dft/labelled/{split}.extxyz"
+    role = f"dft_{split}"
+    return data_file(material, role) if role in material_sources(material) else []
 
 
 def material_elements(material):

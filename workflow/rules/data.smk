@@ -1,7 +1,9 @@
-# Public data: fetch by URL (or copy from $DUALBENCH_DATA_MIRROR) with a SHA-256 check.
+# Data: download (or copy from $DUALBENCH_DATA_MIRROR) or copy a local file; SHA-256 checked.
 
 
 rule fetch_data:
+    input:
+        local_source,
     output:
         "resources/{material}/{role}/{filename}",
     log:

@@ -3,12 +3,8 @@
 
 rule prepare_frames:
     input:
-        train=lambda wc: data_file(wc.material, "dft_train"),
-        test=lambda wc: (
-            data_file(wc.material, "dft_test")
-            if "dft_test" in material_sources(wc.material)
-            else []
-        ),
+        train=lambda wc: dft_frames(wc.material, "train"),
+        test=lambda wc: dft_frames(wc.material, "test"),
     output:
         pool="results/{material}/dft/train_pool.extxyz",
         test="results/{material}/dft/test.extxyz",

@@ -6,17 +6,10 @@
 from dualbench.md import NON_TRAJECTORY_SETTINGS
 
 
-def md_structure_input(wildcards):
-    """The fetched structure file when the material's structure comes from a file."""
-    if "source" in config["materials"][wildcards.material]["structure"]:
-        return [data_file(wildcards.material, "structure")]
-    return []
-
-
 rule run_md:
     input:
         model=RUN + "/model/model.json",
-        structure=md_structure_input,
+        structure=structure_input,
     output:
         snapshots=RUN + "/md/snapshots.extxyz",
         log=RUN + "/md/md_log.csv",

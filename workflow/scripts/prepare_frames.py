@@ -10,9 +10,10 @@ start_script(snakemake)
 dft = snakemake.params.dft
 info = prepare_frames(
     train=snakemake.input.train,
-    train_format=dft["train"]["format"],
+    # labelled frames (dft.label) are extended XYZ
+    train_format=dft["train"]["format"] if dft["train"] else "extxyz",
     test=snakemake.input.test or None,
-    test_format=dft["test"]["format"] if dft["test"] else None,
+    test_format=dft["test"]["format"] if dft["test"] else "extxyz",
     elements=snakemake.params.elements,
     test_fraction=dft["test_fraction"],
     # read from the config, not params: the check must not make a new N rerun everything

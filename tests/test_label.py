@@ -1,0 +1,211 @@
+"""DFT labelling: sampling, GPAW+D3 labels read back as DFT frames, calculator swaps, rules."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from ase import Atoms
+
+from dualbench.config import ConfigError, load_config
+from dualbench.data import read_frames
+from dualbench.label import (
+    LabelSettings,
+    gather_labels,
+    label_configs,
+    make_dft_calculator,
+    rattled_cells,
+    sample_configs,
+)
+from dualbench.md import read_snapshots
+from dualbench.structure import build_structure
+from test_workflow import snakemake
+
+WS2 = {
+    "symbols": ["W", "S"],
+    "basis": [[1 / 3, 2 / 3, 0.25], [1 / 3, 2 / 3, 0.621]],
+    "spacegroup": 194,
+    "cellpar": [3.153, 3.153, 12.323, 90, 90, 120],
+}
+# The cheapest GPAW that still runs every code path: Gamma only, 200 eV, one 6-atom cell.
+TINY = {
+    "supercell": [1, 1, 1],
+    "cutoff_eV": 200,
+    "kpts": [1, 1, 1],
+    "sampling": {
+        "md_frames": 1,
+        "test_frames": 1,
+        "rattled_frames": 1,
+        "interval_steps": 2,
+        "equilibration_steps": 2,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def ws2_cell() -> Atoms:
+    return build_structure(WS2)
+
+
+def test_ws2_structure_is_2h(ws2_cell):
+    """2Hc-WS2: 2 W + 4 S per cell, W-S bonds of 2.41 Å, layers c/2 apart."""
+    assert ws2_cell.get_chemical_formula() == "S4W2"
+    d = ws2_cell.get_all_distances(mic=True)
+    w = [i for i, s in enumerate(ws2_cell.get_chemical_symbols()) if s == "W"]
+    s = [i for i, s in enumerate(ws2_cell.get_chemical_symbols()) if s == "S"]
+    assert d[np.ix_(w, s)].min() == pytest.approx(2.41, abs=0.02)
+    assert sorted(ws2_cell.positions[w, 2]) == pytest.approx([12.323 / 4, 3 * 12.323 / 4])
+
+
+def test_rattled_cells_strain_and_displace(ws2_cell):
+    frames = rattled_cells(ws2_cell, 3, rattle_A=0.05, strain=0.02, seed=1)
+    assert len(frames) == 3
+    for frame in frames:
+        ratio = np.linalg.solve(ws2_cell.cell[:], frame.cell[:])  # I + strain
+        assert np.allclose(ratio, ratio.T, atol=1e-12)
+        assert 0 < np.abs(ratio - np.eye(3)).max() <= 0.02
+        scaled = ws2_cell.get_scaled_positions() @ frame.cell[:]
+        shift = frame.positions - scaled
+        assert 0.01 < shift.std() < 0.1
+    again = rattled_cells(ws2_cell, 3, rattle_A=0.05, strain=0.02, seed=1)
+    assert np.array_equal(again[2].positions, frames[2].positions)
+
+
+def test_label_settings_defaults_come_from_the_schema():
+    settings = LabelSettings.from_config({"supercell": [2, 2, 1]})
+    assert settings.calculator == "gpaw" and settings.dispersion == "d3bj"
+    assert settings.n_configs == settings.md_frames + settings.rattled_frames + 6
+    assert settings.level_of_theory() == "gpaw PBE+D3(BJ) 400 eV k 3x3x1"
+
+
+@pytest.mark.slow
+def test_label_one_tiny_frame_with_gpaw_and_read_it_back(ws2_cell, tmp_path):
+    """A real GPAW PBE+D3(BJ) calculation; the written frame is a valid DFT frame."""
+    from dftd3.ase import DFTD3
+
+    settings = LabelSettings.from_config(TINY)
+    frame = ws2_cell.copy()
+    frame.rattle(0.05, seed=3)
+    frame.info.update(frame_id="WS2:tiny", split="train", config_index=0)
+    out = tmp_path / "labelled.extxyz"
+    info = label_configs([frame], settings, out=out, work_dir=tmp_path / "dft")
+    assert info["n_frames"] == 1 and info["seconds_per_frame"] > 0
+
+    (back,) = read_frames(out, "extxyz", elements={"W", "S"})
+    assert back.info["frame_id"] == "WS2:tiny"
+    assert back.info["dft"] == "gpaw PBE+D3(BJ) 200 eV k 1x1x1"
+    assert np.allclose(back.positions, frame.positions)
+    forces = back.get_forces()
+    assert forces.shape == (6, 3) and np.abs(forces).max() > 0.1  # rattled: real forces
+    assert np.abs(forces.sum(axis=0)).max() < 0.05  # no net force on a periodic cell
+    stress = back.get_stress()
+    assert stress.shape == (6,) and np.all(np.isfinite(stress))
+    # The D3(BJ) part is in the label: the energy minus D3 is GPAW's own total energy.
+    d3 = Atoms(frame)
+    d3.calc = DFTD3(method="PBE", damping="d3bj")
+    e_d3 = d3.get_potential_energy()
+    assert e_d3 < -0.5  # dispersion binds (about -0.2 eV per atom here)
+    gpaw_log = (tmp_path / "dft" / "WS2_tiny.txt").read_text()
+    extrapolated = float(gpaw_log.split("Extrapolated:")[-1].split()[0])
+    assert back.get_potential_energy() - e_d3 == pytest.approx(extrapolated, abs=1e-4)
+
+
+def test_vasp_and_espresso_get_their_own_d3(tmp_path):
+    vasp = make_dft_calculator(
+        LabelSettings.from_config({"supercell": [1, 1, 1], "calculator": "vasp",
+                                   "calculator_options": {"setups": "recommended"}}),
+        tmp_path,
+    )
+    assert vasp.int_params["ivdw"] == 12 and vasp.float_params["encut"] == 400
+    assert vasp.input_params["setups"] == "recommended"
+    qe = make_dft_calculator(
+        LabelSettings.from_config({
+            "supercell": [1, 1, 1], "calculator": "espresso", "dispersion": "d3zero",
+            "calculator_options": {"pseudopotentials": {"W": "W.upf", "S": "S.upf"},
+                                   "input_data": {"system": {"nspin": 1}}},
+        }),
+        tmp_path,
+    )
+    system = qe.parameters["input_data"]["system"]
+    assert system["vdw_corr"] == "dft-d3" and system["dftd3_version"] == 3
+    assert system["ecutwfc"] == pytest.approx(400 / 13.605693, rel=1e-5)
+    assert system["nspin"] == 1
+    assert qe.parameters["input_data"]["control"]["tstress"] is True
+
+
+@pytest.mark.slow
+def test_sample_configs_from_vanilla_md(ws2_cell, tmp_path):
+    settings = LabelSettings.from_config(TINY)
+    out = tmp_path / "configs.extxyz"
+    info = sample_configs(
+        ws2_cell, settings, temperature_K=300, model="chgnet", material="WS2",
+        md_config={"device": "cpu"}, work_dir=tmp_path / "md", out=out, threads=2,
+    )
+    assert info == {"n_configs": 3, "n_atoms": 6}
+    configs = read_snapshots(out)
+    assert [c.info["split"] for c in configs] == ["train", "train", "test"]
+    assert [c.info["frame_id"] for c in configs] == ["WS2:md4", "WS2:rattle0", "WS2:md6"]
+    assert all(c.calc is None for c in configs)  # the model's results are not labels
+
+
+def test_gather_splits_by_label(ws2_cell, tmp_path):
+    from dualbench.data import _attach, write_frames
+
+    chunks = []
+    for i, split in enumerate(["train", "test", "train"]):
+        frame = ws2_cell.copy()
+        _attach(frame, -1.0 * i, np.zeros((6, 3)), np.zeros(6), f"WS2:{i}")
+        frame.info.update(split=split, config_index=i, label_s=2.0, dft="x")
+        chunks.append(tmp_path / f"chunk{2 - i}.extxyz")
+        write_frames(chunks[-1], [frame])
+    info = gather_labels(chunks, tmp_path / "train.extxyz", tmp_path / "test.extxyz")
+    assert info["n_train"] == 2 and info["n_test"] == 1
+    train = read_frames(tmp_path / "train.extxyz", "extxyz")
+    assert [f.info["frame_id"] for f in train] == ["WS2:0", "WS2:2"]
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"label": None}, "materials.X.dft"),
+        ({"test": {"path": "t.extxyz", "format": "extxyz"}}, "materials.X.dft.test"),
+        ({"train": {"path": "t.extxyz", "format": "extxyz"}}, "materials.X.dft"),
+    ],
+)
+def test_config_refuses_label_mixups(tmp_path, change, key):
+    dft = {"label": {"supercell": [1, 1, 1]}, **change}
+    config = {"materials": {"X": {"structure": WS2, "absorber": "W", "edge": "L3",
+                                  "temperature_K": 300, "dft": dft}}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.key == key and str(path) in str(err.value)
+
+
+@pytest.mark.slow
+def test_label_rules_feed_the_dft_arm(repo, tmp_path):
+    """sample_configs -> label_frames (one job per frame) -> gather_labels -> prepare_frames
+    and the vanilla model's metrics on the labelled test frame."""
+    config = {
+        "materials": {"WS2": {"structure": WS2, "absorber": "W", "edge": "L3",
+                              "temperature_K": 300, "supercell": [1, 1, 1],
+                              "dft": {"label": TINY}}},
+        "sweep": {"n_frames": [0, 1]},
+        "md": {"device": "cpu"},
+    }
+    path = tmp_path / "label.yaml"
+    path.write_text(yaml.safe_dump(config))
+    target = "results/WS2/chgnet/n0/seed0/dft_metrics.json"
+    snakemake(repo, tmp_path, "--cores", "2", target, "--configfile", str(path))
+    labels = json.loads((tmp_path / "results/WS2/dft/labelled/labels.json").read_text())
+    assert labels["n_train"] == 2 and labels["n_test"] == 1
+    assert labels["dft"] == ["gpaw PBE+D3(BJ) 200 eV k 1x1x1"]
+    frames = json.loads((tmp_path / "results/WS2/dft/frames.json").read_text())
+    assert frames["n_train_pool"] == 2 and frames["test_has_stress"]
+    metrics = json.loads((tmp_path / target).read_text())
+    assert metrics["n_frames"] == 1 and np.isfinite(metrics["force_mae_eV_per_A"])
+    for rule in ("sample_configs", "label_frames/chunk0", "gather_labels"):
+        assert (tmp_path / f"results/WS2/benchmarks/{rule}.tsv").is_file(), rule
