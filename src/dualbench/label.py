@@ -117,13 +117,13 @@ def rattled_cells(
     in ±``strain``) with Gaussian displacements of standard deviation ``rattle_A`` (Å)."""
     rng = np.random.default_rng(seed)
     frames = []
-    for i in range(n):
+    for _ in range(n):
         atoms = ideal.copy()
         eps = rng.uniform(-strain, strain, (3, 3))
         eps = 0.5 * (eps + eps.T)
         atoms.set_cell(atoms.cell[:] @ (np.eye(3) + eps), scale_atoms=True)
         atoms.positions += rng.normal(0.0, rattle_A, atoms.positions.shape)
-        atoms.info.update(origin="rattle", index=i)
+        atoms.info["origin"] = "rattle"
         frames.append(atoms)
     return frames
 
@@ -155,47 +155,44 @@ def sample_configs(
     from dualbench.structure import build_supercell
 
     settings.validate()
-    n_md = settings.md_frames + settings.test_frames
-    configs: list[Atoms] = []
-    if n_md:
-        md = md_settings(
-            md_config,
-            temperature_K=temperature_K,
-            seed=settings.seed,
-            timestep_fs=settings.timestep_fs,
-            equilibration_steps=settings.equilibration_steps,
-            production_steps=n_md * settings.interval_steps,
-            snapshot_every=settings.interval_steps,
-        )
-        run_md_job(
-            model=model,
-            unit_cell=unit_cell,
-            supercell=settings.supercell,
-            settings=md,
-            out_dir=work_dir,
-            threads=threads,
-        )
-        snapshots = read_snapshots(Path(work_dir) / "snapshots.extxyz")
-        for snap in snapshots:
-            frame = _bare(snap)
-            frame.info.update(origin="md", step=int(snap.info["step"]))
-            configs.append(frame)
+    md = md_settings(
+        md_config,
+        temperature_K=temperature_K,
+        seed=settings.seed,
+        timestep_fs=settings.timestep_fs,
+        equilibration_steps=settings.equilibration_steps,
+        production_steps=(settings.md_frames + settings.test_frames) * settings.interval_steps,
+        snapshot_every=settings.interval_steps,
+    )
+    run_md_job(
+        model=model,
+        unit_cell=unit_cell,
+        supercell=settings.supercell,
+        settings=md,
+        out_dir=work_dir,
+        threads=threads,
+    )
+    snapshots = []
+    for snap in read_snapshots(Path(work_dir) / "snapshots.extxyz"):
+        frame = _bare(snap)
+        step = int(snap.info["step"])
+        frame.info.update(origin="md", step=step, frame_id=f"{material}:md{step}")
+        snapshots.append(frame)
     ideal = build_supercell(unit_cell, settings.supercell)
-    ideal.pbc = True
     rattled = rattled_cells(
         ideal, settings.rattled_frames, settings.rattle_A, settings.strain, settings.seed
     )
-    md_train, md_test = configs[: settings.md_frames], configs[settings.md_frames :]
-    ordered = md_train + rattled + md_test
-    for i, atoms in enumerate(ordered):
-        split = "test" if i >= settings.md_frames + settings.rattled_frames else "train"
-        origin = atoms.info["origin"]
-        tag = f"md{atoms.info['step']}" if origin == "md" else f"rattle{atoms.info['index']}"
-        atoms.info.update(split=split, frame_id=f"{material}:{tag}", config_index=i)
+    for i, frame in enumerate(rattled):
+        frame.info["frame_id"] = f"{material}:rattle{i}"
+    train = snapshots[: settings.md_frames] + rattled
+    test = snapshots[settings.md_frames :]
+    ordered = train + test
+    for i, frame in enumerate(ordered):
+        frame.info.update(split="train" if i < len(train) else "test", config_index=i)
     write_frames(out, ordered)
     log.info(
         "%d configurations of %d atoms: %d MD + %d rattled for training, %d MD held out",
-        len(ordered), len(ideal), settings.md_frames, settings.rattled_frames, len(md_test),
+        len(ordered), len(ideal), settings.md_frames, len(rattled), len(test),
     )
     return {"n_configs": len(ordered), "n_atoms": len(ideal)}
 
