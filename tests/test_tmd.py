@@ -1,0 +1,91 @@
+"""The paper's materials (config/tmd.yaml): WS2 on the committed GPAW frames, no experiment."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from dualbench.config import load_config
+from dualbench.data import read_frames
+from test_workflow import job_counts, snakemake
+
+
+@pytest.fixture(scope="module")
+def tmd(repo):
+    return load_config(repo / "config" / "tmd.yaml")
+
+
+def test_committed_frames_are_real_dft_frames(repo, tmd):
+    """The committed WS2 frames: PBE+D3(BJ) labels of 24-atom cells, stress included,
+    test frames from a later stretch of the MD than any training frame."""
+    dft = tmd["materials"]["WS2"]["dft"]
+    train = read_frames(repo / dft["train"]["path"], "extxyz", elements={"W", "S"})
+    test = read_frames(repo / dft["test"]["path"], "extxyz", elements={"W", "S"})
+    assert len(train) >= 15 and len(test) >= 5
+    for frame in train + test:
+        assert len(frame) == 24 and frame.get_chemical_formula() == "S16W8"
+        assert frame.info["dft"].startswith("gpaw PBE+D3(BJ)")
+        assert frame.get_stress().shape == (6,)
+    md_steps = [f.info["step"] for f in train if f.info["origin"] == "md"]
+    assert min(f.info["step"] for f in test) > max(md_steps)
+    assert {f.info["origin"] for f in train} == {"md", "rattle"}
+
+
+def tmd_config(repo, tmp_path, materials=None, **sections):
+    """config/tmd.yaml with its committed files' paths made absolute (the tests run in a
+    temporary folder), optionally fewer materials and replaced sections."""
+    config = yaml.safe_load((repo / "config" / "tmd.yaml").read_text())
+    for material in config["materials"].values():
+        for split in ("train", "test"):
+            source = material["dft"].get(split)
+            if source and "path" in source:
+                source["path"] = str(repo / source["path"])
+    if materials is not None:
+        config["materials"] = {name: config["materials"][name] for name in materials}
+    config.update(sections)
+    path = tmp_path / "tmd.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_tmd_study_without_experiment_plans_no_comparison(repo, tmp_path, tmd):
+    proc = snakemake(repo, tmp_path, "-n", "--configfile", str(tmd_config(repo, tmp_path)))
+    counts = job_counts(proc.stdout)
+    n_materials = len(tmd["materials"])
+    assert n_materials >= 1 and all(m["experiment"] is None for m in tmd["materials"].values())
+    assert counts["run_md"] == n_materials * len(tmd["sweep"]["n_frames"])
+    assert counts["summary"] == counts["plot_fig2"] == counts["plot_fig3"] == n_materials
+    assert "experiment_chi" not in counts and "compare_exafs" not in counts
+
+
+@pytest.mark.slow
+def test_ws2_dft_arm_on_the_committed_frames(repo, tmp_path):
+    """Vanilla CHGNet and a 2-frame fine-tune scored on the held-out WS2 frames."""
+    path = tmd_config(repo, tmp_path, ["WS2"], finetune={"epochs": 2, "batch_size": 2})
+    targets = [f"results/WS2/chgnet/n{n}/seed0/dft_metrics.json" for n in (0, 2)]
+    snakemake(repo, tmp_path, "--cores", "2", *targets, "--configfile", str(path))
+    vanilla, tuned = (json.loads((tmp_path / t).read_text()) for t in targets)
+    assert vanilla["n_frames"] == tuned["n_frames"] >= 5
+    # CHGNet is soft on WS2 too: a force-parity slope below 1
+    assert vanilla["force_slope"] < 0.95
+    assert tuned["force_mae_eV_per_A"] < vanilla["force_mae_eV_per_A"]
+
+
+def test_committed_frames_are_checked_before_use(repo, tmp_path):
+    """A local file with a sha256 goes through fetch_data: an edited copy is refused."""
+    edited = tmp_path / "train.extxyz"
+    edited.write_text((repo / "resources/dft/WS2/train.extxyz").read_text().replace(
+        "energy=-", "energy=-1", 1))
+    path = tmd_config(repo, tmp_path, ["WS2"])
+    config = yaml.safe_load(path.read_text())
+    config["materials"]["WS2"]["dft"]["train"]["path"] = str(edited)
+    path.write_text(yaml.safe_dump(config))
+    proc = snakemake(repo, tmp_path, "--cores", "1", "results/WS2/dft/frames.json",
+                     "--configfile", str(path), check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / "results/WS2/logs/fetch_data/dft_train/train.extxyz.log").read_text()
+    assert "checksum mismatch" in log and str(edited) in log
+    assert not (tmp_path / "resources/WS2/dft_train/train.extxyz").exists()
+    assert not (tmp_path / "results/WS2/dft/frames.json").exists()
