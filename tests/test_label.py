@@ -14,7 +14,6 @@ from dualbench.data import read_frames
 from dualbench.label import (
     LabelSettings,
     gather_labels,
-    label_configs,
     make_dft_calculator,
     rattled_cells,
     sample_configs,
@@ -82,16 +81,20 @@ def test_label_settings_defaults_come_from_the_schema():
 
 @pytest.mark.slow
 def test_label_one_tiny_frame_with_gpaw_and_read_it_back(ws2_cell, tmp_path):
-    """A real GPAW PBE+D3(BJ) calculation; the written frame is a valid DFT frame."""
+    """A real GPAW PBE+D3(BJ) calculation (through `dualbench dft-label`); the written
+    frame is a valid DFT frame."""
     from dftd3.ase import DFTD3
 
-    settings = LabelSettings.from_config(TINY)
+    from dualbench.cli import main
+    from dualbench.data import write_frames
+
     frame = ws2_cell.copy()
     frame.rattle(0.05, seed=3)
     frame.info.update(frame_id="WS2:tiny", split="train", config_index=0)
-    out = tmp_path / "labelled.extxyz"
-    info = label_configs([frame], settings, out=out, work_dir=tmp_path / "dft")
-    assert info["n_frames"] == 1 and info["seconds_per_frame"] > 0
+    configs, out = tmp_path / "configs.extxyz", tmp_path / "labelled.extxyz"
+    write_frames(configs, [frame])
+    assert main(["dft-label", "--configs", str(configs), "--out", str(out), "--cutoff", "200",
+                 "--kpts", "1", "1", "1", "--work-dir", str(tmp_path / "dft")]) == 0
 
     (back,) = read_frames(out, "extxyz", elements={"W", "S"})
     assert back.info["frame_id"] == "WS2:tiny"
