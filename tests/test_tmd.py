@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 
@@ -89,3 +90,33 @@ def test_committed_frames_are_checked_before_use(repo, tmp_path):
     assert "checksum mismatch" in log and str(edited) in log
     assert not (tmp_path / "resources/WS2/dft_train/train.extxyz").exists()
     assert not (tmp_path / "results/WS2/dft/frames.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("material", ["WS2", "MoS2"])
+def test_feff_on_the_layered_structures(repo, tmp_path, material):
+    """Two scattering elements (S and the metal), W L3 and Mo K: the fixed potentials
+    reproduce a full FEFF run, and |chi(R)| shows the metal-S and the metal-metal shells
+    where they are, less FEFF's phase shift."""
+    from dualbench import exafs as ex
+    from dualbench.structure import build_structure, build_supercell
+
+    entry = load_config(repo / "config" / "tmd-label.yaml")["materials"][material]
+    crystal = build_supercell(build_structure(entry["structure"]), [3, 3, 1])  # 4.1 Å free
+    absorber = entry["absorber"]
+    settings = ex.FeffSettings(edge=entry["edge"], rmax_A=3.9, nleg=2, cluster_radius_A=4.0)
+    potentials = ex.compute_potentials(crystal, absorber, settings, tmp_path / "pot",
+                                       work_root=tmp_path)
+    assert potentials.ipots == {"S": 1, absorber: 2}
+    index = crystal.get_chemical_symbols().index(absorber, 1)
+    cluster = ex.cut_cluster(crystal, index, settings.cluster_radius_A)
+    fixed = ex.chi_fixed_potentials(cluster, potentials, settings, work_root=tmp_path)
+    full = ex.chi_full_feff(cluster, settings, work_root=tmp_path)
+    ft = ex.FTSettings()
+    r, chi_r = ex.fourier_transform(ex.K_GRID, fixed, ft)
+    _, full_r = ex.fourier_transform(ex.K_GRID, full, ft)
+    assert np.sum(np.abs(chi_r - full_r) ** 2) / np.sum(np.abs(full_r) ** 2) < 1e-3
+    mag = np.abs(chi_r)
+    peaks = r[1:-1][(mag[1:-1] > mag[:-2]) & (mag[1:-1] > mag[2:]) & (mag[1:-1] > 0.3 * mag.max())]
+    # the metal-S (2.41 Å) and metal-metal (3.15 Å) shells, each less about 0.2-0.5 Å
+    assert any(1.8 < p < 2.25 for p in peaks) and any(2.65 < p < 3.05 for p in peaks), peaks
