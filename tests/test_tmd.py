@@ -63,15 +63,19 @@ def test_tmd_study_without_experiment_plans_no_comparison(repo, tmp_path, tmd):
 
 @pytest.mark.slow
 def test_ws2_dft_arm_on_the_committed_frames(repo, tmp_path):
-    """Vanilla CHGNet and a 2-frame fine-tune scored on the held-out WS2 frames."""
+    """Vanilla CHGNet and a 2-frame, 2-epoch fine-tune scored on the held-out WS2 frames."""
     path = tmd_config(repo, tmp_path, ["WS2"], finetune={"epochs": 2, "batch_size": 2})
     targets = [f"results/WS2/chgnet/n{n}/seed0/dft_metrics.json" for n in (0, 2)]
     snakemake(repo, tmp_path, "--cores", "2", *targets, "--configfile", str(path))
     vanilla, tuned = (json.loads((tmp_path / t).read_text()) for t in targets)
     assert vanilla["n_frames"] == tuned["n_frames"] >= 5
-    # CHGNet is soft on WS2 too: a force-parity slope below 1
-    assert vanilla["force_slope"] < 0.95
-    assert tuned["force_mae_eV_per_A"] < vanilla["force_mae_eV_per_A"]
+    # CHGNet is soft on WS2 too: a force-parity slope of about 0.57 (MAE about 0.30 eV/Å)
+    assert 0.4 < vanilla["force_slope"] < 0.75
+    assert 0.2 < vanilla["force_mae_eV_per_A"] < 0.45
+    # Two frames fix the energy scale (CHGNet's MP references vs this PBE+D3 setup: about
+    # 0.4 eV/atom); the forces need more frames (the README's WS2 sweep).
+    assert vanilla["energy_mae_eV_per_atom"] > 0.2
+    assert tuned["energy_mae_eV_per_atom"] < 0.1 * vanilla["energy_mae_eV_per_atom"]
 
 
 def test_committed_frames_are_checked_before_use(repo, tmp_path):
