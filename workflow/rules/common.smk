@@ -4,6 +4,7 @@ import os
 
 from dualbench.config import prepare_config
 from dualbench.fetch import source_filename
+from dualbench.label import LabelSettings
 
 # A config given with --configfile replaces config/config.yaml instead of being merged
 # into it (Snakemake's default), so that another study does not inherit its materials.
@@ -82,6 +83,29 @@ def dft_frames(material, split):
         return f"results/{material}/dft/labelled/{split}.extxyz"
     role = f"dft_{split}"
     return data_file(material, role) if role in material_sources(material) else []
+
+
+def label_settings(material):
+    """The `dft.label` settings of a material (schema defaults filled)."""
+    return LabelSettings.from_config(config["materials"][material]["dft"]["label"])
+
+
+def sampling_model(material):
+    """The pretrained model (`kind:weights`) whose MD is sampled."""
+    name = (
+        config["materials"][material]["dft"]["label"]["sampling"]["model"] or MODELS[0]
+    )
+    spec = config["models"][name]
+    return f"{spec['kind']}:{spec['weights']}"
+
+
+def label_chunks(wildcards):
+    """The labelled chunk files of a material with `dft.label` (one per job)."""
+    n_chunks = label_settings(wildcards.material).n_chunks
+    return [
+        f"results/{wildcards.material}/dft/label/chunk{i}.extxyz"
+        for i in range(n_chunks)
+    ]
 
 
 def material_elements(material):

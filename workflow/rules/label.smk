@@ -3,34 +3,17 @@
 # DFT (GPAW by default) in a job of its own, then joined into a training pool and a
 # held-out test set that prepare_frames reads like any DFT data.
 
-from dualbench.label import LabelSettings
-
-LABEL = "results/{material}/dft/label"
-
-
-def label_settings(material):
-    return LabelSettings.from_config(config["materials"][material]["dft"]["label"])
-
-
-def sampling_model(material):
-    """The pretrained model (`kind:weights`) whose MD is sampled."""
-    name = (
-        config["materials"][material]["dft"]["label"]["sampling"]["model"] or MODELS[0]
-    )
-    spec = config["models"][name]
-    return f"{spec['kind']}:{spec['weights']}"
-
 
 rule sample_configs:
     input:
         structure=structure_input,
     output:
-        configs=LABEL + "/configs.extxyz",
-        info=LABEL + "/configs.json",
+        configs="results/{material}/dft/label/configs.extxyz",
+        info="results/{material}/dft/label/configs.json",
     log:
-        LOGS + "/sample_configs.log",
+        "results/{material}/logs/sample_configs.log",
     benchmark:
-        BENCH + "/sample_configs.tsv"
+        "results/{material}/benchmarks/sample_configs.tsv"
     conda:
         "../../envs/ml.yaml"
     threads: 2
@@ -48,14 +31,14 @@ rule sample_configs:
 
 rule label_frames:
     input:
-        configs=LABEL + "/configs.extxyz",
+        configs="results/{material}/dft/label/configs.extxyz",
     output:
-        frames=LABEL + "/chunk{chunk}.extxyz",
-        info=LABEL + "/chunk{chunk}.json",
+        frames="results/{material}/dft/label/chunk{chunk}.extxyz",
+        info="results/{material}/dft/label/chunk{chunk}.json",
     log:
-        LOGS + "/label_frames/chunk{chunk}.log",
+        "results/{material}/logs/label_frames/chunk{chunk}.log",
     benchmark:
-        BENCH + "/label_frames/chunk{chunk}.tsv"
+        "results/{material}/benchmarks/label_frames/chunk{chunk}.tsv"
     wildcard_constraints:
         chunk=r"\d+",
     conda:
@@ -71,14 +54,6 @@ rule label_frames:
         "../scripts/label_frames.py"
 
 
-def label_chunks(wildcards):
-    n_chunks = label_settings(wildcards.material).n_chunks
-    return [
-        f"{LABEL}/chunk{i}.extxyz".format(material=wildcards.material)
-        for i in range(n_chunks)
-    ]
-
-
 rule gather_labels:
     input:
         label_chunks,
@@ -87,9 +62,9 @@ rule gather_labels:
         test="results/{material}/dft/labelled/test.extxyz",
         info="results/{material}/dft/labelled/labels.json",
     log:
-        LOGS + "/gather_labels.log",
+        "results/{material}/logs/gather_labels.log",
     benchmark:
-        BENCH + "/gather_labels.tsv"
+        "results/{material}/benchmarks/gather_labels.tsv"
     localrule: True
     conda:
         "../../envs/ml.yaml"
