@@ -1,0 +1,131 @@
+"""The configuration average, its standard error and its convergence record."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dualbench.exafs.chunks import read_chunk
+from dualbench.exafs.ft import fourier_transform, write_chi_k, write_chi_r
+from dualbench.exafs.settings import K_GRID, FTSettings
+from dualbench.io import write_csv
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class AveragedChi:
+    """Configuration average of chi(k) on ``k`` (1/Å).
+
+    ``chi_stderr`` is the standard error of the mean on each k: the spread of the
+    per-snapshot means over sqrt(number of snapshots) (absorbers of one snapshot are not
+    independent); with one snapshot, the spread over its absorbers; NaN for one spectrum.
+    """
+
+    k: np.ndarray
+    chi: np.ndarray
+    chi_stderr: np.ndarray
+    n_snapshots: int
+    n_spectra: int
+    snapshot_means: np.ndarray  # (n_snapshots, nk), in frame order
+
+
+def average_spectra(
+    chi: np.ndarray, frame_index: Sequence[int], k: np.ndarray | None = None
+) -> AveragedChi:
+    """Average spectra (rows of ``chi``, on ``k``: default :data:`K_GRID`) over absorbers
+    and snapshots."""
+    k = K_GRID if k is None else k
+    chi = np.asarray(chi, dtype=float)
+    frame_index = np.asarray(frame_index)
+    if chi.shape[0] == 0:
+        raise ValueError("no spectra to average")
+    frames = np.unique(frame_index)
+    means = np.array([chi[frame_index == f].mean(axis=0) for f in frames])
+    mean = chi.mean(axis=0)
+    if len(frames) >= 2:
+        stderr = means.std(axis=0, ddof=1) / np.sqrt(len(frames))
+    elif chi.shape[0] >= 2:
+        stderr = chi.std(axis=0, ddof=1) / np.sqrt(chi.shape[0])
+    else:
+        stderr = np.full_like(mean, np.nan)
+    return AveragedChi(
+        k=np.asarray(k, dtype=float),
+        chi=mean,
+        chi_stderr=stderr,
+        n_snapshots=len(frames),
+        n_spectra=chi.shape[0],
+        snapshot_means=means,
+    )
+
+
+def average_chunks(paths: Sequence[str | Path]) -> AveragedChi:
+    """Gather the chunk files of one run and average them."""
+    chunks = [read_chunk(path) for path in paths]
+    chunks = [c for c in chunks if c.chi.shape[0]]
+    if not chunks:
+        raise ValueError(f"no spectra in the chunks {[str(p) for p in paths]}")
+    frame_index = np.concatenate([c.frame_index for c in chunks])
+    absorber_index = np.concatenate([c.absorber_index for c in chunks])
+    pairs = set(zip(frame_index.tolist(), absorber_index.tolist(), strict=True))
+    if len(pairs) != len(frame_index):
+        raise ValueError(f"chunks {[str(p) for p in paths]} overlap: a (frame, absorber) repeats")
+    return average_spectra(np.vstack([c.chi for c in chunks]), frame_index)
+
+
+def convergence_record(avg: AveragedChi, ft: FTSettings) -> pd.DataFrame:
+    """The running average against the number of snapshots (in frame order).
+
+    Columns: n_snapshots; rms_dev_kw, the RMS of k^w (chi_n - chi_final) inside
+    [kmin, kmax]; chir_max, max |chi(R)| of the running average; chir_max_dev, its
+    difference from the final average's.
+    """
+    import pandas as pd
+
+    k = avg.k
+    inside = (k >= ft.kmin) & (k <= ft.kmax)
+    kw = k**ft.kweight
+    final_kw = avg.chi * kw
+    _, final_r = fourier_transform(k, avg.chi, ft)
+    final_max = float(np.abs(final_r).max())
+    rows = []
+    running = np.cumsum(avg.snapshot_means, axis=0)
+    for n in range(1, avg.n_snapshots + 1):
+        chi_n = running[n - 1] / n
+        _, chir = fourier_transform(k, chi_n, ft)
+        chir_max = float(np.abs(chir).max())
+        rows.append(
+            {
+                "n_snapshots": n,
+                "rms_dev_kw": float(np.sqrt(np.mean((chi_n * kw - final_kw)[inside] ** 2))),
+                "chir_max": chir_max,
+                "chir_max_dev": chir_max - final_max,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def write_average(
+    avg: AveragedChi,
+    ft: FTSettings,
+    out_chi_k: str | Path,
+    out_chi_r: str | Path,
+    out_convergence: str | Path | None = None,
+) -> None:
+    """Write chi_k.csv (k, chi, chi_stderr), chi_r.csv (r, chir_mag) and convergence.csv."""
+    write_chi_k(out_chi_k, avg.k, avg.chi, avg.chi_stderr)
+    r, chir = fourier_transform(avg.k, avg.chi, ft)
+    write_chi_r(out_chi_r, r, chir)
+    if out_convergence is not None:
+        write_csv(out_convergence, convergence_record(avg, ft))
+    log.info(
+        "average of %d spectra from %d snapshots: max |chi(R)| %.3f at %.2f Å",
+        avg.n_spectra, avg.n_snapshots, float(np.abs(chir).max()), float(r[np.argmax(abs(chir))]),
+    )

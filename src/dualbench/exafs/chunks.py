@@ -1,0 +1,53 @@
+"""Chunk results: the spectra of one job, written and read as .npz."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dualbench.exafs.settings import K_GRID
+from dualbench.io import atomic_path
+
+
+@dataclass
+class ChunkResult:
+    """chi(k) on :data:`K_GRID` of each (frame, absorber) pair of one chunk."""
+
+    chi: np.ndarray  # (n_pairs, len(K_GRID))
+    frame_index: np.ndarray  # (n_pairs,)
+    absorber_index: np.ndarray  # (n_pairs,)
+    seconds: float = 0.0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def write_chunk(target: str | Path, result: ChunkResult) -> None:
+    """Write a chunk as .npz (k, chi, frame_index, absorber_index, meta JSON) atomically."""
+    meta = {**result.meta, "seconds": round(result.seconds, 3)}
+    with atomic_path(target) as tmp, tmp.open("wb") as fh:
+        np.savez(
+            fh,
+            k=K_GRID,
+            chi=result.chi.reshape(-1, len(K_GRID)),
+            frame_index=result.frame_index,
+            absorber_index=result.absorber_index,
+            meta=np.array(json.dumps(meta, default=str)),
+        )
+
+
+def read_chunk(path: str | Path) -> ChunkResult:
+    """A chunk written by :func:`write_chunk`."""
+    with np.load(path) as data:
+        if not np.allclose(data["k"], K_GRID):
+            raise ValueError(f"{path}: k grid differs from dualbench's FEFF grid")
+        meta = json.loads(str(data["meta"]))
+        return ChunkResult(
+            chi=np.array(data["chi"]),
+            frame_index=np.array(data["frame_index"]),
+            absorber_index=np.array(data["absorber_index"]),
+            seconds=float(meta.get("seconds", 0.0)),
+            meta=meta,
+        )

@@ -1,0 +1,62 @@
+"""Which snapshots and absorbers a run uses, and how the snapshots are chunked into jobs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+def planned_snapshots(config: Mapping[str, Any]) -> int:
+    """Snapshots the EXAFS arm plans to use per run (known before the MD runs).
+
+    ``exafs.snapshots``, or when 0 (all) the production snapshots the MD saves:
+    ``md.production_steps // md.snapshot_every``.
+    """
+    n = int(config["exafs"]["snapshots"])
+    if n > 0:
+        return n
+    md = config["md"]
+    return max(1, int(md["production_steps"]) // int(md["snapshot_every"]))
+
+
+def chunk_count(config: Mapping[str, Any]) -> int:
+    """Number of snapshot chunks (FEFF jobs) per run: ceil(planned snapshots / chunk_size)."""
+    return max(1, math.ceil(planned_snapshots(config) / int(config["exafs"]["chunk_size"])))
+
+
+def select_snapshots(n_frames: int, n_used: int) -> np.ndarray:
+    """Indices of ``n_used`` frames evenly spaced over ``n_frames`` (all when 0 or more)."""
+    if n_frames <= 0:
+        return np.zeros(0, dtype=int)
+    if n_used <= 0 or n_used >= n_frames:
+        return np.arange(n_frames)
+    return np.unique(np.round(np.linspace(0, n_frames - 1, n_used)).astype(int))
+
+
+def chunk_of(selected: Sequence[int], chunk: int, n_chunks: int, chunk_size: int) -> list[int]:
+    """The selected frame indices of chunk ``chunk``; the last chunk takes the remainder."""
+    if not 0 <= chunk < n_chunks:
+        raise ValueError(f"chunk {chunk} is outside 0..{n_chunks - 1}")
+    stop = None if chunk == n_chunks - 1 else (chunk + 1) * chunk_size
+    return [int(i) for i in list(selected)[chunk * chunk_size : stop]]
+
+
+def select_absorbers(
+    atoms: Atoms, absorber: str, n: int, seed: int, frame_index: int
+) -> list[int]:
+    """``n`` atoms of element ``absorber`` (all when 0), drawn by (seed, frame index).
+
+    The draw depends only on the seed and the frame, not on the chunking.
+    """
+    candidates = [i for i, s in enumerate(atoms.get_chemical_symbols()) if s == absorber]
+    if not candidates:
+        raise ValueError(f"frame {frame_index} has no {absorber} atom")
+    if n <= 0 or n >= len(candidates):
+        return candidates
+    rng = np.random.default_rng([int(seed), int(frame_index)])
+    return sorted(int(i) for i in rng.choice(candidates, size=n, replace=False))
