@@ -35,12 +35,21 @@ def workflow_rules() -> set[str]:
     return {line.strip() for line in proc.stdout.splitlines() if line.strip()} - {"all"}
 
 
-@pytest.fixture(scope="session")
-def mirror() -> Path:
+def require_mirror() -> Path:
+    """The mirror's path; skip the test when it is missing, or fail it when
+    DUALBENCH_REQUIRE_MIRROR=1 (CI sets it: a wrong path must not pass as skips)."""
     path = data_mirror()
     if not (path / "README.md").is_file():
-        pytest.skip(f"public data mirror not found at {path} (set DUALBENCH_DATA_MIRROR)")
+        reason = f"public data mirror not found at {path} (set DUALBENCH_DATA_MIRROR)"
+        if os.environ.get("DUALBENCH_REQUIRE_MIRROR") == "1":
+            pytest.fail(f"DUALBENCH_REQUIRE_MIRROR=1 but {reason}")
+        pytest.skip(reason)
     return path
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    return require_mirror()
 
 
 @pytest.fixture(scope="session")

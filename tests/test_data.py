@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -28,6 +29,26 @@ CELL = 3.17
 FORCES = np.array([[0.10, -0.20, 0.30], [-0.10, 0.20, -0.30]])
 ENERGY = -25.5
 VASP_KBAR = np.array([50.0, 60.0, 70.0, 1.0, 2.0, 3.0])
+FRAC = np.array([[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]])
+
+
+@dataclass(frozen=True)
+class State:
+    """A 2-atom cubic W cell (edge ``cell`` Å, fractional ``frac``) with its labels: energy
+    eV, forces eV/Å, stress in VASP's kBar, order (xx, yy, zz, xy, yz, zx), compression
+    positive."""
+
+    cell: float = CELL
+    frac: np.ndarray = field(default_factory=lambda: FRAC)
+    energy: float = ENERGY
+    forces: np.ndarray = field(default_factory=lambda: FORCES)
+    vasp_kbar: np.ndarray = field(default_factory=lambda: VASP_KBAR)
+
+    def atoms(self) -> Atoms:
+        return Atoms("W2", scaled_positions=self.frac, cell=[self.cell] * 3, pbc=True)
+
+
+HAND = State()
 
 
 def _vasp_matrix(s):
@@ -58,23 +79,25 @@ def test_snap_hot_frames_have_thermal_pressure(snap_dir):
     assert frames[0].info["frame_id"] == "W_Test.json:0"
 
 
-def _record(forces=FORCES, energy=ENERGY, stress=VASP_KBAR, species=("W", "W")):
+def _record(forces=FORCES, energy=ENERGY, stress=VASP_KBAR, species=("W", "W"), cell=CELL,
+            frac=FRAC):
     from pymatgen.core import Lattice, Structure
 
-    structure = Structure(Lattice.cubic(CELL), list(species), [[0, 0, 0], [0.5, 0.5, 0.5]])
+    structure = Structure(Lattice.cubic(cell), list(species), np.asarray(frac).tolist())
     outputs = {"energy": energy, "stress": None if stress is None else list(stress)}
     if forces is not None:
         outputs["forces"] = np.asarray(forces).tolist()
     return {"structure": structure.as_dict(), "outputs": outputs}
 
 
-def _vasprun(path):
+def _vasprun(path, state=HAND):
     def varray(name, rows):
         body = "\n".join("    <v> " + " ".join(f"{x:.8f}" for x in r) + " </v>" for r in rows)
         return f'   <varray name="{name}" >\n{body}\n   </varray>'
 
-    basis = varray("basis", np.eye(3) * CELL)
-    positions = varray("positions", [[0, 0, 0], [0.5, 0.5, 0.5]])
+    basis = varray("basis", np.eye(3) * state.cell)
+    positions = varray("positions", state.frac)
+    energy = state.energy
     path.write_text(f"""<?xml version="1.0" encoding="ISO-8859-1"?>
 <modeling>
  <kpoints>
@@ -104,9 +127,9 @@ def _vasprun(path):
  <calculation>
   <scstep>
    <energy>
-    <i name="e_fr_energy">   {ENERGY:.8f} </i>
-    <i name="e_wo_entrp">   {ENERGY:.8f} </i>
-    <i name="e_0_energy">   {ENERGY:.8f} </i>
+    <i name="e_fr_energy">   {energy:.8f} </i>
+    <i name="e_wo_entrp">   {energy:.8f} </i>
+    <i name="e_0_energy">   {energy:.8f} </i>
    </energy>
   </scstep>
   <structure>
@@ -115,12 +138,12 @@ def _vasprun(path):
    </crystal>
 {positions}
   </structure>
-{varray("forces", FORCES)}
-{varray("stress", _vasp_matrix(VASP_KBAR))}
+{varray("forces", state.forces)}
+{varray("stress", _vasp_matrix(state.vasp_kbar))}
   <energy>
-   <i name="e_fr_energy">   {ENERGY:.8f} </i>
-   <i name="e_wo_entrp">   {ENERGY:.8f} </i>
-   <i name="e_0_energy">   {ENERGY:.8f} </i>
+   <i name="e_fr_energy">   {energy:.8f} </i>
+   <i name="e_wo_entrp">   {energy:.8f} </i>
+   <i name="e_0_energy">   {energy:.8f} </i>
   </energy>
  </calculation>
  <structure name="finalpos" >
@@ -133,15 +156,16 @@ def _vasprun(path):
 """)
 
 
-def _outcar(path):
-    pos = np.array([[0, 0, 0], [0.5, 0.5, 0.5]]) * CELL
+def _outcar(path, state=HAND):
+    pos = state.frac * state.cell
+    energy = state.energy
     rows = "\n".join(
         f" {p[0]:12.5f} {p[1]:12.5f} {p[2]:12.5f} {f[0]:13.6f} {f[1]:13.6f} {f[2]:13.6f}"
-        for p, f in zip(pos, FORCES, strict=True)
+        for p, f in zip(pos, state.forces, strict=True)
     )
-    xx, yy, zz, xy, yz, zx = VASP_KBAR
+    xx, yy, zz, xy, yz, zx = state.vasp_kbar
     lattice = "\n".join(
-        f"    {r[0]:12.9f} {r[1]:12.9f} {r[2]:12.9f}    0.0 0.0 0.0" for r in np.eye(3) * CELL
+        f"    {r[0]:12.9f} {r[1]:12.9f} {r[2]:12.9f}    0.0 0.0 0.0" for r in np.eye(3) * state.cell
     )
     path.write_text(f""" vasp.6.3.0 (hand-written test OUTCAR)
  POTCAR:    PAW_PBE W_pv 06Sep2000
@@ -170,32 +194,40 @@ def _outcar(path):
 
   FREE ENERGIE OF THE ION-ELECTRON SYSTEM (eV)
   ---------------------------------------------------
-  free  energy   TOTEN  =       {ENERGY:.8f} eV
+  free  energy   TOTEN  =       {energy:.8f} eV
 
-  energy  without entropy=      {ENERGY:.8f}  energy(sigma->0) =      {ENERGY:.8f}
+  energy  without entropy=      {energy:.8f}  energy(sigma->0) =      {energy:.8f}
 """)
 
 
-def _extxyz(path):
-    atoms = Atoms("W2", scaled_positions=[[0, 0, 0], [0.5] * 3], cell=[CELL] * 3, pbc=True)
-    atoms.calc = SinglePointCalculator(atoms, energy=ENERGY, forces=FORCES,
-                                       stress=vasp_kbar_to_ase_stress(VASP_KBAR))
+def _ase_labelled(state: State) -> Atoms:
+    """The state with an ASE calculator: ASE's stress is eV/Å^3, tension positive, Voigt
+    (xx, yy, zz, yz, xz, xy); converted from VASP's kBar here by hand."""
+    xx, yy, zz, xy, yz, zx = state.vasp_kbar
+    atoms = state.atoms()
+    stress = -0.1 * units.GPa * np.array([xx, yy, zz, yz, zx, xy])
+    atoms.calc = SinglePointCalculator(atoms, energy=state.energy, forces=state.forces,
+                                       stress=stress)
+    return atoms
+
+
+def _extxyz(path, state=HAND):
+    atoms = _ase_labelled(state)
     atoms.info["frame_id"] = "written:0"
     write_frames(path, [atoms])
 
 
-def _ase_db(path):
+def _ase_db(path, state=HAND):
     import ase.db
 
-    atoms = Atoms("W2", scaled_positions=[[0, 0, 0], [0.5] * 3], cell=[CELL] * 3, pbc=True)
-    atoms.calc = SinglePointCalculator(atoms, energy=ENERGY, forces=FORCES,
-                                       stress=vasp_kbar_to_ase_stress(VASP_KBAR))
     with ase.db.connect(str(path)) as db:
-        db.write(atoms)
+        db.write(_ase_labelled(state))
 
 
-def _pymatgen_json(path):
-    path.write_text(json.dumps([_record()]))
+def _pymatgen_json(path, state=HAND):
+    record = _record(forces=state.forces, energy=state.energy, stress=state.vasp_kbar,
+                     cell=state.cell, frac=state.frac)
+    path.write_text(json.dumps([record]))
 
 
 WRITERS = {
@@ -221,6 +253,46 @@ def test_every_reader_gives_the_same_internal_form(fmt, tmp_path):
         np.testing.assert_allclose(
             atoms.get_stress() / units.GPa, -np.array([5.0, 6.0, 7.0, 0.2, 0.3, 0.1]), atol=1e-6
         )
+
+
+@pytest.fixture(scope="module")
+def chgnet_state(vanilla_chgnet) -> State:
+    """A compressed, distorted 2-atom W cell labelled by CHGNet's own ASE calculator: its
+    stress (ASE: eV/Å^3, tension positive) written in VASP's kBar by hand."""
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    state = State(cell=3.08, frac=np.array([[0.0, 0.0, 0.0], [0.53, 0.47, 0.52]]))
+    atoms = state.atoms()
+    atoms.calc = CHGNetCalculator(vanilla_chgnet, use_device="cpu", stress_weight=units.GPa)
+    xx, yy, zz, yz, xz, xy = atoms.get_stress(voigt=True) / units.GPa
+    return State(
+        cell=state.cell,
+        frac=state.frac,
+        energy=float(atoms.get_potential_energy()),
+        forces=np.array(atoms.get_forces(), dtype=float),
+        vasp_kbar=-10.0 * np.array([xx, yy, zz, xy, yz, xz], dtype=float),
+    )
+
+
+@pytest.mark.parametrize("fmt", list(WRITERS))
+def test_chgnet_scores_its_own_labels_with_no_error(fmt, chgnet_state, vanilla_chgnet, tmp_path):
+    """Frames CHGNet labelled itself, through every reader: energy, force and stress errors
+    about zero.  A flipped stress sign or order anywhere would give errors of ~20 GPa."""
+    from dualbench.metrics import dft_metrics
+
+    # Compressed 3 % below the lattice parameter: VASP's (compression-positive) pressure
+    # is tens of kBar, and the displaced atom makes forces and shear stresses.
+    assert np.mean(chgnet_state.vasp_kbar[:3]) > 100.0
+    assert np.abs(chgnet_state.vasp_kbar[3:]).max() > 3.0
+    assert np.abs(chgnet_state.forces).max() > 0.3
+    name, writer = WRITERS[fmt]
+    writer(tmp_path / name, chgnet_state)
+    frames = read_frames(tmp_path / name, fmt, ["W"])
+    metrics, _ = dft_metrics(vanilla_chgnet, frames)
+    assert metrics["stress_mae_GPa"] == pytest.approx(0.0, abs=2e-3)
+    assert metrics["force_mae_eV_per_A"] == pytest.approx(0.0, abs=2e-5)
+    assert metrics["energy_mae_eV_per_atom"] == pytest.approx(0.0, abs=1e-5)
+    assert metrics["force_slope"] == pytest.approx(1.0, abs=1e-4)
 
 
 REFUSALS = [

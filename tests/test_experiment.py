@@ -6,7 +6,7 @@ beside the checkout), never copied into the repository.
 
 from __future__ import annotations
 
-import os
+import json
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +26,8 @@ FT = FTSettings(kmin=3.0, kmax=14.0, dk=1.0, window="hanning", kweight=2, rmin=1
 
 
 @pytest.fixture(scope="module")
-def w_xdi() -> Path:
-    env = os.environ.get("DUALBENCH_DATA_MIRROR")
-    root = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    path = root / "exafs" / "W_L3_foil" / "W_metal_rt_01.xdi"
-    if not path.is_file():
-        pytest.skip(f"W L3 foil spectrum not found at {path} (set DUALBENCH_DATA_MIRROR)")
-    return path
+def w_xdi(mirror: Path) -> Path:
+    return mirror / "exafs" / "W_L3_foil" / "W_metal_rt_01.xdi"
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +64,17 @@ def test_w_foil_chi_matches_larch(w_xdi, larch_direct, tmp_path):
     chi_r = pd.read_csv(tmp_path / "chi_r.csv")
     assert list(chi_k.columns) == ["k", "chi"] and list(chi_r.columns) == ["r", "chir_mag"]
     assert np.allclose(chi_k["chi"], g.chi) and np.allclose(chi_r["chir_mag"], g.chir_mag)
-    assert (tmp_path / "experiment.json").is_file()
+    import xraydb
+
+    record = json.loads((tmp_path / "experiment.json").read_text())
+    assert record["element"] == "W" and record["edge"] == "L3" and record["format"] == "xdi"
+    assert record["e0_eV"] == pytest.approx(g.e0, abs=1e-6)
+    assert record["edge_step"] == pytest.approx(g.edge_step, rel=1e-9)
+    assert record["edge_energy_eV"] == pytest.approx(xraydb.xray_edge("W", "L3").energy)
+    assert record["chir_mag_max"] == pytest.approx(g.chir_mag.max(), rel=1e-9)
+    assert record["kmax_data"] == pytest.approx(g.k.max(), abs=0.06)
+    assert record["ft"] == {**record["ft"], "kmin": 3.0, "kmax": 14.0, "kweight": 2,
+                            "window": "hanning"}
 
 
 def test_ascii_fluorescence_and_mu_columns_and_athena(w_xdi, w_columns, larch_direct, tmp_path):
@@ -153,13 +158,20 @@ def test_refuses_missing_column(w_xdi, tmp_path):
         read_spectrum(w_xdi, "xdi", ColumnSpec(mode="fluorescence"))
 
 
-def test_experiment_cli(w_xdi, tmp_path, capsys):
+def test_experiment_cli(w_xdi, larch_direct, tmp_path, capsys):
     from dualbench.cli import main
 
     out = tmp_path / "exp"
     assert main(["experiment", "--data", str(w_xdi), "--element", "W", "--edge", "L3",
                  "--out", str(out)]) == 0
-    assert (out / "chi_k.csv").is_file() and (out / "chi_r.csv").is_file()
+    chi_k = pd.read_csv(out / "chi_k.csv")
+    np.testing.assert_allclose(chi_k["k"], larch_direct.k)
+    np.testing.assert_allclose(chi_k["chi"], larch_direct.chi, atol=1e-10)
+    record = json.loads((out / "experiment.json").read_text())
+    assert record["e0_eV"] == pytest.approx(larch_direct.e0, abs=1e-6)
+    # The CLI's default FT is the one of larch_direct (kmin 3, kmax 14, dk 1, k^2, Hanning).
+    chi_r = pd.read_csv(out / "chi_r.csv")
+    np.testing.assert_allclose(chi_r["chir_mag"], larch_direct.chir_mag, atol=1e-10)
     capsys.readouterr()
     assert main(["experiment", "--data", str(w_xdi), "--element", "Mo", "--edge", "K",
                  "--out", str(tmp_path / "bad")]) == 2

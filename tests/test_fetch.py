@@ -78,13 +78,14 @@ def test_mirror_env_variable_is_used(mirror, tmp_path, monkeypatch):
     monkeypatch.setenv("DUALBENCH_DATA_MIRROR", str(mirror))
     dest = tmp_path / "W.xdi"
     fetch({"url": UNREACHABLE, "sha256": W_XDI_SHA, "format": "xdi"}, dest)
-    assert dest.is_file()
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == W_XDI_SHA
 
 
 def test_local_path_source(tmp_path):
     src = tmp_path / "frames.xyz"
     src.write_text("x")
     fetch({"path": str(src), "format": "extxyz"}, tmp_path / "copy.xyz")
+    assert (tmp_path / "copy.xyz").read_text() == "x"
     with pytest.raises(FetchError, match="does not exist"):
         fetch({"path": str(tmp_path / "nope.xyz"), "format": "extxyz"}, tmp_path / "c2.xyz")
 
@@ -102,7 +103,8 @@ def test_cli_fetch(mirror, tmp_path):
         capture_output=True, text=True, env={**os.environ},
     )
     assert proc.returncode == 0, proc.stderr
-    assert dest.is_file()
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == W_XDI_SHA
+    assert dest.read_bytes() == (mirror / "exafs/W_L3_foil/W_metal_rt_01.xdi").read_bytes()
     bad = subprocess.run(
         [sys.executable, "-m", "dualbench", "fetch", "--url", UNREACHABLE,
          "--sha256", "1" * 64, "--out", str(tmp_path / "bad.xdi"), "--mirror", str(mirror)],
@@ -111,3 +113,22 @@ def test_cli_fetch(mirror, tmp_path):
     assert bad.returncode == 2
     assert "could not download" in bad.stderr
     assert not (tmp_path / "bad.xdi").exists()
+
+
+def test_missing_mirror_fails_when_required(repo, tmp_path):
+    """With DUALBENCH_REQUIRE_MIRROR=1 (as in CI) a test needing the mirror fails instead of
+    skipping when the mirror is not where DUALBENCH_DATA_MIRROR says."""
+    test = "tests/test_fetch.py::test_mirror_env_variable_is_used"
+    base = {**os.environ, "DUALBENCH_DATA_MIRROR": str(tmp_path / "nowhere")}
+    base.pop("DUALBENCH_REQUIRE_MIRROR", None)
+    results = {}
+    for required in ("0", "1"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+            capture_output=True, text=True, cwd=repo,
+            env={**base, "DUALBENCH_REQUIRE_MIRROR": required},
+        )
+        results[required] = (proc.returncode, proc.stdout)
+    assert results["0"][0] == 0 and "1 skipped" in results["0"][1]
+    assert results["1"][0] == 1 and "DUALBENCH_REQUIRE_MIRROR=1" in results["1"][1]
+    assert "nowhere" in results["1"][1]

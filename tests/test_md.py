@@ -13,13 +13,15 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from ase import Atoms
+from ase import Atoms, units
 from ase.build import bulk
 from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
 from dualbench.diagnostics import (
     md_diagnostics,
+    mean_pressure_GPa,
     radial_distribution,
     reference_shells,
     shell_sigma2,
@@ -108,9 +110,19 @@ def test_short_chgnet_run_outputs(chgnet_calc, tmp_path, thermostat):
     assert log["step"].tolist() == list(range(9))
     assert np.allclose(log["time_fs"], 2.0 * log["step"])
     assert log["phase"].tolist() == ["initial"] + ["equilibration"] * 2 + ["production"] * 6
-    # A Maxwell-Boltzmann start at 300 K, 16 atoms: the canonical spread is 63 K.
-    assert log["temperature_K"].between(60, 700).all()
-    assert np.allclose(log["epot_eV"] / 16, -12.75, atol=0.1)  # CHGNet bcc W, eV/atom
+    # A Maxwell-Boltzmann start at 300 K, 45 dof: the canonical spread is 300 sqrt(2/45)
+    # = 63 K; every row within 4 of it.
+    sigma_t = 300.0 * np.sqrt(2.0 / 45)
+    assert (log["temperature_K"] - 300.0).abs().max() < 4 * sigma_t
+    # Step 0 is the ideal lattice (CHGNet's energy of it, computed here); later steps lie
+    # above that minimum by less than the 3 kB T per atom a thermal state holds at most.
+    lattice = w_cell()
+    lattice.calc = chgnet_calc
+    e_ideal = lattice.get_potential_energy()
+    assert log["epot_eV"][0] == pytest.approx(e_ideal, abs=1e-4)
+    excess_per_atom = (log["epot_eV"] - e_ideal) / 16
+    assert excess_per_atom.between(-1e-4, 3 * units.kB * 300.0).all()
+    assert excess_per_atom.iloc[-1] > 1e-3  # eV/atom: the atoms did leave their sites
 
     frames = read(tmp_path / "snapshots.extxyz", index=":")
     assert len(frames) == 2
@@ -126,10 +138,18 @@ def test_short_chgnet_run_outputs(chgnet_calc, tmp_path, thermostat):
     info = json.loads((tmp_path / "md_run.json").read_text())
     assert info["settings"]["thermostat"] == thermostat
     assert info["result"]["n_snapshots"] == 2
+    # Thermal pressure: the hot snapshots push harder on the walls than the ideal lattice
+    # at the same volume (kinetic N kB T / V = 0.26 GPa plus an anharmonic virial part).
+    p_static = -np.mean(lattice.get_stress()[:3]) / units.GPa
+    p_thermal = mean_pressure_GPa(frames) - p_static
+    assert 0.05 < p_thermal < 3.0, (p_static, p_thermal)
 
 
-def test_kill_and_resume_continues_from_checkpoint(chgnet_calc, tmp_path):
-    settings = tiny(equilibration_steps=2, production_steps=8, snapshot_every=4)
+@pytest.mark.parametrize("thermostat", ["langevin", "bussi"])
+def test_kill_and_resume_continues_from_checkpoint(chgnet_calc, tmp_path, thermostat):
+    # Bussi keeps state of its own (the energy it transferred) beside the random stream.
+    settings = tiny(equilibration_steps=2, production_steps=8, snapshot_every=4,
+                    thermostat=thermostat)
 
     def kill_at_5(step, atoms):
         if step == 5:
@@ -158,6 +178,7 @@ def test_kill_and_resume_continues_from_checkpoint(chgnet_calc, tmp_path):
     log_b = pd.read_csv(whole / "md_log.csv")
     assert log_a["step"].tolist() == list(range(11))
     np.testing.assert_allclose(log_a["temperature_K"], log_b["temperature_K"], rtol=1e-6)
+    np.testing.assert_allclose(log_a["epot_eV"], log_b["epot_eV"], rtol=1e-7)
     frames_a = read(killed / "snapshots.extxyz", index=":")
     frames_b = read(whole / "snapshots.extxyz", index=":")
     for fa, fb in zip(frames_a, frames_b, strict=True):
@@ -177,6 +198,35 @@ def test_checkpoint_of_other_inputs_is_ignored(chgnet_calc, tmp_path):
     assert (tmp_path / CHECKPOINT_FILE).exists()
     result = run_md(w_cell(), chgnet_calc, replace(settings, seed=7), tmp_path)
     assert result.resumed_from_step == 0
+
+
+def test_checkpoint_of_another_model_is_ignored(chgnet_calc, tmp_path, caplog):
+    """A checkpoint left by another model's run (another fine-tuned checkpoint file) is
+    not continued: the run starts again from step 0."""
+    from dualbench.md import model_fingerprint
+
+    first, second = tmp_path / "a.pth.tar", tmp_path / "b.pth.tar"
+    first.write_bytes(b"weights of model A")
+    second.write_bytes(b"weights of model B")
+    id_a, id_b = model_fingerprint(first), model_fingerprint(second)
+    assert id_a != id_b and id_a != model_fingerprint("chgnet")
+    settings = tiny(equilibration_steps=0, production_steps=3, snapshot_every=3,
+                    checkpoint_every=1)
+
+    def kill_at_2(step, atoms):
+        if step == 2:
+            raise Killed
+
+    out = tmp_path / "run"
+    with pytest.raises(Killed):
+        run_md(w_cell(), chgnet_calc, settings, out, model_id=id_a, step_hook=kill_at_2)
+    assert (out / CHECKPOINT_FILE).exists()
+    steps = []
+    result = run_md(w_cell(), chgnet_calc, settings, out, model_id=id_b,
+                    step_hook=lambda s, a: steps.append(s))
+    assert result.resumed_from_step == 0 and steps == [1, 2, 3]
+    assert "written for other inputs" in caplog.text
+    assert len(pd.read_csv(out / "md_log.csv")) == 4
 
 
 # --------------------------------------------------------------------------------------
@@ -319,11 +369,15 @@ def test_md_diagnostics_files(tmp_path):
     ref = w_cell(2)
     rng = np.random.default_rng(2)
     frames = []
-    for step in (3, 6):
+    # ASE stress (eV/Å^3, tension positive): compressed by 2 and 4 GPa, with some shear.
+    for step, compression_gpa in ((3, 2.0), (6, 4.0)):
         frame = ref.copy()
         frame.positions += rng.normal(0, 0.03, frame.positions.shape)
         frame.set_momenta(rng.normal(0, 1.0, (16, 3)))
         frame.info["step"] = step
+        stress = units.GPa * np.array([-compression_gpa] * 3 + [0.5, -0.3, 0.2])
+        frame.calc = SinglePointCalculator(frame, energy=-200.0, forces=np.zeros((16, 3)),
+                                           stress=stress)
         frames.append(frame)
     write(tmp_path / "snapshots.extxyz", frames, format="extxyz")
     write(tmp_path / "supercell.extxyz", ref, format="extxyz")
@@ -339,6 +393,15 @@ def test_md_diagnostics_files(tmp_path):
     for key in ("mean_T_K", "std_T_K", "target_T_K", "expected_std_T_K", "n_snapshots"):
         assert key in saved
     assert saved["n_snapshots"] == 2 and saved["T_source"] == "snapshots"
+    # Pressure by hand: minus the mean normal stress plus the ideal-gas N kB T / V of the
+    # kinetic temperature (3N - 3 dof, as the MD's); positive under compression.
+    masses = ref.get_masses()[:, None]
+    ekin = [0.5 * np.sum(f.get_momenta() ** 2 / masses) for f in frames]
+    t_kin = [2 * e / (45 * units.kB) for e in ekin]
+    p_kin = [16 * units.kB * t / ref.get_volume() / units.GPa for t in t_kin]
+    assert saved["mean_T_K"] == pytest.approx(np.mean(t_kin))
+    assert saved["mean_pressure_GPa"] == pytest.approx(3.0 + np.mean(p_kin), rel=1e-9)
+    assert saved["mean_epot_eV_per_atom"] == pytest.approx(-200.0 / 16)
     assert out["first_shell"]["sigma2_A2"] == pytest.approx(sigma2["sigma2_A2"][0])
 
 

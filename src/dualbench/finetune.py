@@ -82,6 +82,7 @@ class FinetuneResult:
     n_validation: int
     best_epoch: int
     seconds: float
+    validation_indices: list[int] = field(default_factory=list)  # into the frames given
 
 
 def to_structure_data(frames: Sequence[Atoms], use_stress: bool):
@@ -295,6 +296,7 @@ def finetune(
         n_validation=n_val,
         best_epoch=best_epoch,
         seconds=time.perf_counter() - start,
+        validation_indices=[int(i) for i in val_idx],
     )
 
 
@@ -341,6 +343,7 @@ def run_finetune(
     record.update(
         n_train=result.n_train,
         n_validation=result.n_validation,
+        validation_frame_ids=[record["frame_ids"][i] for i in result.validation_indices],
         best_epoch=result.best_epoch,
         seconds=round(result.seconds, 2),
         composition_shift_eV_per_atom=result.composition_shift_eV_per_atom,
