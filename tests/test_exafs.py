@@ -199,8 +199,8 @@ def test_average_of_copies_is_the_snapshot(potentials, tmp_path):
     snap.rattle(0.08, seed=11)
     copies = tmp_path / "copies.extxyz"
     write(copies, [snap] * 3, format="extxyz")
-    exafs = {"cluster_radius_A": RADIUS, "rmax_A": 4.5, "nleg": 2, "snapshots": 0,
-             "absorbers_per_snapshot": 0, "chunk_size": 2}
+    exafs = {"engine": "feff", "cluster_radius_A": RADIUS, "rmax_A": 4.5, "nleg": 2,
+             "snapshots": 0, "absorbers_per_snapshot": 0, "chunk_size": 2}
     chunks = []
     for c in range(2):
         out = tmp_path / "chunks" / f"{c}.npz"
@@ -232,8 +232,9 @@ def test_exafs_average_cli(tmp_path):
     write(traj, [rattled(1, seed=s) for s in range(2)], format="extxyz")
     out = tmp_path / "avg"
     code = main(["exafs-average", "--snapshots", str(traj), "--absorber", "W", "--edge", "L3",
-                 "--rmax", "4.5", "--nleg", "2", "--cluster-radius", str(RADIUS),
-                 "--n-snapshots", "0", "--absorbers-per-snapshot", "1", "--out", str(out)])
+                 "--engine", "feff", "--rmax", "4.5", "--nleg", "2", "--cluster-radius",
+                 str(RADIUS), "--n-snapshots", "0", "--absorbers-per-snapshot", "1", "--out",
+                 str(out)])
     assert code == 0
     chi_k = pd.read_csv(out / "chi_k.csv")
     assert list(chi_k.columns) == ["k", "chi", "chi_stderr"]
@@ -244,8 +245,8 @@ def test_exafs_average_cli(tmp_path):
     assert not list(out.glob(".feff-*"))
     # Refusal: an absorber with no atoms in the snapshots.
     code = main(["exafs-average", "--snapshots", str(traj), "--absorber", "Mo", "--edge", "K",
-                 "--rmax", "4.5", "--nleg", "2", "--cluster-radius", str(RADIUS),
-                 "--out", str(tmp_path / "bad")])
+                 "--engine", "feff", "--rmax", "4.5", "--nleg", "2", "--cluster-radius",
+                 str(RADIUS), "--out", str(tmp_path / "bad")])
     assert code == 2
 
 
@@ -291,6 +292,7 @@ def test_dry_run_exafs_rules(repo, tmp_path):
         counts[parts[0]] = int(parts[1])
     n_runs = 2  # test.yaml: N in {0, 2}, one seed
     assert counts["feff_potentials"] == 2
+    assert counts["feff_paths"] == 2  # the fast engine's path table, once per material
     assert counts["snapshot_chi"] == 2 * n_runs  # 2 snapshots / chunk_size 2 = 1 chunk per run
     assert counts["average_chi"] == 2 * n_runs
     assert counts["experiment_chi"] == 1

@@ -1,7 +1,8 @@
-# EXAFS arm: FEFF8L scattering potentials once per material, FEFF on chunks of MD
-# snapshots with those fixed potentials (one job per chunk, never one per snapshot),
-# the configuration average, the measured spectrum and the comparison (one E0 shift
-# shared by every run of a material unless exafs.e0_shift says otherwise).
+# EXAFS arm: FEFF8L scattering potentials once per material and, for the fast engine,
+# FEFF's path table of the ideal supercell once per material; chi(k) of chunks of MD
+# snapshots (one job per chunk, never one per snapshot) with exafs.engine, the
+# configuration average, the measured spectrum and the comparison (one E0 shift shared
+# by every run of a material unless exafs.e0_shift says otherwise).
 
 from dualbench.exafs import chunk_count
 
@@ -9,6 +10,7 @@ from dualbench.exafs import chunk_count
 # count when 0) over exafs.chunk_size.
 EXAFS_CHUNKS = chunk_count(config)
 POTENTIALS = "results/{material}/exafs/potentials"
+PATHS = "results/{material}/exafs/paths"
 EXPERIMENT = "results/{material}/experiment"
 
 
@@ -26,6 +28,38 @@ def feff_potentials_input(wildcards):
     return inputs
 
 
+def feff_paths_input(wildcards):
+    """The material's fixed potentials and structure file (if any)."""
+    inputs = {
+        "phase": POTENTIALS.format(material=wildcards.material) + "/phase.pad",
+        "xsect": POTENTIALS.format(material=wildcards.material) + "/xsect.json",
+        "meta": POTENTIALS.format(material=wildcards.material) + "/potentials.json",
+    }
+    if "source" in config["materials"][wildcards.material]["structure"]:
+        inputs["structure"] = data_file(wildcards.material, "structure")
+    return inputs
+
+
+def snapshot_chi_input(wildcards):
+    """The run's snapshots, the material's potentials and, for the fast engine, its path
+    table."""
+    run = RUN.format(
+        material=wildcards.material,
+        model=wildcards.model,
+        n=wildcards.n,
+        seed=wildcards.seed,
+    )
+    inputs = {
+        "snapshots": run + "/md/snapshots.extxyz",
+        "phase": POTENTIALS.format(material=wildcards.material) + "/phase.pad",
+        "xsect": POTENTIALS.format(material=wildcards.material) + "/xsect.json",
+        "meta": POTENTIALS.format(material=wildcards.material) + "/potentials.json",
+    }
+    if config["exafs"]["engine"] == "fast":
+        inputs["paths"] = PATHS.format(material=wildcards.material) + "/paths.npz"
+    return inputs
+
+
 def exafs_keys(*keys):
     """The keys of the exafs section a rule depends on (so that, e.g., a new S0^2 does not
     rerun FEFF through Snakemake's params trigger)."""
@@ -33,9 +67,11 @@ def exafs_keys(*keys):
 
 
 def snapshot_chi_runtime(wildcards):
-    """Minutes for one chunk: about 2 s per FEFF run with generous headroom."""
-    absorbers = config["exafs"]["absorbers_per_snapshot"] or 128
-    return 10 + (config["exafs"]["chunk_size"] * absorbers * 2) // 60
+    """Minutes for one chunk, with generous headroom: about 2 s per (snapshot, absorber)
+    with the feff engine, 0.02 s with the fast one."""
+    absorbers = config["exafs"]["absorbers_per_snapshot"] or 256
+    seconds = 2.0 if config["exafs"]["engine"] == "feff" else 0.02
+    return 10 + int(config["exafs"]["chunk_size"] * absorbers * seconds) // 60
 
 
 rule feff_potentials:
@@ -66,12 +102,32 @@ rule feff_potentials:
         "../scripts/feff_potentials.py"
 
 
+rule feff_paths:
+    input:
+        unpack(feff_paths_input),
+    output:
+        PATHS + "/paths.npz",
+    log:
+        LOGS + "/feff_paths.log",
+    benchmark:
+        BENCH + "/feff_paths.tsv"
+    conda:
+        "../../envs/exafs.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        material=lambda wc: config["materials"][wc.material],
+        exafs=exafs_keys("cluster_radius_A", "rmax_A", "nleg", "criteria_pct"),
+        potentials_dir=lambda wc: POTENTIALS.format(material=wc.material),
+    script:
+        "../scripts/feff_paths.py"
+
+
 rule snapshot_chi:
     input:
-        snapshots=RUN + "/md/snapshots.extxyz",
-        phase=POTENTIALS + "/phase.pad",
-        xsect=POTENTIALS + "/xsect.json",
-        meta=POTENTIALS + "/potentials.json",
+        unpack(snapshot_chi_input),
     output:
         RUN + "/exafs/chunks/{chunk}.npz",
     log:
@@ -82,16 +138,19 @@ rule snapshot_chi:
         chunk=r"\d+",
     conda:
         "../../envs/exafs.yaml"
-    # FEFF runs are subprocesses: one per thread at once.
+    # feff engine: FEFF runs are subprocesses, one per thread at once; fast: threads
+    # share the snapshots.
     threads: 2
     resources:
         mem_mb=2000,
         runtime=snapshot_chi_runtime,
     params:
         exafs=exafs_keys(
+            "engine",
             "cluster_radius_A",
             "rmax_A",
             "nleg",
+            "criteria_pct",
             "snapshots",
             "absorbers_per_snapshot",
             "chunk_size",

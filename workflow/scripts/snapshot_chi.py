@@ -16,4 +16,5 @@ chunk_stage(
     n_chunks=snakemake.params.n_chunks,
     seed=snakemake.params.seed,
     workers=snakemake.threads,
+    paths_file=snakemake.input.get("paths"),
 )

@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "exafs-average",
         help="configuration-averaged FEFF8L chi(k) of MD snapshots with fixed potentials",
+        description="Configuration-averaged chi(k) of MD snapshots.  The fast engine"
+        " (default) carries FEFF8L's paths of the ideal crystal to every snapshot; the feff"
+        " engine runs FEFF8L on every (snapshot, absorber) cluster.",
     )
     p.add_argument("--snapshots", required=True, help="extended XYZ trajectory (cell, pbc)")
     p.add_argument("--absorber", required=True, help="absorbing element, e.g. W")
@@ -50,17 +53,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nleg", type=int, help="FEFF NLEG, most legs per path (default 4)")
     p.add_argument("--cluster-radius", type=float, help="cluster radius in Å (default 7)")
     p.add_argument("--scf-radius", type=float, help="FEFF SCF radius in Å (default: no SCF)")
+    p.add_argument("--engine", choices=["fast", "feff"],
+                   help="fast: FEFF's paths of the ideal crystal carried to each snapshot;"
+                        " feff: FEFF on every (snapshot, absorber) (default: fast)")
+    p.add_argument("--criteria", type=float, nargs=2, metavar=("CW", "PW"),
+                   help="FEFF CRITERIA in %% (default: FEFF's 4 2.5)")
     p.add_argument("--n-snapshots", type=int,
-                   help="snapshots used, evenly spaced; 0 = all (default 20)")
+                   help="snapshots used, evenly spaced; 0 = all (default 0)")
     p.add_argument("--absorbers-per-snapshot", type=int,
-                   help="absorbers per snapshot chosen by --seed; 0 = all (default 4)")
+                   help="absorbers per snapshot chosen by --seed; 0 = all (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the absorber draw")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--potentials", help="folder of fixed potentials computed earlier")
-    src.add_argument("--reference",
-                     help="structure file the potentials are computed from (default: the"
-                          " mean positions of the snapshots)")
-    p.add_argument("--workers", type=int, default=1, help="FEFF runs at once")
+    p.add_argument("--potentials", help="folder of fixed potentials computed earlier")
+    p.add_argument("--reference",
+                   help="ideal structure in the snapshots' atom order: the potentials are"
+                        " computed from it (unless --potentials) and the fast engine maps"
+                        " its paths onto it (default: potentials from the mean positions of"
+                        " the snapshots, lattice from supercell.extxyz beside them)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="FEFF runs (feff engine) or snapshots (fast engine) at once")
     _add_common(p)
     p.set_defaults(func=exafs_average)
 
@@ -156,7 +166,8 @@ def exafs_average(args: argparse.Namespace) -> int:
     exafs = dict(sections["exafs"])
     overrides = {"rmax_A": args.rmax, "nleg": args.nleg, "cluster_radius_A": args.cluster_radius,
                  "scf_radius_A": args.scf_radius, "snapshots": args.n_snapshots,
-                 "absorbers_per_snapshot": args.absorbers_per_snapshot}
+                 "absorbers_per_snapshot": args.absorbers_per_snapshot,
+                 "engine": args.engine, "criteria_pct": args.criteria}
     exafs.update({k: v for k, v in overrides.items() if v is not None})
     settings = FeffSettings.from_config(exafs, args.edge)
     avg = average_snapshots(
@@ -165,6 +176,7 @@ def exafs_average(args: argparse.Namespace) -> int:
         settings,
         _ft(args, sections),
         args.out,
+        engine=str(exafs["engine"]),
         snapshots=int(exafs["snapshots"]),
         absorbers_per_snapshot=int(exafs["absorbers_per_snapshot"]),
         seed=args.seed,
@@ -172,8 +184,8 @@ def exafs_average(args: argparse.Namespace) -> int:
         reference_file=args.reference,
         workers=args.workers,
     )
-    print(json.dumps({"n_snapshots": avg.n_snapshots, "n_spectra": avg.n_spectra,
-                      "out": args.out}, indent=2))
+    print(json.dumps({"engine": exafs["engine"], "n_snapshots": avg.n_snapshots,
+                      "n_spectra": avg.n_spectra, "out": args.out}, indent=2))
     return 0
 
 

@@ -8,15 +8,16 @@ from the configurations; S0^2 is applied only in :mod:`dualbench.compare`):
 
 * ``feff`` (:mod:`.engine_feff`): FEFF8L ``rdinp``, ``pathfinder``, ``genfmt`` and
   ``ff2x`` on each pair's own cluster with the fixed potentials; the reference.
-* ``fast`` (:mod:`.paths`, :mod:`.engine_fast`): FEFF8L's own path list, amplitudes,
-  phases and mean free paths of the ideal crystal, computed once per material; every
-  instance of every path is then mapped to its atoms in each snapshot and its chi(k)
-  carried to the snapshot's path length, vectorised over instances, absorbers and
-  snapshots.
+* ``fast`` (:mod:`.paths`, :mod:`.path_model`, :mod:`.path_table`, :mod:`.engine_fast`):
+  FEFF8L's own path list, amplitudes, phases and mean free paths of the ideal crystal,
+  with genfmt's response of each path to its geometry, computed once per material
+  (:func:`paths_stage`); every instance of every path is then mapped to its atoms in
+  each snapshot and carried to the snapshot's geometry, vectorised over instances.
 
 The package's modules each do one job, and the data flow one way: :mod:`.settings` ->
-:mod:`.ft`, :mod:`.clusters` -> :mod:`.feff` -> :mod:`.paths` -> :mod:`.engine_feff`,
-:mod:`.engine_fast` -> :mod:`.chunks` -> :mod:`.averaging` -> :mod:`.stages`.
+:mod:`.ft`, :mod:`.clusters` -> :mod:`.feff` (and :mod:`.onepath`) -> :mod:`.paths`,
+:mod:`.path_model` -> :mod:`.path_table` -> :mod:`.chunks` -> :mod:`.engine_feff`,
+:mod:`.engine_fast` -> :mod:`.averaging` -> :mod:`.stages`.
 
 Units: distances in Å, k in 1/Å, energies in eV.
 """
@@ -30,6 +31,7 @@ from dualbench.exafs.averaging import (
 )
 from dualbench.exafs.chunks import ChunkResult, read_chunk, write_chunk
 from dualbench.exafs.clusters import Cluster, average_structure, cut_cluster, potential_indices
+from dualbench.exafs.engine_fast import compute_chunk_fast
 from dualbench.exafs.engine_feff import compute_chunk
 from dualbench.exafs.feff import (
     FEFF_LOG,
@@ -49,6 +51,12 @@ from dualbench.exafs.feff import (
     run_feff_modules,
 )
 from dualbench.exafs.ft import fourier_transform, read_chi_k, write_chi_k, write_chi_r
+from dualbench.exafs.path_table import (
+    PathTable,
+    build_path_table,
+    read_path_table,
+    write_path_table,
+)
 from dualbench.exafs.sampling import (
     chunk_count,
     chunk_of,
@@ -67,9 +75,12 @@ from dualbench.exafs.settings import (
     section_defaults,
 )
 from dualbench.exafs.stages import (
+    ENGINES,
     average_snapshots,
     average_stage,
     chunk_stage,
+    ideal_supercell,
+    paths_stage,
     potentials_stage,
 )
 
@@ -84,5 +95,6 @@ __all__ = [
     "load_potentials", "planned_snapshots", "potential_indices", "potentials_stage",
     "read_chi_k", "read_chunk", "read_feff_chi", "run_feff_modules", "section_defaults",
     "select_absorbers", "select_snapshots", "write_average", "write_chi_k", "write_chi_r",
-    "write_chunk",
+    "write_chunk", "ENGINES", "PathTable", "build_path_table", "compute_chunk_fast",
+    "ideal_supercell", "paths_stage", "read_path_table", "write_path_table",
 ]

@@ -20,13 +20,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class AveragedChi:
     """Configuration average of chi(k) on ``k`` (1/Å).
 
     ``chi_stderr`` is the standard error of the mean on each k: the spread of the
     per-snapshot means over sqrt(number of snapshots) (absorbers of one snapshot are not
-    independent); with one snapshot, the spread over its absorbers; NaN for one spectrum.
+    independent); with one snapshot, the spread over its absorbers; NaN for one spectrum
+    (or one snapshot averaged into a single row).
     """
 
     k: np.ndarray
@@ -38,18 +40,24 @@ class AveragedChi:
 
 
 def average_spectra(
-    chi: np.ndarray, frame_index: Sequence[int], k: np.ndarray | None = None
+    chi: np.ndarray,
+    frame_index: Sequence[int],
+    k: np.ndarray | None = None,
+    weights: Sequence[float] | None = None,
 ) -> AveragedChi:
     """Average spectra (rows of ``chi``, on ``k``: default :data:`K_GRID`) over absorbers
-    and snapshots."""
+    and snapshots; a row of weight w stands for the mean of w spectra."""
     k = K_GRID if k is None else k
     chi = np.asarray(chi, dtype=float)
     frame_index = np.asarray(frame_index)
     if chi.shape[0] == 0:
         raise ValueError("no spectra to average")
+    w = np.ones(len(chi)) if weights is None else np.asarray(weights, dtype=float)
     frames = np.unique(frame_index)
-    means = np.array([chi[frame_index == f].mean(axis=0) for f in frames])
-    mean = chi.mean(axis=0)
+    means = np.array(
+        [np.average(chi[frame_index == f], axis=0, weights=w[frame_index == f]) for f in frames]
+    )
+    mean = np.average(chi, axis=0, weights=w)
     if len(frames) >= 2:
         stderr = means.std(axis=0, ddof=1) / np.sqrt(len(frames))
     elif chi.shape[0] >= 2:
@@ -61,7 +69,7 @@ def average_spectra(
         chi=mean,
         chi_stderr=stderr,
         n_snapshots=len(frames),
-        n_spectra=chi.shape[0],
+        n_spectra=int(round(w.sum())),
         snapshot_means=means,
     )
 
@@ -77,7 +85,8 @@ def average_chunks(paths: Sequence[str | Path]) -> AveragedChi:
     pairs = set(zip(frame_index.tolist(), absorber_index.tolist(), strict=True))
     if len(pairs) != len(frame_index):
         raise ValueError(f"chunks {[str(p) for p in paths]} overlap: a (frame, absorber) repeats")
-    return average_spectra(np.vstack([c.chi for c in chunks]), frame_index)
+    weights = np.concatenate([c.weights() for c in chunks])
+    return average_spectra(np.vstack([c.chi for c in chunks]), frame_index, weights=weights)
 
 
 def convergence_record(avg: AveragedChi, ft: FTSettings) -> pd.DataFrame:

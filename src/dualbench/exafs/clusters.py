@@ -12,12 +12,21 @@ import numpy as np
 if TYPE_CHECKING:
     from ase import Atoms
 
+
 @dataclass(frozen=True)
 class Cluster:
-    """Atoms around one absorber: the absorber first, at the origin, then by distance (Å)."""
+    """Atoms around one absorber: the absorber first, at the origin, then by distance (Å).
+
+    ``owners`` are the atoms' indices in the structure the cluster was cut from and
+    ``cell_shifts`` the whole cell vectors (n_a, n_b, n_c) of their periodic images: atom i
+    of the cluster sits at ``positions[owners[i]] + cell_shifts[i] @ cell`` minus the
+    absorber's position.
+    """
 
     symbols: tuple[str, ...]
     positions: np.ndarray
+    owners: np.ndarray | None = None
+    cell_shifts: np.ndarray | None = None
 
     @property
     def distances(self) -> np.ndarray:
@@ -46,22 +55,26 @@ def cut_cluster(atoms: Atoms, index: int, radius_A: float) -> Cluster:
         height = volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3]))
         n = int(math.ceil(radius_A / height)) + 1
         reps.append(np.arange(-n, n + 1))
-    shifts = np.stack(np.meshgrid(*reps, indexing="ij"), axis=-1).reshape(-1, 3) @ cell
+    whole = np.stack(np.meshgrid(*reps, indexing="ij"), axis=-1).reshape(-1, 3)
+    shifts = whole @ cell
     candidates = (rel[None, :, :] + shifts[:, None, :]).reshape(-1, 3)
     owner = np.tile(np.arange(len(atoms)), len(shifts))
+    image = np.repeat(whole, len(atoms), axis=0)
     dist = np.linalg.norm(candidates, axis=1)
     keep = dist <= radius_A
-    candidates, owner, dist = candidates[keep], owner[keep], dist[keep]
+    candidates, owner, dist, image = candidates[keep], owner[keep], dist[keep], image[keep]
     is_absorber = dist < 1e-8
     if is_absorber.sum() != 1:
         raise ValueError(f"atom {index} overlaps one of its periodic images")
     others = ~is_absorber
-    pos, own, d = candidates[others], owner[others], dist[others]
+    pos, own, d, img = candidates[others], owner[others], dist[others], image[others]
     order = np.lexsort((pos[:, 2], pos[:, 1], pos[:, 0], np.round(d, 6)))
     symbols = atoms.get_chemical_symbols()
     return Cluster(
         symbols=(symbols[index],) + tuple(symbols[i] for i in own[order]),
         positions=np.vstack([np.zeros((1, 3)), pos[order]]),
+        owners=np.concatenate([[index], own[order]]).astype(int),
+        cell_shifts=np.vstack([np.zeros((1, 3), dtype=int), img[order]]).astype(int),
     )
 
 

@@ -74,6 +74,9 @@ def feff_input(
     ]
     if settings.scf_radius_A is not None:
         lines.append(f"SCF {float(settings.scf_radius_A):.4f}")
+    if settings.criteria_pct is not None:
+        critcw, critpw = settings.criteria_pct
+        lines.append(f"CRITERIA {float(critcw):.4f} {float(critpw):.4f}")
     lines += [
         f"RPATH {settings.rmax_A:.4f}",
         f"NLEG {int(settings.nleg)}",
@@ -179,7 +182,8 @@ def load_potentials(folder: str | Path) -> Potentials:
     )
 
 
-def _work_folder(work_root: str | Path | None, prefix: str) -> Path:
+def work_folder(work_root: str | Path | None, prefix: str) -> Path:
+    """A new temporary folder under ``work_root`` (default: the system temporary folder)."""
     root = Path(work_root) if work_root is not None else Path(tempfile.gettempdir())
     root.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
@@ -218,7 +222,7 @@ def compute_potentials(
             " reference structure: raise exafs.cluster_radius_A"
         )
     out_dir = Path(out_dir)
-    work = _work_folder(work_root if work_root is not None else out_dir.parent, ".feff-pot-")
+    work = work_folder(work_root if work_root is not None else out_dir.parent, ".feff-pot-")
     start = time.perf_counter()
     log.info(
         "FEFF potentials for %s %s from the %s structure: %d-atom cluster, ipots %s (work %s)",
@@ -271,7 +275,7 @@ def chi_fixed_potentials(
         )
     if settings.scf_radius_A != potentials.scf_radius_A:
         settings = FeffSettings(**{**asdict(settings), "scf_radius_A": potentials.scf_radius_A})
-    work = _work_folder(work_root, ".feff-path-")
+    work = work_folder(work_root, ".feff-path-")
     (work / "feff.inp").write_text(feff_input(cluster, potentials.ipots, settings))
     run_feff_modules(work, ("rdinp",))
     for name in POTENTIAL_FILES:
@@ -291,7 +295,7 @@ def chi_full_feff(
     """FEFF chi(k) on :data:`K_GRID` of a full, independent FEFF8L run (potentials included)."""
     if ipots is None:
         ipots = potential_indices(cluster.symbols[1:])
-    work = _work_folder(work_root, ".feff-full-")
+    work = work_folder(work_root, ".feff-full-")
     (work / "feff.inp").write_text(feff_input(cluster, ipots, settings))
     run_feff_modules(work, FEFF_MODULES)
     chi = read_feff_chi(work)

@@ -29,6 +29,11 @@ class FeffSettings:
     per path; 2 = single scattering only), ``cluster_radius_A`` the radius of the cluster
     cut around the absorber (Å) and ``scf_radius_A`` the radius of FEFF's self-consistent
     potential (SCF card), or None for overlapped-atom potentials without SCF.
+    ``criteria_pct`` = (curved-wave, plane-wave) importance cuts of FEFF's CRITERIA card in
+    % of the strongest path, None for FEFF's defaults (4, 2.5).  FEFF applies them to the
+    paths of the cluster it is given: in a disordered snapshot every path stands alone,
+    so a multiple-scattering path that the ideal crystal keeps through its degeneracy can
+    fall below the cut; (0, 0) keeps every path up to RPATH and NLEG.
     """
 
     edge: str = "L3"
@@ -36,6 +41,7 @@ class FeffSettings:
     nleg: int = 4
     cluster_radius_A: float = 7.0
     scf_radius_A: float | None = None
+    criteria_pct: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.edge not in ("K", "L1", "L2", "L3"):
@@ -59,7 +65,15 @@ class FeffSettings:
             nleg=int(exafs["nleg"]),
             cluster_radius_A=float(exafs["cluster_radius_A"]),
             scf_radius_A=exafs.get("scf_radius_A"),
+            criteria_pct=_criteria(exafs.get("criteria_pct")),
         )
+
+
+def _criteria(value: Any) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    critcw, critpw = (float(v) for v in value)
+    return critcw, critpw
 
 
 @dataclass(frozen=True)

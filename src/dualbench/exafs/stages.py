@@ -8,19 +8,73 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dualbench.exafs.averaging import AveragedChi, average_chunks, average_spectra, write_average
 from dualbench.exafs.chunks import ChunkResult, write_chunk
 from dualbench.exafs.clusters import average_structure
+from dualbench.exafs.engine_fast import compute_chunk_fast
 from dualbench.exafs.engine_feff import compute_chunk
 from dualbench.exafs.feff import Potentials, compute_potentials, load_potentials
+from dualbench.exafs.path_table import (
+    PathTable,
+    build_path_table,
+    read_path_table,
+    write_path_table,
+)
 from dualbench.exafs.sampling import chunk_of, select_snapshots
 from dualbench.exafs.settings import FeffSettings, FTSettings
 from dualbench.io import provenance
 from dualbench.md import read_snapshots
 
+if TYPE_CHECKING:
+    from ase import Atoms
+
 log = logging.getLogger(__name__)
+
+ENGINES = ("fast", "feff")
+
+
+def ideal_supercell(material: Mapping[str, Any], structure_file: str | Path | None) -> Atoms:
+    """The material's ideal supercell, atom for atom the MD's starting structure."""
+    from dualbench.structure import build_structure, build_supercell
+
+    atoms = build_supercell(
+        build_structure(material["structure"], structure_file), material.get("supercell", (1, 1, 1))
+    )
+    atoms.pbc = True
+    return atoms
+
+
+def engine_chunk(
+    engine: str,
+    frames: Mapping[int, Atoms],
+    settings: FeffSettings,
+    *,
+    potentials: Potentials | None,
+    table: PathTable | None,
+    absorbers_per_snapshot: int,
+    seed: int,
+    work_root: str | Path | None,
+    workers: int,
+) -> ChunkResult:
+    """chi(k) of ``frames`` with the ``fast`` engine (needs ``table``) or ``feff`` (needs
+    ``potentials``)."""
+    if engine == "fast":
+        if table is None:
+            raise ValueError("exafs.engine: fast needs a path table")
+        return compute_chunk_fast(
+            frames, table, absorbers_per_snapshot=absorbers_per_snapshot, seed=seed,
+            workers=workers,
+        )
+    if engine == "feff":
+        if potentials is None:
+            raise ValueError("exafs.engine: feff needs the fixed potentials")
+        return compute_chunk(
+            frames, potentials, settings, absorbers_per_snapshot=absorbers_per_snapshot,
+            seed=seed, work_root=work_root, workers=workers,
+        )
+    raise ValueError(f"exafs.engine {engine!r} is not one of {', '.join(ENGINES)}")
 
 def potentials_stage(
     material: Mapping[str, Any],
@@ -33,8 +87,6 @@ def potentials_stage(
     """The `feff_potentials` job: potentials of a material from its ideal crystal (the
     config structure and supercell) or, with ``exafs.potentials_from: average``, from the
     mean positions of ``snapshots_file``."""
-    from dualbench.structure import build_structure, build_supercell
-
     settings = FeffSettings.from_config(exafs, material["edge"])
     if exafs["potentials_from"] == "average":
         if snapshots_file is None:
@@ -43,10 +95,29 @@ def potentials_stage(
         reference, label = average_structure(frames), "average"
         log.info("reference: mean positions of %d frames of %s", len(frames), snapshots_file)
     else:
-        unit = build_structure(material["structure"], structure_file)
-        reference = build_supercell(unit, material.get("supercell", (1, 1, 1)))
-        label = "ideal"
+        reference, label = ideal_supercell(material, structure_file), "ideal"
     return compute_potentials(reference, material["absorber"], settings, out_dir, label=label)
+
+
+def paths_stage(
+    material: Mapping[str, Any],
+    exafs: Mapping[str, Any],
+    potentials_dir: str | Path,
+    out: str | Path,
+    *,
+    structure_file: str | Path | None = None,
+) -> PathTable:
+    """The `feff_paths` job: the path table of the material's ideal supercell (the MD's
+    starting structure) with its fixed potentials, for the ``fast`` engine."""
+    settings = FeffSettings.from_config(exafs, material["edge"])
+    potentials = load_potentials(potentials_dir)
+    potentials.check(material["absorber"], material["edge"])
+    out = Path(out)
+    table = build_path_table(
+        ideal_supercell(material, structure_file), potentials, settings, work_root=out.parent
+    )
+    write_path_table(out, table)
+    return table
 
 
 def chunk_stage(
@@ -60,8 +131,10 @@ def chunk_stage(
     n_chunks: int,
     seed: int,
     workers: int = 1,
+    paths_file: str | Path | None = None,
 ) -> ChunkResult:
-    """The `snapshot_chi` job: FEFF on the snapshots of chunk ``chunk`` of one run.
+    """The `snapshot_chi` job: chi(k) of the snapshots of chunk ``chunk`` of one run, with
+    ``exafs.engine`` (``fast``: the path table ``paths_file``; ``feff``: FEFF runs).
 
     The snapshots used are ``exafs.snapshots`` frames evenly spaced over the file (all when
     0); chunk ``chunk`` of ``n_chunks`` takes ``exafs.chunk_size`` of them, the last chunk
@@ -69,8 +142,14 @@ def chunk_stage(
     node-local disk) when set.
     """
     settings = FeffSettings.from_config(exafs, edge)
+    engine = str(exafs.get("engine", "fast"))
     potentials = load_potentials(potentials_dir)
     potentials.check(potentials.absorber, edge)
+    table = None
+    if engine == "fast":
+        if paths_file is None:
+            raise ValueError("exafs.engine: fast needs the path table (feff_paths)")
+        table = read_path_table(paths_file)
     frames = read_snapshots(snapshots_file)
     selected = select_snapshots(len(frames), int(exafs["snapshots"]))
     if int(exafs["snapshots"]) > len(frames):
@@ -79,19 +158,25 @@ def chunk_stage(
             snapshots_file, len(frames), exafs["snapshots"],
         )
     mine = chunk_of(selected, chunk, n_chunks, int(exafs["chunk_size"]))
-    log.info("chunk %d/%d: frames %s of %d", chunk + 1, n_chunks, mine, len(frames))
+    log.info(
+        "chunk %d/%d (%s engine): frames %s of %d", chunk + 1, n_chunks, engine, mine,
+        len(frames),
+    )
     out = Path(out)
-    work_root = Path(os.environ.get("DUALBENCH_FEFF_WORK", out.parent))
-    result = compute_chunk(
+    result = engine_chunk(
+        engine,
         {fi: frames[fi] for fi in mine},
-        potentials,
         settings,
+        potentials=potentials,
+        table=table,
         absorbers_per_snapshot=int(exafs["absorbers_per_snapshot"]),
         seed=seed,
-        work_root=work_root,
+        work_root=Path(os.environ.get("DUALBENCH_FEFF_WORK", out.parent)),
         workers=workers,
     )
     result.meta = {
+        "engine": engine,
+        "paths": None if paths_file is None else str(paths_file),
         "snapshots_file": str(snapshots_file),
         "n_frames_in_file": len(frames),
         "chunk": chunk,
@@ -125,6 +210,7 @@ def average_snapshots(
     ft: FTSettings,
     out_dir: str | Path,
     *,
+    engine: str = "fast",
     snapshots: int = 0,
     absorbers_per_snapshot: int = 0,
     seed: int = 0,
@@ -136,37 +222,65 @@ def average_snapshots(
 
     Potentials: ``potentials_dir`` when given (computed earlier), else computed into
     ``out_dir/potentials`` from ``reference_file`` (a structure file) or, without one,
-    from the mean positions of the snapshots.  Writes chi_k.csv, chi_r.csv and
-    convergence.csv into ``out_dir``.
+    from the mean positions of the snapshots.  The ``fast`` engine maps its paths onto
+    an ideal lattice in the snapshots' atom order: ``reference_file``, or the MD's
+    ``supercell.extxyz`` beside the snapshots; its path table goes to
+    ``out_dir/paths.npz``.  Writes chi_k.csv, chi_r.csv and convergence.csv into
+    ``out_dir``.
     """
     out_dir = Path(out_dir)
     frames = read_snapshots(snapshots_file)
+    lattice = _lattice(engine, snapshots_file, reference_file)
     if potentials_dir is not None:
         potentials = load_potentials(potentials_dir)
         potentials.check(absorber, settings.edge)
     else:
         if reference_file is not None:
-            from ase.io import read
-
-            reference, label = read(reference_file), "reference"
+            reference, label = lattice, "reference"
         else:
             reference, label = average_structure(frames), "average"
         potentials = compute_potentials(
             reference, absorber, settings, out_dir / "potentials", label=label,
             work_root=out_dir,
         )
+    table = None
+    if engine == "fast":
+        table = build_path_table(lattice, potentials, settings, work_root=out_dir)
+        write_path_table(out_dir / "paths.npz", table)
     selected = select_snapshots(len(frames), snapshots)
-    result = compute_chunk(
+    result = engine_chunk(
+        engine,
         {int(fi): frames[fi] for fi in selected},
-        potentials,
         settings,
+        potentials=potentials,
+        table=table,
         absorbers_per_snapshot=absorbers_per_snapshot,
         seed=seed,
         work_root=out_dir,
         workers=workers,
     )
-    avg = average_spectra(result.chi, result.frame_index)
+    avg = average_spectra(result.chi, result.frame_index, weights=result.weights())
     write_average(
         avg, ft, out_dir / "chi_k.csv", out_dir / "chi_r.csv", out_dir / "convergence.csv"
     )
     return avg
+
+
+def _lattice(engine: str, snapshots_file: str | Path, reference_file: str | Path | None):
+    """The reference structure: ``reference_file``, or for the fast engine the MD's
+    supercell.extxyz beside the snapshots; None when the feff engine needs none."""
+    from ase.io import read
+
+    if engine not in ENGINES:
+        raise ValueError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if reference_file is not None:
+        return read(reference_file)
+    beside = Path(snapshots_file).parent / "supercell.extxyz"
+    if engine == "fast":
+        if not beside.is_file():
+            raise FileNotFoundError(
+                f"{beside}: the fast engine maps paths onto the ideal supercell in the"
+                " snapshots' atom order; give it with --reference (or use --engine feff)"
+            )
+        return read(beside)
+    return None
