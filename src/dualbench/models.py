@@ -94,6 +94,35 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The ``model`` dict ({model_args, state_dict}) of a CHGNet checkpoint, read safely.
+
+    ``torch.load(weights_only=True)`` unpickles only tensors and plain containers, so a
+    file with a pickled code payload is refused instead of run (CHGNet.from_file would run
+    it: it loads with ``weights_only=False``).  Anything that is not a CHGNet checkpoint is
+    refused with a message naming the file.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{path}: not a loadable CHGNet checkpoint; only tensors and plain containers are"
+            f" read from a checkpoint, nothing that runs code ({first})"
+        ) from None
+    model = state.get("model") if isinstance(state, dict) else None
+    if not isinstance(model, dict) or not {"model_args", "state_dict"} <= set(model):
+        raise ValueError(
+            f"{path}: not a CHGNet checkpoint (expected a dict with model.model_args and"
+            " model.state_dict)"
+        )
+    return model
+
+
 def load_model(model: str | Path | ModelSpec, device: str = "auto"):
     """Load a CHGNet model (pretrained or fine-tuned) onto ``device``; returns the torch model."""
     from chgnet.model import CHGNet
@@ -105,7 +134,7 @@ def load_model(model: str | Path | ModelSpec, device: str = "auto"):
     if spec.checkpoint is None:
         net = CHGNet.load(model_name=spec.weights, use_device=dev, verbose=False)
     else:
-        net = CHGNet.from_file(spec.checkpoint).to(dev)
+        net = CHGNet.from_dict(read_checkpoint(spec.checkpoint)).to(dev)
     net.eval()
     log.info(
         "loaded %s %s%s on %s",
