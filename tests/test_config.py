@@ -26,7 +26,9 @@ def test_shipped_configs_are_valid(repo, name):
 
 
 def test_defaults_filled(good):
-    minimal = {"materials": copy.deepcopy(good["materials"])}
+    # the default 3x3x3 cell's inscribed radius (4.75 Å) is below the default 7 Å cluster
+    minimal = {"materials": copy.deepcopy(good["materials"]),
+               "exafs": {"allow_periodic_images": True}}
     del minimal["materials"]["W"]["supercell"]
     config = prepare_config(minimal)
     assert config["materials"]["W"]["supercell"] == [3, 3, 3]
@@ -73,6 +75,29 @@ BAD = [
     ("materials.W.absorber", "Mo", "materials.W.absorber", "not among the structure's symbols"),
     ("models.chgnet.kind", "mace", "models.chgnet.kind", "is not one of"),
     ("unknown_section", {}, "<top level>", "unknown_section"),
+    # issue 15: NaN and infinity pass every bound of a JSON schema
+    ("materials.W.temperature_K", float("nan"), "materials.W.temperature_K",
+     "nan is not a finite number"),
+    ("ft.kmin", float("nan"), "ft.kmin", "nan is not a finite number"),
+    ("finetune.learning_rate", float("nan"), "finetune.learning_rate", "not a finite number"),
+    ("md.timestep_fs", float("inf"), "md.timestep_fs", "inf is not a finite number"),
+    ("materials.W.structure.cellpar", [3.1652, 3.1652, float("nan"), 90, 90, 90],
+     "materials.W.structure.cellpar.2", "not a finite number"),
+    # 2.0 is an integer to JSON Schema, but would become the path n2.0
+    ("sweep.n_frames", [0, 2.0], "sweep.n_frames.1", "2.0 is not of type 'integer'"),
+    ("materials.W.supercell", [4, 4, 4.0], "materials.W.supercell.2", "not of type 'integer'"),
+    # cellpar against the space group (229, cubic)
+    ("materials.W.structure.cellpar", [3.1652, 3.1652, 3.1652, 90, 90, 200],
+     "materials.W.structure.cellpar", "gamma = 200 degrees is not between 0 and 180"),
+    ("materials.W.structure.cellpar", [3.1652, 3.1652, 3.1652, 90, 90, 120],
+     "materials.W.structure.cellpar", "contradicts space group 229 (cubic"),
+    ("materials.W.structure.cellpar", [3.1652, 3.1652, 3.3, 90, 90, 90],
+     "materials.W.structure.cellpar", "contradicts space group 229 (cubic"),
+    # a 3x3x3 bcc cell (a = 3.1652 Å) has heights 9.4956 Å: inscribed radius 4.75 Å < 6.3 Å
+    ("materials.W.supercell", [3, 3, 3], "exafs.cluster_radius_A",
+     "6.3 Å exceeds the inscribed radius 4.75 Å of material W's 3x3x3 supercell"),
+    ("materials.W.dft.max_force_eV_per_A", 0, "materials.W.dft.max_force_eV_per_A",
+     "less than or equal to the minimum"),
 ]
 
 
@@ -85,6 +110,55 @@ def test_bad_values_name_the_key(good, key, value, named, says):
     message = str(err.value)
     assert message.startswith(f"study.yaml: {named}:"), message
     assert says in message
+
+
+def test_periodic_images_accepted_when_asked(good):
+    config = copy.deepcopy(good)
+    config["materials"]["W"]["supercell"] = [3, 3, 3]
+    config["exafs"]["allow_periodic_images"] = True
+    assert prepare_config(config)["exafs"]["allow_periodic_images"] is True
+
+
+def test_hexagonal_and_rhombohedral_cellpar_pass(good):
+    from dualbench.structure import cellpar_problem
+
+    assert cellpar_problem(194, [3.153, 3.153, 12.323, 90, 90, 120]) is None
+    assert cellpar_problem(166, [5.0, 5.0, 5.0, 60, 60, 60]) is None  # R-3m, rhombohedral
+    assert "contradicts space group 194" in cellpar_problem(194, [3.1, 3.1, 12, 90, 90, 90])
+    assert "form no cell" in cellpar_problem(1, [1, 2, 3, 10, 10, 170])
+
+
+def test_duplicate_key_is_refused_with_its_line(repo, tmp_path):
+    text = (repo / "config" / "config.yaml").read_text()
+    dup = tmp_path / "dup.yaml"
+    # a second `temperature_K` right below the first: YAML would keep 900 silently
+    twice = "temperature_K: 300\n    temperature_K: 900\n"
+    dup.write_text(text.replace("temperature_K: 300\n", twice))
+    line = 1 + text.split("temperature_K: 300")[0].count("\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(dup)
+    message = str(err.value)
+    assert message.startswith(f"{dup}: ")
+    said = f"duplicate key 'temperature_K' at line {line + 1} (first given at line {line})"
+    assert said in message
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path):
+    path = tmp_path / "merge.yaml"
+    path.write_text("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\n")
+    assert load_yaml(path) == {"base": {"x": 1, "y": 2}, "other": {"x": 1, "y": 3}}
+
+
+def test_cli_check_config_refuses_nan(repo, tmp_path):
+    text = (repo / "config" / "config.yaml").read_text()
+    bad = tmp_path / "nan.yaml"
+    bad.write_text(text.replace("temperature_K: 300", "temperature_K: .nan"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "dualbench", "check-config", str(bad)],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2
+    assert f"{bad}: materials.W.temperature_K: nan is not a finite number" in proc.stderr
 
 
 def test_missing_materials_is_named():

@@ -11,7 +11,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Hashable, Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -41,15 +42,48 @@ def load_schema() -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping that gives the same key twice (YAML would silently keep the last)."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor`: its keys may be overridden here
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, Hashable) and key in seen:
+                raise DuplicateKeyError(
+                    f"duplicate key {key!r} at line {line} (first given at line {seen[key]});"
+                    " YAML would silently keep the last value"
+                )
+            if isinstance(key, Hashable):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, source: str = "") -> Any:
+    """Parse YAML text safely, refusing duplicate keys; errors name ``source`` and the line."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as err:
+        raise ConfigError(source, "", f"not valid YAML: {err}") from None
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file; a syntax error names the file and line."""
+    """Read a YAML config file; a syntax error or a duplicate key names the file and line."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(str(path), "", "config file not found") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(str(path), "", f"not valid YAML: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(str(path), "", f"cannot be read: {err}") from None
+    data = parse_yaml(text, str(path))
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -118,10 +152,34 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, str]:
     return _key(error.absolute_path), error.message
 
 
+def _check_finite(node: Any, path: tuple[Any, ...], source: str) -> None:
+    """Refuse NaN and infinity anywhere (a NaN passes every bound of a JSON schema)."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(source, _key(path), f"{node} is not a finite number")
+    if isinstance(node, Mapping):
+        for name, value in node.items():
+            _check_finite(value, (*path, name), source)
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            _check_finite(value, (*path, i), source)
+
+
+def _is_integer(_checker: Any, instance: Any) -> bool:
+    """JSON Schema counts 2.0 as an integer; a count or index here must be written 2."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
 def validate(config: Mapping[str, Any], source: str = "") -> None:
     """Raise :class:`ConfigError` for the first schema violation, sorted by key."""
+    _check_finite(config, (), source)
     schema = load_schema()
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: _key(e.absolute_path))
     if errors:
         key, message = _message(errors[0])
@@ -179,20 +237,71 @@ def _check_semantics(config: Mapping[str, Any], source: str) -> None:
                     f"materials.{name}.dft.label.sampling.model",
                     f"{model!r} is not among models ({', '.join(config['models'])})",
                 )
-        symbols = material["structure"].get("symbols")
-        if symbols is not None:
-            if material["absorber"] not in symbols:
-                raise ConfigError(
-                    source,
-                    f"materials.{name}.absorber",
-                    f"{material['absorber']!r} is not among the structure's symbols {symbols}",
-                )
-            if len(symbols) != len(material["structure"]["basis"]):
-                raise ConfigError(
-                    source,
-                    f"materials.{name}.structure.basis",
-                    f"has {len(material['structure']['basis'])} sites for {len(symbols)} symbols",
-                )
+        _check_symbols_structure(config, name, source)
+
+
+def _check_symbols_structure(config: Mapping[str, Any], name: str, source: str) -> None:
+    """A space-group structure: symbols against basis and absorber, cellpar against the
+    space group, and the supercell against the EXAFS cluster (:func:`check_structure`)."""
+    from dualbench.structure import build_structure, cellpar_problem
+
+    material = config["materials"][name]
+    structure = material["structure"]
+    symbols = structure.get("symbols")
+    if symbols is None:
+        return  # a structure file: checked by check_structure once it can be read
+    if material["absorber"] not in symbols:
+        raise ConfigError(
+            source,
+            f"materials.{name}.absorber",
+            f"{material['absorber']!r} is not among the structure's symbols {symbols}",
+        )
+    if len(symbols) != len(structure["basis"]):
+        raise ConfigError(
+            source,
+            f"materials.{name}.structure.basis",
+            f"has {len(structure['basis'])} sites for {len(symbols)} symbols",
+        )
+    problem = cellpar_problem(structure["spacegroup"], structure["cellpar"])
+    if problem:
+        raise ConfigError(source, f"materials.{name}.structure.cellpar", problem)
+    try:
+        atoms = build_structure(structure)
+    except Exception as err:  # ASE's crystal(): e.g. sites that coincide
+        raise ConfigError(source, f"materials.{name}.structure", str(err)) from None
+    check_structure(config, name, atoms, source)
+
+
+def check_structure(config: Mapping[str, Any], name: str, atoms: Any, source: str) -> None:
+    """Checks of a material's unit cell (ASE ``Atoms``, from symbols or a file ``source``):
+    the absorber is one of its elements, and the EXAFS cluster fits the MD supercell.
+
+    A cluster of radius ``exafs.cluster_radius_A`` larger than the supercell's inscribed
+    radius holds periodic images of the absorber's own neighbours: an error unless the
+    config sets ``exafs.allow_periodic_images: true``.
+    """
+    from dualbench.structure import build_supercell, inscribed_radius
+
+    material = config["materials"][name]
+    elements = sorted(set(atoms.get_chemical_symbols()))
+    if material["absorber"] not in elements:
+        raise ConfigError(
+            source,
+            f"materials.{name}.absorber",
+            f"{material['absorber']!r} is not among the structure's elements {elements}",
+        )
+    exafs = config["exafs"]
+    radius = inscribed_radius(build_supercell(atoms, material["supercell"]).cell)
+    if exafs["cluster_radius_A"] > radius and not exafs.get("allow_periodic_images", False):
+        raise ConfigError(
+            source,
+            "exafs.cluster_radius_A",
+            f"{exafs['cluster_radius_A']:g} Å exceeds the inscribed radius {radius:.2f} Å of"
+            f" material {name}'s {'x'.join(map(str, material['supercell']))} supercell: the"
+            " cluster would hold periodic images of the absorber's neighbours. Enlarge"
+            f" materials.{name}.supercell, lower the radius, or set"
+            " exafs.allow_periodic_images: true",
+        )
 
 
 def prepare_config(config: Mapping[str, Any], source: str = "") -> dict[str, Any]:
