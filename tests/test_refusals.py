@@ -5,10 +5,12 @@ themselves (a planted payload, a planted force, a renamed key), never from the c
 from __future__ import annotations
 
 import builtins
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -57,3 +59,84 @@ def test_a_real_checkpoint_still_loads(tmp_path):
     loaded = load_model(str(tmp_path / "checkpoint.pth.tar"), "cpu")
     ref = vanilla.state_dict()
     assert all(torch.equal(ref[k], v) for k, v in loaded.state_dict().items())
+
+
+# --- DFT frames: a planted fault in a real SNAP file names the file and the frame -------
+
+def _snap_records(snap_dir: Path, n: int = 3) -> list[dict]:
+    return json.loads((snap_dir / "W_Test.json").read_text())[:n]
+
+
+def _write(path: Path, records: list[dict]) -> Path:
+    path.write_text(json.dumps(records))
+    return path
+
+
+def test_huge_force_is_refused_naming_file_and_frame(snap_dir, tmp_path):
+    from dualbench.data import FrameError, prepare_frames, read_frames
+
+    records = _snap_records(snap_dir)
+    records[2]["outputs"]["forces"][5] = [1.0e6, 0.0, 0.0]
+    bad = _write(tmp_path / "big.json", records)
+    with pytest.raises(FrameError, match=r"big\.json: frame 2: force component 1e\+06 eV/Å on"
+                                         r" atom 5 exceeds dft\.max_force_eV_per_A = 100"):
+        read_frames(bad, "pymatgen-json", ["W"])
+    # the bound is configurable, and nothing is written when a frame is refused
+    assert len(read_frames(bad, "pymatgen-json", ["W"], max_force_eV_per_A=2e6)) == 3
+    out = tmp_path / "out"
+    with pytest.raises(FrameError, match="frame 2"):
+        prepare_frames(bad, "pymatgen-json", None, None, ["W"], 0.34, 1,
+                       out / "pool.extxyz", out / "test.extxyz")
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [
+        (lambda r: r["outputs"].__setitem__("energy", "n/a"),
+         "frame 1: energy 'n/a' is not a number"),
+        (lambda r: r["outputs"]["forces"].__setitem__(4, [0.1, 0.2]),
+         "frame 1: forces is not an array of numbers (row 4 has 2 components)"),
+    ],
+    ids=["non_numeric_energy", "two_component_force_row"],
+)
+def test_malformed_frame_names_file_and_frame(snap_dir, tmp_path, fault, says):
+    from dualbench.data import FrameError, read_frames
+
+    records = _snap_records(snap_dir)
+    fault(records[1])
+    bad = _write(tmp_path / "bad.json", records)
+    with pytest.raises(FrameError) as err:
+        read_frames(bad, "pymatgen-json", ["W"])
+    assert str(err.value) == f"{bad}: {says}"
+
+
+def test_non_numeric_energy_in_extxyz_names_frame(tmp_path):
+    from dualbench.data import FrameError, read_frames
+
+    frame = ('2\nLattice="3 0 0 0 3 0 0 0 3" Properties=species:S:1:pos:R:3:forces:R:3 '
+             'energy={e} pbc="T T T"\nW 0 0 0 0.1 0 0\nW 1.5 1.5 1.5 -0.1 0 0\n')
+    path = tmp_path / "frames.extxyz"
+    path.write_text(frame.format(e="-10.0") + frame.format(e="abc"))
+    with pytest.raises(FrameError, match=r"frames\.extxyz: frame 1: energy 'abc' is not a number"):
+        read_frames(path, "extxyz", ["W"])
+
+
+def test_virial_stress_is_read_like_snap_stress(snap_dir, tmp_path, caplog):
+    """The mlearn sets store VASP's stress as outputs.virial_stress: the same numbers
+    under SNAP's key `stress` are the oracle."""
+    import logging
+
+    from dualbench.data import read_frames
+
+    records = _snap_records(snap_dir)
+    assert all(r["outputs"].get("stress") is not None for r in records)
+    renamed = json.loads(json.dumps(records))
+    for rec in renamed:
+        rec["outputs"]["virial_stress"] = rec["outputs"].pop("stress")
+    snap = read_frames(_write(tmp_path / "snap.json", records), "pymatgen-json", ["W"])
+    with caplog.at_level(logging.INFO, logger="dualbench.data"):
+        mlearn = read_frames(_write(tmp_path / "mlearn.json", renamed), "pymatgen-json", ["W"])
+    assert "stress read from outputs.virial_stress" in caplog.text
+    for a, b in zip(snap, mlearn, strict=True):
+        np.testing.assert_array_equal(a.get_stress(), b.get_stress())

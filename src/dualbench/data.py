@@ -57,12 +57,35 @@ def ase_stress_to_gpa_matrix(stress: np.ndarray) -> np.ndarray:
     return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
 
 
-def _attach(atoms: Atoms, energy: float, forces, stress, frame_id: str) -> Atoms:
+#: Largest force component (eV/Å) a frame may hold unless the config says otherwise.
+MAX_FORCE_EV_PER_A = 100.0
+
+
+def _number_array(value, what: str, where: str) -> np.ndarray:
+    """``value`` as a float array; a ragged or non-numeric one is a FrameError at ``where``."""
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        rows = value if isinstance(value, (list, tuple)) else []
+        short = [i for i, row in enumerate(rows)
+                 if isinstance(row, (list, tuple)) and len(row) != 3]
+        detail = f" (row {short[0]} has {len(rows[short[0]])} components)" if short else ""
+        raise FrameError(f"{where}: {what} is not an array of numbers{detail}") from None
+
+
+def _attach(atoms: Atoms, energy, forces, stress, frame_id: str, where: str) -> Atoms:
+    """Put energy (eV), forces (eV/Å) and stress on ``atoms``; a value that is not a number
+    (or a ragged force array) is refused naming ``where`` (file and frame)."""
+    if energy is not None:
+        try:
+            energy = float(energy)
+        except (TypeError, ValueError):
+            raise FrameError(f"{where}: energy {energy!r} is not a number") from None
     atoms.calc = SinglePointCalculator(
         atoms,
-        energy=float(energy) if energy is not None else None,
-        forces=None if forces is None else np.asarray(forces, dtype=float),
-        stress=None if stress is None else np.asarray(stress, dtype=float),
+        energy=energy,
+        forces=None if forces is None else _number_array(forces, "forces", where),
+        stress=None if stress is None else _number_array(stress, "stress", where),
     )
     atoms.info["frame_id"] = frame_id
     return atoms
@@ -89,7 +112,10 @@ def _read_pymatgen_json(path: Path) -> list[Atoms]:
         raise FrameError(f"{path}: not valid JSON ({err})") from None
     if isinstance(records, dict):
         records = [records]
-    frames = []
+    if not isinstance(records, list):
+        raise FrameError(f"{path}: not a list of {{structure, outputs}} records")
+    frames: list[Atoms] = []
+    stress_keys: set[str | None] = set()
     for i, rec in enumerate(records):
         try:
             structure = Structure.from_dict(rec["structure"])
@@ -100,15 +126,34 @@ def _read_pymatgen_json(path: Path) -> list[Atoms]:
             ) from None
         atoms = AseAtomsAdaptor.get_atoms(structure)
         atoms.info.clear()
-        stress = outputs.get("stress")
-        if stress is not None:
-            try:
-                stress = vasp_kbar_to_ase_stress(stress)
-            except ValueError as err:
-                raise FrameError(f"{path}: frame {i}: outputs.stress: {err}") from None
+        where = f"{path}: frame {i}"
+        stress, key = _pymatgen_stress(outputs, where)
+        stress_keys.add(key)
         frames.append(_attach(atoms, outputs.get("energy"), outputs.get("forces"), stress,
-                              f"{path.name}:{i}"))
+                              f"{path.name}:{i}", where))
+    used = sorted(k for k in stress_keys if k)
+    log.info("%s: stress read from %s", path, " and ".join(f"outputs.{k}" for k in used)
+             if used else "no key (no frame has outputs.stress or outputs.virial_stress)")
     return frames
+
+
+#: Keys of a pymatgen-JSON record's `outputs` holding VASP's stress (kBar, compression
+#: positive): SNAP's sets say `stress`, the mlearn sets `virial_stress`.
+STRESS_KEYS = ("stress", "virial_stress")
+
+
+def _pymatgen_stress(outputs: dict, where: str) -> tuple[np.ndarray | None, str | None]:
+    """The record's stress in ASE's convention and the key it came from (None, None if absent)."""
+    given = [key for key in STRESS_KEYS if outputs.get(key) is not None]
+    if len(given) > 1:
+        raise FrameError(f"{where}: gives both outputs.stress and outputs.virial_stress")
+    if not given:
+        return None, None
+    key = given[0]
+    try:
+        return vasp_kbar_to_ase_stress(outputs[key]), key
+    except (TypeError, ValueError) as err:
+        raise FrameError(f"{where}: outputs.{key}: {err}") from None
 
 
 def _read_ase_db(path: Path) -> list[Atoms]:
@@ -119,7 +164,8 @@ def _read_ase_db(path: Path) -> list[Atoms]:
         for i, row in enumerate(db.select()):
             atoms = row.toatoms()
             energy, forces, stress = _results(atoms)
-            frames.append(_attach(atoms.copy(), energy, forces, stress, f"{path.name}:{i}"))
+            frames.append(_attach(atoms.copy(), energy, forces, stress, f"{path.name}:{i}",
+                                  f"{path}: frame {i}"))
     return frames
 
 
@@ -133,7 +179,7 @@ def _read_with_ase(path: Path, fmt: str) -> list[Atoms]:
         frame_id = atoms.info.get("frame_id", f"{path.name}:{i}")
         plain = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
         plain.info.update(atoms.info)  # provenance such as a labelled frame's origin and `dft`
-        frames.append(_attach(plain, energy, forces, stress, str(frame_id)))
+        frames.append(_attach(plain, energy, forces, stress, str(frame_id), f"{path}: frame {i}"))
     return frames
 
 
@@ -157,11 +203,13 @@ def read_frames(
     path: str | Path,
     fmt: str | None = None,
     elements: Iterable[str] | None = None,
+    max_force_eV_per_A: float = MAX_FORCE_EV_PER_A,
 ) -> list[Atoms]:
     """Read and validate every frame of a DFT file into the internal form.
 
     ``fmt`` is one of :data:`FRAME_FORMATS` (guessed from the name when None).  With
-    ``elements``, a frame holding another species is refused.  Any refusal raises
+    ``elements``, a frame holding another species is refused, and so is a frame with a
+    force component beyond ``max_force_eV_per_A``.  Any refusal raises
     :class:`FrameError` naming the file and the frame index.
     """
     path = Path(path)
@@ -177,19 +225,27 @@ def read_frames(
     else:
         try:
             frames = _read_with_ase(path, fmt)
+        except FrameError:
+            raise
         except Exception as err:  # ASE's readers raise many kinds
             raise FrameError(f"{path}: cannot read as {fmt}: {err}") from err
     if not frames:
         raise FrameError(f"{path}: holds no frames")
     allowed = set(elements) if elements is not None else None
     for i, atoms in enumerate(frames):
-        validate_frame(atoms, f"{path}: frame {i}", allowed)
+        validate_frame(atoms, f"{path}: frame {i}", allowed, max_force_eV_per_A)
     log.info("read %d frames from %s (%s)", len(frames), path, fmt)
     return frames
 
 
-def validate_frame(atoms: Atoms, where: str, elements: set[str] | None = None) -> None:
-    """Refuse a frame without finite energy and forces of the right shape, or of foreign species."""
+def validate_frame(
+    atoms: Atoms,
+    where: str,
+    elements: set[str] | None = None,
+    max_force_eV_per_A: float = MAX_FORCE_EV_PER_A,
+) -> None:
+    """Refuse a frame without finite energy and forces of the right shape, with a force
+    component beyond ``max_force_eV_per_A`` (eV/Å), or of foreign species."""
     energy, forces, stress = _results(atoms)
     n = len(atoms)
     if n == 0:
@@ -201,6 +257,14 @@ def validate_frame(atoms: Atoms, where: str, elements: set[str] | None = None) -
         raise FrameError(f"{where}: forces have shape {forces.shape}, expected ({n}, 3)")
     if not np.all(np.isfinite(forces)):
         raise FrameError(f"{where}: forces contain NaN or infinity")
+    largest = float(np.max(np.abs(forces)))
+    if largest > max_force_eV_per_A:
+        atom = int(np.argmax(np.max(np.abs(forces), axis=1)))
+        raise FrameError(
+            f"{where}: force component {largest:.4g} eV/Å on atom {atom} exceeds"
+            f" dft.max_force_eV_per_A = {max_force_eV_per_A:g} (a failed calculation or wrong"
+            " units?)"
+        )
     if energy is None or not np.isfinite(energy):
         raise FrameError(f"{where}: has no finite energy")
     if stress is not None and not np.all(np.isfinite(stress)):
@@ -272,15 +336,16 @@ def prepare_frames(
     max_n_frames: int,
     out_train: str | Path,
     out_test: str | Path,
+    max_force_eV_per_A: float = MAX_FORCE_EV_PER_A,
 ) -> dict:
     """Read, validate and split a material's DFT frames; write the pool and the test set.
 
     Checks before any training that the pool holds the largest N of the sweep.
     Returns a summary (counts, stress availability) for the log and provenance.
     """
-    pool = read_frames(train, train_format, elements)
+    pool = read_frames(train, train_format, elements, max_force_eV_per_A)
     if test is not None:
-        test_frames = read_frames(test, test_format, elements)
+        test_frames = read_frames(test, test_format, elements, max_force_eV_per_A)
     else:
         pool, test_frames = split_test(pool, test_fraction)
         log.info("held out the last %d frames of %s as the test set", len(test_frames), train)
