@@ -6,9 +6,20 @@
 # The logic lives in the `dualbench` package (src/dualbench); the rules only wire
 # files together and call it through workflow/scripts.
 
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+# Snakemake's own reader reports a YAML syntax error in the default config without its
+# file or line: read it first with dualbench's (which also refuses a duplicate key).  A
+# --configfile is read by Snakemake before this file; `dualbench check-config FILE` names
+# the line of its error.
+if not workflow.overwrite_configfiles and os.path.isfile("config/config.yaml"):
+    from dualbench.config import load_yaml
+
+    load_yaml("config/config.yaml")
 
 
 configfile: "config/config.yaml"

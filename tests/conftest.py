@@ -13,9 +13,22 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def data_mirror() -> Path:
-    """The offline mirror of public data: $DUALBENCH_DATA_MIRROR or ../shared/data."""
-    env = os.environ.get("DUALBENCH_DATA_MIRROR")
-    return Path(env) if env else REPO.parent / "shared" / "data"
+    """The offline mirror of public data: $DUALBENCH_DATA_MIRROR or ../shared/data.
+
+    A relative $DUALBENCH_DATA_MIRROR (the README's `../shared/data`) is taken from the
+    folder it was given in, as dualbench.fetch does, and made absolute in the environment
+    of this session, so Snakemake runs in temporary folders find it too.
+    """
+    from dualbench.fetch import mirror_folder
+
+    env = mirror_folder()
+    if env is None:
+        return REPO.parent / "shared" / "data"
+    os.environ["DUALBENCH_DATA_MIRROR"] = str(env)
+    return env
+
+
+data_mirror()  # at import: every subprocess of the session gets the absolute path
 
 
 @pytest.fixture(scope="session")

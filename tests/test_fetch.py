@@ -132,3 +132,40 @@ def test_missing_mirror_fails_when_required(repo, tmp_path):
     assert results["0"][0] == 0 and "1 skipped" in results["0"][1]
     assert results["1"][0] == 1 and "DUALBENCH_REQUIRE_MIRROR=1" in results["1"][1]
     assert "nowhere" in results["1"][1]
+
+
+def test_sha_typo_with_the_file_in_the_mirror_says_checksum_differs(tmp_path):
+    """A typo in `sha256` while the mirror holds the file under its name: the error gives
+    both sums instead of only 'could not download ... Offline?'."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "W_metal_rt_01.xdi").write_bytes(b"the measured spectrum")
+    real = hashlib.sha256(b"the measured spectrum").hexdigest()
+    typo = real[:-1] + ("0" if real[-1] != "0" else "1")
+    dest = tmp_path / "out" / "W_metal_rt_01.xdi"
+    with pytest.raises(FetchError) as err:
+        fetch({"url": UNREACHABLE, "sha256": typo, "format": "xdi"}, dest, mirror=mirror)
+    message = str(err.value)
+    assert "checksum differs" in message
+    assert f"expects sha256 {typo}" in message
+    assert f"{mirror / 'W_metal_rt_01.xdi'} has sha256 {real}" in message
+    assert _leftovers(dest.parent) == []
+
+
+def test_relative_mirror_is_taken_from_the_folder_it_was_given_in(tmp_path, monkeypatch):
+    """`DUALBENCH_DATA_MIRROR=../shared/data` means the shell's folder ($PWD), also from a
+    job running in another working directory (snakemake --directory)."""
+    from dualbench.fetch import mirror_folder
+
+    shell = tmp_path / "clone"
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    shell.mkdir()
+    job = tmp_path / "elsewhere"
+    job.mkdir()
+    monkeypatch.setenv("PWD", str(shell))
+    monkeypatch.chdir(job)
+    monkeypatch.setenv("DUALBENCH_DATA_MIRROR", "../shared/data")
+    assert mirror_folder() == tmp_path / "shared" / "data"
+    assert mirror_folder("../shared/data") == tmp_path / "shared" / "data"
+    monkeypatch.delenv("DUALBENCH_DATA_MIRROR")
+    assert mirror_folder() is None

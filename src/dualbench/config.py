@@ -317,6 +317,29 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return prepare_config(load_yaml(path), str(path))
 
 
+def canonical(value: Any) -> Any:
+    """``value`` with every mapping (recursively) in sorted key order; lists keep theirs.
+
+    Snakemake decides that a rule's params changed by comparing their repr, and a dict's
+    repr follows its key order: a config written back with sorted keys would rerun jobs.
+    """
+    if isinstance(value, Mapping):
+        return {key: canonical(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
+def canonical_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`canonical` of a whole config, except that the materials and the models keep
+    the order they were given in (the first model is the default sampling model)."""
+    ordered = canonical(config)
+    for section in ("materials", "models"):
+        if isinstance(config.get(section), Mapping):
+            ordered[section] = {name: canonical(entry) for name, entry in config[section].items()}
+    return ordered
+
+
 def config_hash(config: Mapping[str, Any]) -> str:
     """A short SHA-256 of the canonical JSON of a (filled) config, for provenance."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)

@@ -50,6 +50,33 @@ def source_filename(source: Mapping[str, Any]) -> str:
     return name
 
 
+def mirror_folder(value: str | Path | None = None) -> Path | None:
+    """The mirror folder ``value`` (default ``$DUALBENCH_DATA_MIRROR``) as an absolute path.
+
+    A relative path means the folder it was given in: the shell's ``$PWD`` (which a
+    ``snakemake --directory`` or a job's own working directory does not change), else the
+    current directory.  None when unset.
+    """
+    value = os.environ.get(MIRROR_ENV) if value is None else value
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    candidates = []
+    shell_dir = os.environ.get("PWD")
+    if shell_dir and Path(shell_dir).is_dir():
+        candidates.append(Path(shell_dir) / path)
+    candidates.append(Path.cwd() / path)
+    found = next((c for c in candidates if c.is_dir()), candidates[0])
+    return Path(os.path.normpath(found))
+
+
+def same_name_in_mirror(mirror: str | Path, name: str) -> list[tuple[Path, str]]:
+    """(path, SHA-256) of every file under ``mirror`` named ``name``."""
+    return [(p, sha256_of(p)) for p in sorted(Path(mirror).rglob(name)) if p.is_file()]
+
+
 def find_in_mirror(mirror: str | Path, sha256: str, name: str | None = None) -> Path | None:
     """A file under ``mirror`` whose SHA-256 is ``sha256``; files named ``name`` are tried first."""
     mirror = Path(mirror)
@@ -75,6 +102,25 @@ def _download(url: str, dest: Path, timeout_s: float = 60.0) -> None:
         ) from err
 
 
+def _download_or_explain(source: Mapping[str, Any], dest: Path, mirror: Path | None) -> None:
+    """Download; when that fails and the mirror holds a file of the same name whose
+    checksum differs from the config's, say so with both sums (a typo in ``sha256`` or
+    another version of the file), rather than only 'Offline?'."""
+    try:
+        _download(source["url"], dest)
+    except FetchError as err:
+        name = source_filename(source)
+        near = same_name_in_mirror(mirror, name) if mirror is not None else []
+        if not near:
+            raise
+        found = "; ".join(f"{path} has sha256 {digest}" for path, digest in near)
+        raise FetchError(
+            f"the mirror {mirror} holds {name}, but its checksum differs from the config's:"
+            f" the config expects sha256 {source.get('sha256')}, {found}. Correct `sha256`"
+            f" if the file is the right one (and the download failed too: {err})"
+        ) from err
+
+
 def fetch(source: Mapping[str, Any], dest: str | Path, mirror: str | Path | None = None) -> Path:
     """Put the source's file at ``dest`` after checking its SHA-256; returns ``dest``.
 
@@ -84,10 +130,12 @@ def fetch(source: Mapping[str, Any], dest: str | Path, mirror: str | Path | None
     dest = Path(dest)
     expected = source.get("sha256")
     if mirror is None:
-        mirror = os.environ.get(MIRROR_ENV) or None
-        if mirror is not None and not Path(mirror).is_dir():
+        mirror = mirror_folder()
+        if mirror is not None and not mirror.is_dir():
             log.warning("%s=%s is not a folder; ignoring it", MIRROR_ENV, mirror)
             mirror = None
+    else:
+        mirror = mirror_folder(mirror)
     with atomic_path(dest) as tmp:
         if "path" in source:
             local = Path(source["path"])
@@ -107,7 +155,7 @@ def fetch(source: Mapping[str, Any], dest: str | Path, mirror: str | Path | None
                 if mirror is not None:
                     log.info("%s not in mirror %s; downloading", source_filename(source), mirror)
                 log.info("downloading %s", source["url"])
-                _download(source["url"], tmp)
+                _download_or_explain(source, tmp, mirror)
                 origin = source["url"]
         if expected:
             actual = sha256_of(tmp)

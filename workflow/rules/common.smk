@@ -2,8 +2,15 @@
 
 import os
 
-from dualbench.config import prepare_config
-from dualbench.fetch import source_filename
+from dualbench.config import (
+    ConfigError,
+    canonical,
+    canonical_config,
+    check_structure,
+    load_yaml,
+    prepare_config,
+)
+from dualbench.fetch import MIRROR_ENV, mirror_folder, source_filename
 from dualbench.label import LabelSettings
 
 # A config given with --configfile replaces config/config.yaml instead of being merged
@@ -13,8 +20,24 @@ if workflow.overwrite_configfiles:
     config.clear()
     config.update(workflow.config_settings.overwrite_config)
 
-# Validate before any job: a bad key stops here with its dotted name and the file.
-config.update(prepare_config(config, ", ".join(map(str, CONFIG_FILES))))
+# Snakemake read the files already, keeping the last of a duplicate key: read them again
+# to refuse one, with its line.
+for _path in CONFIG_FILES:
+    load_yaml(_path)
+
+# Validate before any job: a bad key stops here with its dotted name and the file.  The
+# config's mappings are then put in sorted key order (canonical), so that a config written
+# back with its keys in another order gives every rule the same params: Snakemake compares
+# params by repr, and a dict's repr follows its key order.
+CONFIG_SOURCE = ", ".join(map(str, CONFIG_FILES))
+_prepared = canonical_config(prepare_config(config, CONFIG_SOURCE))
+config.clear()
+config.update(_prepared)
+
+# A relative $DUALBENCH_DATA_MIRROR means the folder it was given in (the shell's), not
+# the working directory of a job (`--directory`): pass jobs the absolute path.
+if os.environ.get(MIRROR_ENV):
+    os.environ[MIRROR_ENV] = str(mirror_folder())
 
 MATERIALS = list(config["materials"])
 MODELS = list(config["models"])
@@ -51,6 +74,13 @@ def material_sources(material):
 def source_of(material, role):
     """The source mapping behind resources/{material}/{role}/."""
     return material_sources(material)[role]
+
+
+def canonical_params(value):
+    """A rule param with every mapping in sorted key order (see `canonical` above): wrap each
+    dict-valued param in it, so that key order never triggers Snakemake's params rerun.
+    """
+    return canonical(value)
 
 
 def data_file(material, role):
@@ -108,10 +138,43 @@ def label_chunks(wildcards):
     ]
 
 
+def local_structure(material):
+    """The unit cell of a material whose structure is a file that can be read now (a local
+    path, or a copy already fetched), else None."""
+    from dualbench.structure import build_structure
+
+    entry = config["materials"][material]["structure"]
+    if "source" not in entry:
+        return None
+    path = data_file(material, "structure")
+    if not os.path.isfile(path):
+        return None
+    try:
+        return build_structure(entry, path)
+    except ValueError as err:
+        raise ConfigError(
+            CONFIG_SOURCE, f"materials.{material}.structure.source", str(err)
+        )
+
+
+# A structure file that is already here is checked before any job, as `symbols` are by
+# prepare_config: absorber among its elements, the EXAFS cluster inside the supercell.
+# (A structure still to be downloaded is checked by fetch_data, the first job to see it.)
+for _material in MATERIALS:
+    _cell = local_structure(_material)
+    if _cell is not None:
+        check_structure(config, _material, _cell, CONFIG_SOURCE)
+
+
 def material_elements(material):
-    """The chemical elements of a material (from its structure's symbols), or None if unknown."""
+    """The chemical elements of a material (its structure's symbols, or the elements of
+    its structure file when that is here already), or None when not known yet (then
+    prepare_frames reads them from the fetched structure file)."""
     symbols = config["materials"][material]["structure"].get("symbols")
-    return sorted(set(symbols)) if symbols else None
+    if symbols:
+        return sorted(set(symbols))
+    cell = local_structure(material)
+    return sorted(set(cell.get_chemical_symbols())) if cell is not None else None
 
 
 def has_experiment(material):

@@ -17,6 +17,6 @@ rule fetch_data:
         mem_mb=1000,
         runtime=30,
     params:
-        source=lambda wc: source_of(wc.material, wc.role),
+        source=lambda wc: canonical_params(source_of(wc.material, wc.role)),
     script:
         "../scripts/fetch_data.py"

@@ -5,6 +5,8 @@ rule prepare_frames:
     input:
         train=lambda wc: dft_frames(wc.material, "train"),
         test=lambda wc: dft_frames(wc.material, "test"),
+        # a structure file gives the elements the frames may hold
+        structure=structure_input,
     output:
         pool="results/{material}/dft/train_pool.extxyz",
         test="results/{material}/dft/test.extxyz",
@@ -19,7 +21,7 @@ rule prepare_frames:
         mem_mb=4000,
         runtime=30,
     params:
-        dft=lambda wc: config["materials"][wc.material]["dft"],
+        dft=lambda wc: canonical_params(config["materials"][wc.material]["dft"]),
         elements=lambda wc: material_elements(wc.material),
     script:
         "../scripts/prepare_frames.py"
@@ -39,7 +41,7 @@ rule vanilla_model:
         mem_mb=500,
         runtime=5,
     params:
-        model=lambda wc: config["models"][wc.model],
+        model=lambda wc: canonical_params(config["models"][wc.model]),
     script:
         "../scripts/vanilla_model.py"
 
@@ -65,8 +67,10 @@ rule fine_tune:
         mem_mb=8000,
         runtime=lambda wc: 30 + 2 * int(wc.n),
     params:
-        base=lambda wc: config["models"][wc.model],
-        settings={k: v for k, v in config["finetune"].items() if k != "device"},
+        base=lambda wc: canonical_params(config["models"][wc.model]),
+        settings=canonical_params(
+            {k: v for k, v in config["finetune"].items() if k != "device"}
+        ),
     script:
         "../scripts/fine_tune.py"
 

@@ -21,9 +21,13 @@ rule sample_configs:
         mem_mb=4000,
         runtime=60,
     params:
-        label=lambda wc: config["materials"][wc.material]["dft"]["label"],
+        label=lambda wc: canonical_params(
+            config["materials"][wc.material]["dft"]["label"]
+        ),
         model=lambda wc: sampling_model(wc.material),
-        structure=lambda wc: config["materials"][wc.material]["structure"],
+        structure=lambda wc: canonical_params(
+            config["materials"][wc.material]["structure"]
+        ),
         temperature=lambda wc: config["materials"][wc.material]["temperature_K"],
     script:
         "../scripts/sample_configs.py"
@@ -49,7 +53,9 @@ rule label_frames:
         mem_mb=6000,
         runtime=lambda wc: 60 * label_settings(wc.material).chunk_size,
     params:
-        label=lambda wc: config["materials"][wc.material]["dft"]["label"],
+        label=lambda wc: canonical_params(
+            config["materials"][wc.material]["dft"]["label"]
+        ),
     script:
         "../scripts/label_frames.py"
 

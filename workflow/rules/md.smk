@@ -28,13 +28,17 @@ rule run_md:
         mem_mb=8000,
         runtime=120,
     params:
-        structure=lambda wc: config["materials"][wc.material]["structure"],
+        structure=lambda wc: canonical_params(
+            config["materials"][wc.material]["structure"]
+        ),
         supercell=lambda wc: config["materials"][wc.material]["supercell"],
         temperature=lambda wc: config["materials"][wc.material]["temperature_K"],
         # Only md keys that change the trajectory (params trigger reruns): checkpoint_every,
         # device and the guards reach the script through the config, so that moving to a
         # GPU, say, does not rerun finished MD.
-        md={k: v for k, v in config["md"].items() if k not in NON_TRAJECTORY_SETTINGS},
+        md=canonical_params(
+            {k: v for k, v in config["md"].items() if k not in NON_TRAJECTORY_SETTINGS}
+        ),
     script:
         "../scripts/run_md.py"
 
