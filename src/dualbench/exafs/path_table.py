@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PATH_TABLE_VERSION = 3
+PATH_TABLE_VERSION = 5
 
 
 @dataclass
