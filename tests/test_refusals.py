@@ -140,3 +140,64 @@ def test_virial_stress_is_read_like_snap_stress(snap_dir, tmp_path, caplog):
     assert "stress read from outputs.virial_stress" in caplog.text
     for a, b in zip(snap, mlearn, strict=True):
         np.testing.assert_array_equal(a.get_stress(), b.get_stress())
+
+
+# --- the command line: the schema's bounds, unreadable structures, unwritable outputs ---
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dualbench", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+MD_ARGS = ["md", "--model", "chgnet", "--structure", "unused.cif", "--out", "unused"]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ([*MD_ARGS, "--temperature", "300", "--timestep", "50"],
+         "argument --timestep: 50 is out of range: must be <= 10 (as config key md.timestep_fs)"),
+        ([*MD_ARGS, "--temperature", "inf"], "argument --temperature: 'inf' is not a finite"),
+        ([*MD_ARGS, "--temperature", "nan"], "argument --temperature: 'nan' is not a finite"),
+        ([*MD_ARGS, "--temperature", "300", "--supercell", "0", "2", "2"],
+         "argument --supercell: 0 is out of range: must be >= 1"),
+        ([*MD_ARGS, "--temperature", "300", "--seed", "-1"],
+         "argument --seed: -1 is out of range: must be >= 0"),
+        (["finetune", "--frames", "x.json", "--n", "2", "--out", "m", "--epochs", "0"],
+         "argument --epochs: 0 is out of range: must be >= 1 (as config key finetune.epochs)"),
+        (["finetune", "--frames", "x.json", "--n", "2", "--out", "m", "--learning-rate", "nan"],
+         "argument --learning-rate: 'nan' is not a finite number"),
+    ],
+    ids=["timestep_50", "temperature_inf", "temperature_nan", "supercell_0", "seed_-1",
+         "epochs_0", "learning_rate_nan"],
+)
+def test_cli_applies_the_schema_bounds(args, says):
+    proc = _cli(*args)
+    assert proc.returncode == 2
+    assert says in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("content", ["", "data_empty\n"], ids=["empty", "header_only"])
+def test_empty_cif_is_an_error_naming_the_file(tmp_path, content):
+    cif = tmp_path / "W.cif"
+    cif.write_text(content)
+    proc = _cli("md", "--model", "chgnet", "--structure", str(cif), "--temperature", "300",
+                "--out", str(tmp_path / "md"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"error: {cif}: " in proc.stderr
+    assert not (tmp_path / "md").exists() or not any((tmp_path / "md").iterdir())
+
+
+def test_unwritable_output_is_refused_before_the_md(tmp_path):
+    from ase.build import bulk
+
+    cif = tmp_path / "W.cif"
+    bulk("W", "bcc", a=3.1652, cubic=True).write(cif)
+    blocker = tmp_path / "results"
+    blocker.write_text("a file where the output folder should be")
+    proc = _cli("md", "--model", "chgnet", "--structure", str(cif), "--temperature", "300",
+                "--steps", "2000", "--out", str(blocker / "md"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"{blocker / 'md'}: cannot write there" in proc.stderr
+    assert "nothing was computed" in proc.stderr

@@ -49,6 +49,26 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def check_writable(target: str | Path, folder: bool = False) -> Path:
+    """Make sure ``target`` (a folder when ``folder``; else a file, or a folder when it has
+    no suffix) can be written, before a long computation whose result goes there.
+
+    Creates the folder and a probe file in it; a ValueError names the path otherwise.
+    """
+    target = Path(target)
+    directory = target if folder or not target.suffix else target.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(
+            f"{target}: cannot write there ({err.strerror or err}); nothing was computed"
+        ) from None
+    return directory
+
+
 def write_text(target: str | Path, text: str) -> None:
     """Write ``text`` to ``target`` atomically."""
     with atomic_path(target) as tmp:

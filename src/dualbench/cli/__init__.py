@@ -36,6 +36,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _schema_property(path: str) -> dict:
+    """The schema of a config key: ``md.timestep_fs``, ``$defs.material.temperature_K``;
+    an array's items for ``sweep.seeds[]``."""
+    from dualbench.config import load_schema
+
+    schema = load_schema()
+    node: dict = schema
+    items = path.endswith("[]")
+    parts = path.removesuffix("[]").split(".")
+    if parts[0] == "$defs":
+        node, parts = schema["$defs"][parts[1]], parts[2:]
+    for part in parts:
+        node = node["properties"][part]
+    return node["items"] if items else node
+
+
+def _display(path: str) -> str:
+    """A schema path as the config key a user writes."""
+    path = path.removesuffix("[]")
+    path = path.replace("$defs.label.", "materials.<name>.dft.label.")
+    return path.replace("$defs.material.", "materials.<name>.")
+
+
+def schema_value(path: str):
+    """An argparse ``type`` that applies the config schema's type and bounds of ``path``
+    (see :func:`_schema_property`), and refuses NaN and infinity, so that the command line
+    accepts what a config file accepts and nothing else."""
+
+    def convert(text: str):
+        import math
+
+        spec = _schema_property(path)
+        kind = spec.get("type", "number")
+        try:
+            value = int(text) if kind == "integer" else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an {kind}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        bounds = [
+            ("minimum", lambda v, b: v >= b, ">="),
+            ("exclusiveMinimum", lambda v, b: v > b, ">"),
+            ("maximum", lambda v, b: v <= b, "<="),
+            ("exclusiveMaximum", lambda v, b: v < b, "<"),
+        ]
+        for key, ok, sign in bounds:
+            if key in spec and not ok(value, spec[key]):
+                raise argparse.ArgumentTypeError(
+                    f"{text} is out of range: must be {sign} {spec[key]} (as config key"
+                    f" {_display(path)})"
+                )
+        return value
+
+    convert.__name__ = path  # argparse names the type in some messages
+    return convert
+
+
 def setup_logging(verbosity: int = 1) -> None:
     """Log to stderr (Snakemake scripts redirect stderr to the rule's log file)."""
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from dualbench.cli import schema_value
 from dualbench.data import FRAME_FORMATS
 
 
@@ -27,13 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="chgnet", help="base model (default: chgnet)")
     p.add_argument("--frames", required=True, help="the training pool of DFT frames")
     p.add_argument("--format", choices=FRAME_FORMATS, help="frames format (default: from name)")
-    p.add_argument("--n", type=int, required=True, help="number of frames N (>= 1)")
-    p.add_argument("--seed", type=int, default=0, help="subset and training seed")
+    p.add_argument("--n", type=schema_value("sweep.n_frames[]"), required=True,
+                   help="number of frames N (>= 1)")
+    p.add_argument("--seed", type=schema_value("sweep.seeds[]"), default=0,
+                   help="subset and training seed")
     p.add_argument("--out", required=True, help="model folder to write")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--stress-weight", type=float, default=0.1)
+    p.add_argument("--epochs", type=schema_value("finetune.epochs"), default=10)
+    p.add_argument("--learning-rate", type=schema_value("finetune.learning_rate"), default=1e-3)
+    p.add_argument("--batch-size", type=schema_value("finetune.batch_size"), default=4)
+    p.add_argument("--stress-weight", type=schema_value("finetune.stress_weight"), default=0.1)
     p.add_argument("--freeze", nargs="*", default=["embeddings"],
                    help="parameter groups to freeze (embeddings atom_conv bond_conv ...)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -51,18 +54,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calculator", choices=["gpaw", "vasp", "espresso"], help="default gpaw")
     p.add_argument("--xc", help="exchange-correlation functional (default PBE)")
     p.add_argument("--dispersion", choices=["d3bj", "d3zero", "none"], help="default d3bj")
-    p.add_argument("--cutoff", type=float, help="plane-wave cutoff in eV (default 400)")
-    p.add_argument("--kpts", type=int, nargs=3, metavar=("KA", "KB", "KC"),
+    p.add_argument("--cutoff", type=schema_value("$defs.label.cutoff_eV"),
+                   help="plane-wave cutoff in eV (default 400)")
+    p.add_argument("--kpts", type=schema_value("$defs.label.kpts[]"), nargs=3,
+                   metavar=("KA", "KB", "KC"),
                    help="k-point grid (default 3 3 1)")
-    p.add_argument("--smearing", type=float, help="Fermi-Dirac width in eV (default 0.05)")
+    p.add_argument("--smearing", type=schema_value("$defs.label.smearing_eV"),
+                   help="Fermi-Dirac width in eV (default 0.05)")
     p.add_argument("--work-dir", default="dft-work", help="calculator files (GPAW text logs)")
     p.set_defaults(func=dft_label)
 
 
 def dft_metrics(args: argparse.Namespace) -> int:
+    from dualbench.io import check_writable
     from dualbench.metrics import run_dft_metrics
     from dualbench.models import set_threads
 
+    check_writable(args.out)
     set_threads(args.threads)
     result = run_dft_metrics(args.model, args.frames, args.out, args.format, args.device,
                              parity_out=args.parity_out)
@@ -78,6 +86,9 @@ def finetune(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ValueError("--n must be at least 1 (N = 0 is the vanilla model itself)")
+    from dualbench.io import check_writable
+
+    check_writable(args.out, folder=True)  # before the training, not after it
     set_threads(args.threads)
     settings = FinetuneSettings(
         epochs=args.epochs,

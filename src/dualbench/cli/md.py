@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from dualbench.cli import schema_value
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -21,23 +23,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--structure", required=True, help="unit cell file (cif, POSCAR, extxyz, ...)")
     p.add_argument(
-        "--supercell", type=int, nargs=3, default=[1, 1, 1], metavar=("A", "B", "C"),
+        "--supercell", type=schema_value("$defs.material.supercell[]"), nargs=3,
+        default=[1, 1, 1], metavar=("A", "B", "C"),
         help="repetitions of the structure's cell (default 1 1 1)",
     )
-    p.add_argument("--temperature", type=float, required=True, help="target temperature in K")
-    p.add_argument("--steps", type=int, help="production steps")
-    p.add_argument("--equilibration-steps", type=int, help="steps before production")
-    p.add_argument("--timestep", type=float, help="time step in fs")
-    p.add_argument("--snapshot-every", type=int, help="production steps between snapshots")
+    p.add_argument("--temperature", type=schema_value("$defs.material.temperature_K"),
+                   required=True, help="target temperature in K")
+    p.add_argument("--steps", type=schema_value("md.production_steps"), help="production steps")
+    p.add_argument("--equilibration-steps", type=schema_value("md.equilibration_steps"),
+                   help="steps before production")
+    p.add_argument("--timestep", type=schema_value("md.timestep_fs"), help="time step in fs")
+    p.add_argument("--snapshot-every", type=schema_value("md.snapshot_every"),
+                   help="production steps between snapshots")
     p.add_argument("--thermostat", choices=["langevin", "bussi"])
-    p.add_argument("--friction", type=float, help="Langevin friction in 1/fs")
-    p.add_argument("--taut", type=float, help="Bussi time constant in fs")
-    p.add_argument("--checkpoint-every", type=int, help="steps between restart checkpoints")
-    p.add_argument("--min-distance", type=float, help="closest allowed distance in Å")
-    p.add_argument(
-        "--max-temperature-factor", type=float, help="stop when T exceeds this x the target"
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of velocities and thermostat")
+    p.add_argument("--friction", type=schema_value("md.friction_per_fs"),
+                   help="Langevin friction in 1/fs")
+    p.add_argument("--taut", type=schema_value("md.taut_fs"), help="Bussi time constant in fs")
+    p.add_argument("--checkpoint-every", type=schema_value("md.checkpoint_every"),
+                   help="steps between restart checkpoints")
+    p.add_argument("--min-distance", type=schema_value("md.min_distance_A"),
+                   help="closest allowed distance in Å")
+    p.add_argument("--max-temperature-factor", type=schema_value("md.max_temperature_factor"),
+                   help="stop when T exceeds this x the target")
+    p.add_argument("--seed", type=schema_value("sweep.seeds[]"), default=0,
+                   help="seed of velocities and thermostat")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: auto")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--out", required=True, help="output folder")
@@ -57,7 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the ideal supercell in the snapshots' atom order (supercell.extxyz of dualbench md)",
     )
     p.add_argument("--absorber", required=True, help="element of the X-ray absorber")
-    p.add_argument("--temperature", type=float, required=True, help="target temperature in K")
+    p.add_argument("--temperature", type=schema_value("$defs.material.temperature_K"),
+                   required=True, help="target temperature in K")
     p.add_argument("--log", help="md_log.csv for the temperature statistics")
     p.add_argument("--cutoff", type=float, default=6.0, help="shell cutoff in Å (default 6)")
     p.add_argument(
@@ -69,8 +79,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def md(args: argparse.Namespace) -> int:
-    from ase.io import read
-
     from dualbench.md import md_settings, run_md_job
 
     settings = md_settings(
@@ -89,7 +97,11 @@ def md(args: argparse.Namespace) -> int:
         max_temperature_factor=args.max_temperature_factor,
         device=args.device,
     )
-    unit = read(args.structure)
+    from dualbench.io import check_writable
+    from dualbench.structure import read_structure_file
+
+    check_writable(args.out)  # before the MD, not after it
+    unit = read_structure_file(args.structure)
     unit.pbc = True
     result = run_md_job(
         model=args.model,
