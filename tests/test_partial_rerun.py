@@ -122,3 +122,55 @@ def test_temperature_leaves_the_dft_arm_alone(repo, finished_study):
     assert "run_md" in rules, proc.stdout
     dft_arm = {"fetch_data", "prepare_frames", "vanilla_model", "fine_tune", "dft_metrics"}
     assert sorted(rules & dft_arm) == [], proc.stdout
+
+
+def _dump_study(repo, path, **dump_options):
+    """The finished study's config, written back by yaml.safe_dump with ``dump_options``."""
+    config = yaml.safe_load(write_config(repo, path).read_text())
+    path.write_text("# written back by an editor\n" + yaml.safe_dump(config, **dump_options))
+    return path
+
+
+def params_changed(dry_run_output: str) -> list[tuple[str, str]]:
+    """(rule, first output) of every job of a dry run that reruns because its params changed."""
+    jobs, rule, output = [], None, None
+    for line in dry_run_output.splitlines():
+        match = re.match(r"^\s*(?:local)?rule (\w+):$", line)
+        if match:
+            rule, output = match[1], None
+        elif (match := re.match(r"^\s+output: (.+)$", line)):
+            output = match[1].split(", ")[0]
+        elif re.match(r"^\s+reason: .*Params have changed", line) and rule:
+            jobs.append((rule, output))
+    return sorted(jobs)
+
+
+@pytest.mark.parametrize(
+    "dump_options",
+    [{"sort_keys": True}, {"sort_keys": True, "default_flow_style": True, "indent": 4}],
+    ids=["keys_sorted", "reformatted_flow_style"],
+)
+def test_same_config_in_another_form_reruns_nothing(repo, finished_study, dump_options):
+    """Snakemake compares params by repr, and a dict's repr follows its key order: the same
+    config with its keys sorted (what yaml.safe_dump or a sorting editor writes), or in
+    flow style, must leave every job alone."""
+    config = _dump_study(repo, finished_study / "sorted.yaml", **dump_options)
+    assert config.read_text() != write_config(repo, finished_study / "orig.yaml").read_text()
+    proc = snakemake(repo, finished_study, config, "-n")
+    assert planned_jobs(proc.stdout) == [], proc.stdout
+
+
+def test_changed_value_reruns_exactly_its_jobs(repo, finished_study):
+    """A changed fine-tuning value, in a sorted config: the params of fine_tune, and only
+    those, changed (the jobs after it rerun because their input does)."""
+    config = yaml.safe_load(write_config(repo, finished_study / "base.yaml").read_text())
+    config["finetune"]["epochs"] = config["finetune"].get("epochs", 10) + 1
+    path = finished_study / "epochs.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=True))
+    proc = snakemake(repo, finished_study, path, "-n")
+    expected = sorted(
+        ("fine_tune", f"results/{material}/chgnet/n{n}/seed0/model/model.json")
+        for material in ("W", "W2")
+        for n in config["sweep"]["n_frames"] if n > 0
+    )
+    assert params_changed(proc.stdout) == expected, proc.stdout
