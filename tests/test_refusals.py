@@ -201,3 +201,75 @@ def test_unwritable_output_is_refused_before_the_md(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert f"{blocker / 'md'}: cannot write there" in proc.stderr
     assert "nothing was computed" in proc.stderr
+
+
+# --- the workflow: a structure file, the default config's YAML error -------------------
+
+def _snakemake(repo: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory",
+         str(workdir), "--cores", "1", *args],
+        capture_output=True, text=True, timeout=600,
+    )
+
+
+def _cif_study(repo: Path, tmp_path: Path, absorber: str, frames: Path) -> Path:
+    """config/test.yaml with the structure given as a CIF of bcc W and local DFT frames."""
+    import yaml
+    from ase.build import bulk
+
+    bulk("W", "bcc", a=3.1652, cubic=True).write(tmp_path / "W.cif")
+    config = yaml.safe_load((repo / "config" / "test.yaml").read_text())
+    entry = config["materials"]["W"]
+    entry["structure"] = {"source": {"path": str(tmp_path / "W.cif"), "format": "cif"}}
+    entry["absorber"] = absorber
+    entry["dft"] = {"train": {"path": str(frames), "format": "extxyz"}, "test": None}
+    path = tmp_path / "cif.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _frames_with(tmp_path: Path, symbols: str) -> Path:
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    frames = []
+    for i in range(6):
+        atoms = bulk("W", "bcc", a=3.1652, cubic=True).repeat(2)
+        atoms.symbols[3] = symbols if i == 4 else "W"
+        atoms.calc = SinglePointCalculator(atoms, energy=-100.0 - i,
+                                           forces=np.full((len(atoms), 3), 0.01))
+        frames.append(atoms)
+    path = tmp_path / "frames.extxyz"
+    write(path, frames, format="extxyz")
+    return path
+
+
+def test_absorber_missing_from_the_structure_file_stops_before_any_job(repo, tmp_path):
+    config = _cif_study(repo, tmp_path, "Mo", _frames_with(tmp_path, "W"))
+    proc = _snakemake(repo, tmp_path / "work", "-n", "--configfile", str(config))
+    assert proc.returncode != 0
+    said = "materials.W.absorber: 'Mo' is not among the structure's elements ['W']"
+    assert said in proc.stdout + proc.stderr
+    assert not (tmp_path / "work" / "results").exists()
+
+
+def test_foreign_element_in_frames_is_refused_with_a_structure_file(repo, tmp_path):
+    frames = _frames_with(tmp_path, "Mo")
+    config = _cif_study(repo, tmp_path, "W", frames)
+    work = tmp_path / "work"
+    proc = _snakemake(repo, work, "results/W/dft/train_pool.extxyz", "--configfile", str(config))
+    assert proc.returncode != 0
+    log = (work / "results/W/logs/prepare_frames.log").read_text()
+    assert f"{frames}: frame 4: holds Mo, not among the material's elements W" in log
+    assert not (work / "results/W/dft/train_pool.extxyz").exists()
+
+
+def test_yaml_error_in_the_default_config_names_file_and_line(repo, tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("materials:\n  W: {absorber: W\n")
+    proc = _snakemake(repo, tmp_path, "-n")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config/config.yaml: <top level>: not valid YAML" in out and "line 2" in out, out
