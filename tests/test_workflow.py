@@ -127,3 +127,20 @@ def test_every_rule_has_log_benchmark_conda_resources(repo, workflow_rules):
             for directive in ("log:", "benchmark:", "conda:", "resources:"):
                 assert directive in rule, f"{smk.name}: rule {name} lacks {directive}"
     assert seen == workflow_rules
+
+
+def test_profile_slurm_by_name_from_the_repository_root(repo, tmp_path):
+    """`snakemake --profile slurm`, as the README says, for a user with no profile of that
+    name in their Snakemake config folder: Snakemake looks in the current folder first,
+    where `slurm` links to profiles/slurm, so no install step is needed."""
+    home = tmp_path / "home"
+    home.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--profile", "slurm", "-n",
+         "--directory", str(tmp_path / "work"), "--configfile", "config/test.yaml"],
+        capture_output=True, text=True, timeout=600, cwd=repo,
+        env={**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Using profiles slurm and workflow specific profile" in proc.stderr
+    assert "run_md" in proc.stdout
