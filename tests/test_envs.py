@@ -3,7 +3,10 @@ and their pins agree with pyproject.toml.  Nothing is built (no conda channels h
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,3 +140,68 @@ def test_every_rule_names_an_existing_env(workflow_rules):
         elif path.parent != REPO / "envs":
             problems.append(f"{name} ({smk.name}): {env} is not under envs/")
     assert problems == []
+
+
+# --- what Snakemake does with an env file (snakemake/deployment/conda.py) ---------------
+# `--sdm conda` copies envs/NAME.yaml to <conda prefix>/<hash>.yaml and runs
+# `conda env create --file` on that copy, so a relative path in it (`-e ..`) points into
+# the conda prefix, not at this repository.  It then copies envs/NAME.post-deploy.sh to
+# <hash>.post-deploy.sh and runs it inside the new env, from Snakemake's working directory.
+
+
+def _pip_entries(path: Path) -> list[str]:
+    return [entry for dep in load_env(path)["dependencies"] if isinstance(dep, dict)
+            for entry in dep.get("pip", [])]
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
+def test_env_file_holds_no_local_path(path):
+    """Nothing in an env file may depend on where Snakemake puts its copy of it."""
+    for entry in _pip_entries(path):
+        assert not entry.startswith(("-e", "-r", ".", "/", "file:")) and ".." not in entry, (
+            f"{path.name}: pip entry {entry!r} is a local path, wrong in Snakemake's copy"
+        )
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
+def test_post_deploy_script_installs_the_repository_from_anywhere(path, tmp_path):
+    """Snakemake's name for the script (the env file's .yaml replaced by .post-deploy.sh),
+    run from a copy in a scratch folder as Snakemake runs it; pip only says what it would
+    install (--dry-run, no build isolation: no download)."""
+    script = path.with_name(path.name.removesuffix(".yaml") + ".post-deploy.sh")
+    assert script.is_file(), f"{script.name} missing: the env would lack the dualbench package"
+    copy = tmp_path / "0123abcd.post-deploy.sh"
+    copy.write_bytes(script.read_bytes())
+    env = {**os.environ, "DUALBENCH_REPO": str(REPO), "PIP_DRY_RUN": "1",
+           "PIP_NO_BUILD_ISOLATION": "0", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(["sh", str(copy)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Would install dualbench-" in proc.stdout, proc.stdout
+    # without the repository it stops with a message, not with pip's error
+    env["DUALBENCH_REPO"] = str(tmp_path)
+    proc = subprocess.run(["sh", str(copy)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode != 0 and "is not the dualbench repository" in proc.stderr
+
+
+def test_snakefile_exports_the_repository_for_post_deploy():
+    text = (REPO / "Snakefile").read_text()
+    assert 'os.environ["DUALBENCH_REPO"] = workflow.basedir' in text
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.name)
+def test_env_pip_part_resolves(path):
+    """The pip part of each env, offline: every pin is a valid requirement that the test
+    environment (installed from pyproject.toml, whose pins these agree with) satisfies."""
+    entries = _pip_entries(path)
+    if not entries:
+        pytest.skip(f"{path.name} has no pip part")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--no-index",
+         "--disable-pip-version-check", *entries],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Would install" not in proc.stdout, proc.stdout
