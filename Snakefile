@@ -12,13 +12,13 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
+# The envs' post-deploy script (--sdm conda) installs the package from this repository.
+os.environ["DUALBENCH_REPO"] = workflow.basedir
+
 # Snakemake's own reader reports a YAML syntax error in the default config without its
 # file or line: read it first with dualbench's (which also refuses a duplicate key).  A
 # --configfile is read by Snakemake before this file; `dualbench check-config FILE` names
 # the line of its error.
-# The envs' post-deploy script (--sdm conda) installs the package from this repository.
-os.environ["DUALBENCH_REPO"] = workflow.basedir
-
 if not workflow.overwrite_configfiles and os.path.isfile("config/config.yaml"):
     from dualbench.config import load_yaml
 
