@@ -44,7 +44,8 @@ def test_recovers_e0_shift_and_s02():
     exp = experiment_from(8.0, 0.8)
     (res,) = compare_spectra((K_EXP, exp), {"sim": (K_SIM, sim)}, FT)
     assert res.e0_shift_eV == pytest.approx(8.0, abs=0.02)
-    assert res.s02 == pytest.approx(0.8, abs=2e-3) and res.s02_fitted
+    assert res.s02 == pytest.approx(0.8, abs=2e-3) and res.s02_mode == "fitted"
+    assert res.s02_fitted == res.s02  # the per-model column equals the fitted yardstick here
     assert res.exafs_mse_k < 1e-5 and res.exafs_mse_r < 1e-5 and res.exafs_rfactor < 1e-4
     # Without the shift the same spectra score far worse.
     (fixed,) = compare_spectra((K_EXP, exp), {"sim": (K_SIM, sim)}, FT, e0_shift=0.0)
@@ -71,7 +72,8 @@ def test_fixed_s02_is_used_and_reported():
     sim = model_chi(K_SIM)
     exp = experiment_from(5.0, 0.8)
     (res,) = compare_spectra((K_EXP, exp), {"sim": (K_SIM, sim)}, FT, s02=0.8)
-    assert res.s02 == 0.8 and not res.s02_fitted
+    assert res.s02 == 0.8 and res.s02_mode == "fixed"
+    assert res.s02_fitted == pytest.approx(0.8, abs=2e-3)  # its own S0^2, reported beside
     assert res.e0_shift_eV == pytest.approx(5.0, abs=0.02)
     (res,) = compare_spectra((K_EXP, exp), {"sim": (K_SIM, sim)}, FT, s02=1.0)
     assert res.s02 == 1.0 and res.exafs_mse_k > 1e-4
@@ -115,14 +117,17 @@ def test_compare_stage_writes_the_comparison_table(tmp_path):
     compare_stage(exp_file, runs, files, exafs={"s02": None, "e0_shift": "shared"},
                   ft=vars(FT), out_csv=out, out_json=tmp_path / "comparison.json")
     table = pd.read_csv(out)
-    assert list(table.columns) == ["material", "model", "n_frames", "seed", "exafs_mse_k",
-                                   "exafs_mse_r", "exafs_rfactor", "e0_shift_eV", "s02"]
+    assert list(table.columns[:4]) == ["material", "model", "n_frames", "seed"]
+    assert {"exafs_mse_k", "exafs_mse_k_lo", "exafs_mse_k_hi", "exafs_mse_r", "exafs_rfactor",
+            "exafs_noise_floor_k", "e0_shift_eV", "s02", "exafs_mse_k_fitted_s02",
+            "s02_fitted"} <= set(table.columns)
+    assert table["exafs_mse_k_lo"].isna().all()  # no per-snapshot means given: no interval
     assert list(table["n_frames"]) == [0, 2]
     assert table["e0_shift_eV"].nunique() == 1
     assert table.loc[0, "e0_shift_eV"] == pytest.approx(7.0, abs=0.1)
     assert table.loc[1, "exafs_mse_k"] < table.loc[0, "exafs_mse_k"]  # sigma2 0.004 is right
     record = json.loads((tmp_path / "comparison.json").read_text())
-    assert record["settings"]["s02"] == "fit" and len(record["results"]) == 2
+    assert record["settings"]["s02"] == "fitted" and len(record["results"]) == 2
 
 
 def test_compare_cli_with_several_simulations(tmp_path, capsys):

@@ -8,11 +8,22 @@ scaled by S0^2:
 
     chi_model(k) = S0^2 * chi_sim(q)
 
-dE is fitted by default as one value per material, shared by every simulation of the
-sweep, so that models are compared on equal terms (``per_model`` fits one per
-simulation; a number fixes it).  S0^2 is fixed (config ``exafs.s02``) or, when None,
-fitted per simulation (least squares, closed form).  Both are fitted by minimising the
-k-space MSE; both are always reported.
+By default dE and S0^2 are the experiment's own (``experiment``: the shell fit of
+:mod:`dualbench.experiment_fit`), so that a model's score depends on nothing but that
+model and the measurement.  Otherwise dE is fitted as one value shared by every
+simulation of the sweep (``shared``), one per simulation (``per_model``), or fixed (a
+number); S0^2 is fixed (a number) or fitted per simulation (``fitted``, least squares,
+closed form), minimising the k-space MSE.  Whatever the yardstick, every simulation is
+also scored with its own least-squares S0^2 at the same dE (``exafs_mse_k_fitted_s02``,
+``s02_fitted``).
+
+Uncertainty.  With the run's per-snapshot means (``chi_snapshots.npz``), a moving-block
+bootstrap over snapshots (blocks of sqrt(n) consecutive snapshots, for their time
+correlation; each snapshot carries all its absorbers) gives 95 % intervals of the MSEs
+(``_lo``, ``_hi``: the 2.5-97.5 % spread of the replicates about their median, put
+around the score), and the average's own standard error gives ``exafs_noise_floor_k``,
+the k-space MSE that sampling noise alone adds (a squared error is biased up by it):
+differences between models below it are not real.
 
 Scores on the experiment's k grid (1/Å), with the one FT of :mod:`dualbench.exafs`:
 
@@ -33,19 +44,26 @@ from typing import Any
 import numpy as np
 
 from dualbench.exafs import FTSettings, fourier_transform, import_larch, read_chi_k
-from dualbench.io import provenance, write_csv, write_json
+from dualbench.io import provenance, read_json, write_csv, write_json
 
 log = logging.getLogger(__name__)
 
 #: Range (eV) and step of the E0-shift grid search before the local refinement.
 E0_BOUNDS_EV = (-25.0, 25.0)
 E0_GRID_STEP_EV = 0.1
-METRIC_COLUMNS = ("exafs_mse_k", "exafs_mse_r", "exafs_rfactor", "e0_shift_eV", "s02")
+#: Bootstrap replicates of the score intervals.
+N_BOOTSTRAP = 200
+METRIC_COLUMNS = (
+    "exafs_mse_k", "exafs_mse_k_lo", "exafs_mse_k_hi",
+    "exafs_mse_r", "exafs_mse_r_lo", "exafs_mse_r_hi",
+    "exafs_rfactor", "exafs_noise_floor_k",
+    "e0_shift_eV", "s02", "exafs_mse_k_fitted_s02", "s02_fitted",
+)
 
 
 @dataclass
 class ComparisonResult:
-    """Scores of one simulation against the experiment."""
+    """Scores of one simulation against the experiment (NaN intervals without snapshots)."""
 
     label: str
     exafs_mse_k: float
@@ -53,8 +71,15 @@ class ComparisonResult:
     exafs_rfactor: float
     e0_shift_eV: float
     s02: float
-    s02_fitted: bool
-    e0_mode: str  # shared, per_model or fixed
+    s02_mode: str  # experiment, fitted or fixed
+    e0_mode: str  # experiment, shared, per_model or fixed
+    exafs_mse_k_fitted_s02: float = float("nan")
+    s02_fitted: float = float("nan")
+    exafs_mse_k_lo: float = float("nan")
+    exafs_mse_k_hi: float = float("nan")
+    exafs_mse_r_lo: float = float("nan")
+    exafs_mse_r_hi: float = float("nan")
+    exafs_noise_floor_k: float = float("nan")
 
     def metrics(self) -> dict[str, float]:
         return {name: getattr(self, name) for name in METRIC_COLUMNS}
@@ -153,20 +178,58 @@ def _score(
     return mse_k, mse_r, num / den if den > 0 else float("nan")
 
 
+def _modes(
+    s02: float | str | None, e0_shift: str | float, fit: Mapping[str, Any] | None
+) -> tuple[str, float | None, str, float | None]:
+    """(S0^2 mode, its fixed value or None, E0 mode, its fixed value or None)."""
+    if s02 is None or s02 == "fitted":
+        s02_mode, amp = "fitted", None
+    elif s02 == "experiment":
+        s02_mode, amp = "experiment", None
+    elif isinstance(s02, str):
+        raise ValueError(f"exafs.s02 {s02!r} is not experiment, fitted or a number")
+    else:
+        s02_mode, amp = "fixed", float(s02)
+    if isinstance(e0_shift, str):
+        if e0_shift not in ("experiment", "shared", "per_model"):
+            raise ValueError(
+                f"exafs.e0_shift {e0_shift!r} is not experiment, shared, per_model or a number"
+            )
+        e0_mode, de = e0_shift, None
+    else:
+        e0_mode, de = "fixed", float(e0_shift)
+    if "experiment" in (s02_mode, e0_mode):
+        if fit is None:
+            raise ValueError(
+                "exafs.s02 / exafs.e0_shift: experiment needs the experiment's fit (fit.json)"
+            )
+        if s02_mode == "experiment":
+            amp = float(fit["s02"])
+        if e0_mode == "experiment":
+            de = float(fit["e0_shift_eV"])
+    return s02_mode, amp, e0_mode, de
+
+
 def compare_spectra(
     experiment: tuple[np.ndarray, np.ndarray],
     simulations: Mapping[str, tuple[np.ndarray, np.ndarray]],
     ft: FTSettings | None = None,
     *,
-    s02: float | None = None,
+    s02: float | str | None = "fitted",
     e0_shift: str | float = "shared",
     e0_bounds_eV: tuple[float, float] = E0_BOUNDS_EV,
     experiment_name: str = "experiment",
+    experiment_fit: Mapping[str, Any] | None = None,
+    snapshots: Mapping[str, np.ndarray] | None = None,
+    seed: int = 0,
 ) -> list[ComparisonResult]:
     """Score every simulation (label -> (k, chi)) against the experiment (k, chi).
 
-    ``e0_shift``: ``shared`` (one fitted value for all), ``per_model``, or a number (eV).
-    ``s02``: a fixed S0^2, or None to fit it per simulation.
+    ``e0_shift``: ``experiment`` (the fit's), ``shared`` (one fitted value for all),
+    ``per_model``, or a number (eV).  ``s02``: ``experiment``, ``fitted`` (None) per
+    simulation, or a number.  ``experiment_fit``: the record of fit.json.
+    ``snapshots``: label -> per-snapshot mean chi(k) (n_snapshots, n_k) on the
+    simulation's k, for the bootstrap intervals and the noise floor.
     """
     ft = ft or FTSettings()
     if not simulations:
@@ -182,41 +245,79 @@ def compare_spectra(
         label: (np.asarray(ks, dtype=float), np.asarray(cs, dtype=float))
         for label, (ks, cs) in simulations.items()
     }
-    if isinstance(e0_shift, str):
-        if e0_shift not in ("shared", "per_model"):
-            raise ValueError(f"e0_shift {e0_shift!r} is not shared, per_model or a number (eV)")
-        mode = e0_shift
-    else:
-        mode = "fixed"
-    if mode == "shared":
-        shared = _fit_shift(prep, list(sims.values()), s02, e0_bounds_eV)
+    s02_mode, amp_fixed, e0_mode, de_fixed = _modes(s02, e0_shift, experiment_fit)
+    if e0_mode == "shared":
+        shared = _fit_shift(prep, list(sims.values()), amp_fixed, e0_bounds_eV)
         shifts = dict.fromkeys(sims, shared)
-    elif mode == "per_model":
-        shifts = {lab: _fit_shift(prep, [sim], s02, e0_bounds_eV) for lab, sim in sims.items()}
+    elif e0_mode == "per_model":
+        shifts = {
+            lab: _fit_shift(prep, [sim], amp_fixed, e0_bounds_eV) for lab, sim in sims.items()
+        }
     else:
-        shifts = dict.fromkeys(sims, float(e0_shift))
+        shifts = dict.fromkeys(sims, de_fixed)
+    rng = np.random.default_rng(seed)
     results = []
     for label, (ks, cs) in sims.items():
-        de = shifts[label]
-        _, amp = _profile(prep, ks, cs, de, s02)
+        de = float(shifts[label])
+        _, amp = _profile(prep, ks, cs, de, amp_fixed)
         mse_k, mse_r, rfac = _score(prep, ks, cs, de, amp)
-        results.append(
-            ComparisonResult(
-                label=label,
-                exafs_mse_k=mse_k,
-                exafs_mse_r=mse_r,
-                exafs_rfactor=rfac,
-                e0_shift_eV=de,
-                s02=amp,
-                s02_fitted=s02 is None,
-                e0_mode=mode,
-            )
+        mse_fitted, amp_fitted = _profile(prep, ks, cs, de, None)
+        result = ComparisonResult(
+            label=label, exafs_mse_k=mse_k, exafs_mse_r=mse_r, exafs_rfactor=rfac,
+            e0_shift_eV=de, s02=amp, s02_mode=s02_mode, e0_mode=e0_mode,
+            exafs_mse_k_fitted_s02=mse_fitted, s02_fitted=amp_fitted,
         )
+        if snapshots is not None and label in snapshots:
+            _add_uncertainty(result, prep, ks, np.asarray(snapshots[label]), rng)
+        results.append(result)
         log.info(
-            "%s: mse_k %.4f, mse_r %.4f, R-factor %.4f, E0 shift %.2f eV (%s), S0^2 %.3f (%s)",
-            label, mse_k, mse_r, rfac, de, mode, amp, "fitted" if s02 is None else "fixed",
+            "%s: mse_k %.4f [%.4f, %.4f] (noise floor %.4f), mse_r %.4f, R-factor %.4f,"
+            " E0 shift %.2f eV (%s), S0^2 %.3f (%s); own S0^2 %.3f: mse_k %.4f",
+            label, mse_k, result.exafs_mse_k_lo, result.exafs_mse_k_hi,
+            result.exafs_noise_floor_k, mse_r, rfac, de, e0_mode, amp, s02_mode, amp_fitted,
+            mse_fitted,
         )
     return results
+
+
+def block_bootstrap_means(
+    means: np.ndarray, n_boot: int, rng: np.random.Generator, block: int | None = None
+) -> np.ndarray:
+    """Moving-block bootstrap of the mean over rows (snapshots in time order):
+    (n_boot, n_k) replicate means, blocks of ``block`` (default ceil(sqrt(n))) rows."""
+    n = len(means)
+    block = block or max(1, int(np.ceil(np.sqrt(n))))
+    block = min(block, n)
+    n_blocks = int(np.ceil(n / block))
+    starts = rng.integers(0, n - block + 1, size=(n_boot, n_blocks))
+    rows = (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(n_boot, -1)[:, :n]
+    return means[rows].mean(axis=1)
+
+
+def _add_uncertainty(
+    result: ComparisonResult,
+    prep: _Prepared,
+    ks: np.ndarray,
+    means: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
+    """95 % bootstrap intervals of mse_k and mse_r, and the noise floor, in place."""
+    de, amp = result.e0_shift_eV, result.s02
+    if len(means) >= 2:
+        stderr = means.std(axis=0, ddof=1) / np.sqrt(len(means))
+        noise = amp * shifted_chi(prep.k, ks, stderr, de) * prep.kw
+        result.exafs_noise_floor_k = float(np.mean(noise[prep.inside_k] ** 2))
+        scores = np.array(
+            [_score(prep, ks, chi_b, de, amp)[:2]
+             for chi_b in block_bootstrap_means(means, N_BOOTSTRAP, rng)]
+        )
+        # The spread of the replicates, centred on the score: a squared error's replicates
+        # sit above it by about the noise floor, which is reported apart.
+        low, mid, high = np.percentile(scores, [2.5, 50.0, 97.5], axis=0)
+        observed = np.array([result.exafs_mse_k, result.exafs_mse_r])
+        lo, hi = np.clip(observed - (mid - low), 0.0, None), observed + (high - mid)
+        result.exafs_mse_k_lo, result.exafs_mse_r_lo = (float(v) for v in lo)
+        result.exafs_mse_k_hi, result.exafs_mse_r_hi = (float(v) for v in hi)
 
 
 def _record(result: ComparisonResult) -> dict[str, Any]:
@@ -225,35 +326,64 @@ def _record(result: ComparisonResult) -> dict[str, Any]:
     return record
 
 
+def read_snapshot_means(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(k, per-snapshot mean chi (n_snapshots, n_k)) of a run's chi_snapshots.npz."""
+    with np.load(path, allow_pickle=False) as data:
+        return np.array(data["k"]), np.array(data["snapshot_means"])
+
+
+def _snapshots_on_grid(
+    sims: Mapping[str, tuple[np.ndarray, np.ndarray]], files: Mapping[str, str | Path]
+) -> dict[str, np.ndarray]:
+    out = {}
+    for label, path in files.items():
+        k_snap, means = read_snapshot_means(path)
+        if not np.allclose(k_snap, sims[label][0]):
+            raise ValueError(f"{path}: k grid differs from its run's chi_k.csv")
+        out[label] = means
+    return out
+
+
+def _settings_record(ft: FTSettings, s02: Any, e0_shift: Any) -> dict[str, Any]:
+    return {"ft": asdict(ft), "s02": "fitted" if s02 is None else s02, "e0_shift": e0_shift}
+
+
 def compare_dirs(
     experiment_dir: str | Path,
     simulation_dirs: Sequence[str | Path],
     out: str | Path,
     ft: FTSettings | None = None,
     *,
-    s02: float | None = None,
+    s02: float | str | None = "fitted",
     e0_shift: str | float = "shared",
+    experiment_fit: str | Path | None = None,
 ) -> list[ComparisonResult]:
-    """The ``compare`` command: chi_k.csv of each folder; writes ``out`` (JSON).
+    """The ``compare`` command: chi_k.csv (and chi_snapshots.npz, when there) of each
+    folder; ``experiment_fit`` a fit.json for the ``experiment`` yardstick; writes
+    ``out`` (JSON).
 
     The JSON holds the settings, one record per simulation (``results``) and, with a
     single simulation, its metrics at the top level too.
     """
     ft = ft or FTSettings()
     exp_file = Path(experiment_dir) / "chi_k.csv"
-    sims = {}
+    sims, snaps = {}, {}
     for folder in simulation_dirs:
         label = str(folder)
         if label in sims:
             raise ValueError(f"{folder}: simulation given twice")
         sims[label] = read_chi_k(Path(folder) / "chi_k.csv")
+        if (Path(folder) / "chi_snapshots.npz").is_file():
+            snaps[label] = Path(folder) / "chi_snapshots.npz"
+    fit = read_json(experiment_fit) if experiment_fit is not None else None
     results = compare_spectra(
-        read_chi_k(exp_file), sims, ft, s02=s02, e0_shift=e0_shift, experiment_name=str(exp_file)
+        read_chi_k(exp_file), sims, ft, s02=s02, e0_shift=e0_shift,
+        experiment_name=str(exp_file), experiment_fit=fit,
+        snapshots=_snapshots_on_grid(sims, snaps),
     )
     record: dict[str, Any] = {
         "experiment": str(experiment_dir),
-        "settings": {"ft": asdict(ft), "s02": "fit" if s02 is None else s02,
-                     "e0_shift": e0_shift},
+        "settings": _settings_record(ft, s02, e0_shift),
         "results": [_record(r) for r in results],
         "provenance": provenance(),
     }
@@ -272,50 +402,38 @@ def compare_stage(
     ft: Mapping[str, Any],
     out_csv: str | Path,
     out_json: str | Path | None = None,
+    experiment_fit: str | Path | None = None,
+    snapshot_files: Sequence[str | Path] | None = None,
 ) -> list[ComparisonResult]:
     """The `compare_exafs` job: every run of a material (dicts with material, model, n,
-    seed) against its experiment; writes comparison.csv (material, model, n_frames, seed,
-    exafs_mse_k, exafs_mse_r, exafs_rfactor, e0_shift_eV, s02) and a JSON of the settings."""
+    seed) against its experiment; writes comparison.csv (material, model, n_frames, seed
+    and :data:`METRIC_COLUMNS`) and a JSON of the settings and records."""
     import pandas as pd
 
     if len(runs) != len(simulation_chi_k):
         raise ValueError(f"{len(runs)} runs but {len(simulation_chi_k)} chi(k) files")
     ft_settings = FTSettings.from_config(ft)
     sims = {str(path): read_chi_k(path) for path in simulation_chi_k}
+    snaps = dict(zip(map(str, simulation_chi_k), snapshot_files or [], strict=False))
+    s02, e0_shift = exafs.get("s02", "experiment"), exafs.get("e0_shift", "experiment")
     results = compare_spectra(
-        read_chi_k(experiment_chi_k),
-        sims,
-        ft_settings,
-        s02=exafs.get("s02"),
-        e0_shift=exafs.get("e0_shift", "shared"),
+        read_chi_k(experiment_chi_k), sims, ft_settings, s02=s02, e0_shift=e0_shift,
         experiment_name=str(experiment_chi_k),
+        experiment_fit=read_json(experiment_fit) if experiment_fit is not None else None,
+        snapshots=_snapshots_on_grid(sims, snaps),
     )
-    rows = []
-    for run, result in zip(runs, results, strict=True):
-        rows.append(
-            {
-                "material": run["material"],
-                "model": run["model"],
-                "n_frames": int(run["n"]),
-                "seed": int(run["seed"]),
-                **result.metrics(),
-            }
-        )
-    write_csv(out_csv, pd.DataFrame(rows, columns=["material", "model", "n_frames", "seed",
-                                                    *METRIC_COLUMNS]))
+    keys = [{"material": run["material"], "model": run["model"], "n_frames": int(run["n"]),
+             "seed": int(run["seed"])} for run in runs]
+    rows = [{**key, **result.metrics()} for key, result in zip(keys, results, strict=True)]
+    write_csv(out_csv, pd.DataFrame(rows, columns=[*keys[0], *METRIC_COLUMNS]))
     if out_json is not None:
         write_json(
             out_json,
             {
                 "experiment": str(experiment_chi_k),
-                "settings": {"ft": asdict(ft_settings),
-                             "s02": "fit" if exafs.get("s02") is None else exafs["s02"],
-                             "e0_shift": exafs.get("e0_shift", "shared")},
-                "results": [
-                    {"material": run["material"], "model": run["model"],
-                     "n_frames": int(run["n"]), "seed": int(run["seed"]), **_record(r)}
-                    for run, r in zip(runs, results, strict=True)
-                ],
+                "experiment_fit": None if experiment_fit is None else str(experiment_fit),
+                "settings": _settings_record(ft_settings, s02, e0_shift),
+                "results": [{**key, **_record(r)} for key, r in zip(keys, results, strict=True)],
                 "provenance": provenance(),
             },
         )

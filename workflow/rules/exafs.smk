@@ -175,6 +175,7 @@ rule average_chi:
         chi_k=RUN + "/exafs/chi_k.csv",
         chi_r=RUN + "/exafs/chi_r.csv",
         convergence=RUN + "/exafs/convergence.csv",
+        snapshots=RUN + "/exafs/chi_snapshots.npz",
     log:
         LOGS + "/average_chi/{model}/n{n}/seed{seed}.log",
     benchmark:
@@ -222,10 +223,50 @@ rule experiment_chi:
         "../scripts/experiment_chi.py"
 
 
+def fit_experiment_input(wildcards):
+    """The measured chi(k), the fixed potentials and the structure file (if any)."""
+    inputs = {
+        "chi_k": EXPERIMENT.format(material=wildcards.material) + "/chi_k.csv",
+        "phase": POTENTIALS.format(material=wildcards.material) + "/phase.pad",
+        "meta": POTENTIALS.format(material=wildcards.material) + "/potentials.json",
+    }
+    if "source" in config["materials"][wildcards.material]["structure"]:
+        inputs["structure"] = data_file(wildcards.material, "structure")
+    return inputs
+
+
+rule fit_experiment:
+    input:
+        unpack(fit_experiment_input),
+    output:
+        EXPERIMENT + "/fit.json",
+    log:
+        LOGS + "/fit_experiment.log",
+    benchmark:
+        BENCH + "/fit_experiment.tsv"
+    localrule: True
+    conda:
+        "../../envs/exafs.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        material=lambda wc: config["materials"][wc.material],
+        exafs=exafs_keys("cluster_radius_A"),
+        ft=config["ft"],
+        fit=config["experiment_fit"],
+        potentials_dir=lambda wc: POTENTIALS.format(material=wc.material),
+    script:
+        "../scripts/fit_experiment.py"
+
+
 rule compare_exafs:
     input:
         experiment=EXPERIMENT + "/chi_k.csv",
+        fit=EXPERIMENT + "/fit.json",
         simulations=lambda wc: expand_runs(RUN + "/exafs/chi_k.csv", wc.material),
+        snapshots=lambda wc: expand_runs(RUN + "/exafs/chi_snapshots.npz", wc.material),
     output:
         csv="results/{material}/exafs/comparison.csv",
         json="results/{material}/exafs/comparison.json",

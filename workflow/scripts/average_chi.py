@@ -12,4 +12,5 @@ average_stage(
     snakemake.output.chi_k,
     snakemake.output.chi_r,
     snakemake.output.convergence,
+    snakemake.output.snapshots,
 )

@@ -14,4 +14,6 @@ compare_stage(
     ft=snakemake.params.ft,
     out_csv=snakemake.output.csv,
     out_json=snakemake.output.json,
+    experiment_fit=snakemake.input.get("fit"),
+    snapshot_files=list(snakemake.input.snapshots),
 )

@@ -82,9 +82,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--simulation", required=True, action="append",
                    help="folder with a simulated chi_k.csv; repeat for several sharing E0")
     p.add_argument("--out", required=True, help="metrics JSON to write")
-    p.add_argument("--s02", type=float, help="fixed S0^2 (default: fitted per simulation)")
+    p.add_argument("--s02",
+                   help="experiment (the --fit's), fitted (per simulation), or a number"
+                        " (default: experiment with --fit, else fitted)")
     p.add_argument("--e0-shift",
-                   help="shared (default), per_model, or a fixed E0 shift in eV")
+                   help="experiment (the --fit's), shared, per_model, or a number in eV"
+                        " (default: experiment with --fit, else shared)")
+    p.add_argument("--fit", help="the experiment's fit.json (dualbench experiment-fit)")
     _add_common(p)
     p.set_defaults(func=compare)
 
@@ -189,24 +193,32 @@ def exafs_average(args: argparse.Namespace) -> int:
     return 0
 
 
+def _number_or(value: str | None, words: tuple[str, ...], option: str) -> str | float | None:
+    if value is None or value in words:
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{option} {value!r} is not {', '.join(words)} or a number") from None
+
+
 def compare(args: argparse.Namespace) -> int:
     from dualbench.compare import compare_dirs
 
     sections = _sections(args)
-    s02 = args.s02 if args.s02 is not None else sections["exafs"].get("s02")
-    e0_shift: str | float = sections["exafs"].get("e0_shift", "shared")
-    if args.e0_shift is not None:
-        try:
-            e0_shift = float(args.e0_shift)
-        except ValueError:
-            if args.e0_shift not in ("shared", "per_model"):
-                raise ValueError(
-                    f"--e0-shift {args.e0_shift!r} is not shared, per_model or a number"
-                ) from None
-            e0_shift = args.e0_shift
+    # Defaults: the config's (schema: experiment), which need --fit; without it, S0^2
+    # fitted per simulation and one shared E0 shift.
+    s02 = _number_or(args.s02, ("experiment", "fitted"), "--s02")
+    e0_shift = _number_or(args.e0_shift, ("experiment", "shared", "per_model"), "--e0-shift")
+    if s02 is None:
+        s02 = sections["exafs"].get("s02") or "fitted"
+        s02 = "fitted" if s02 == "experiment" and not args.fit else s02
+    if e0_shift is None:
+        e0_shift = sections["exafs"].get("e0_shift", "shared")
+        e0_shift = "shared" if e0_shift == "experiment" and not args.fit else e0_shift
     results = compare_dirs(
         args.experiment, args.simulation, args.out, _ft(args, sections), s02=s02,
-        e0_shift=e0_shift,
+        e0_shift=e0_shift, experiment_fit=args.fit,
     )
     print(json.dumps([{"simulation": r.label, **r.metrics()} for r in results], indent=2))
     return 0

@@ -13,7 +13,7 @@ import numpy as np
 from dualbench.exafs.chunks import read_chunk
 from dualbench.exafs.ft import fourier_transform, write_chi_k, write_chi_r
 from dualbench.exafs.settings import K_GRID, FTSettings
-from dualbench.io import write_csv
+from dualbench.io import atomic_path, write_csv
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,6 +37,7 @@ class AveragedChi:
     n_snapshots: int
     n_spectra: int
     snapshot_means: np.ndarray  # (n_snapshots, nk), in frame order
+    frames: np.ndarray | None = None  # (n_snapshots,) frame indices
 
 
 def average_spectra(
@@ -71,6 +72,7 @@ def average_spectra(
         n_snapshots=len(frames),
         n_spectra=int(round(w.sum())),
         snapshot_means=means,
+        frames=frames,
     )
 
 
@@ -127,9 +129,15 @@ def write_average(
     out_chi_k: str | Path,
     out_chi_r: str | Path,
     out_convergence: str | Path | None = None,
+    out_snapshots: str | Path | None = None,
 ) -> None:
-    """Write chi_k.csv (k, chi, chi_stderr), chi_r.csv (r, chir_mag) and convergence.csv."""
+    """Write chi_k.csv (k, chi, chi_stderr), chi_r.csv (r, chir_mag), convergence.csv
+    and chi_snapshots.npz (k, snapshot_means, frames: for the comparison's bootstrap)."""
     write_chi_k(out_chi_k, avg.k, avg.chi, avg.chi_stderr)
+    if out_snapshots is not None:
+        frames = avg.frames if avg.frames is not None else np.arange(avg.n_snapshots)
+        with atomic_path(out_snapshots) as tmp, tmp.open("wb") as fh:
+            np.savez(fh, k=avg.k, snapshot_means=avg.snapshot_means, frames=frames)
     r, chir = fourier_transform(avg.k, avg.chi, ft)
     write_chi_r(out_chi_r, r, chir)
     if out_convergence is not None:

@@ -196,10 +196,13 @@ def average_stage(
     out_chi_k: str | Path,
     out_chi_r: str | Path,
     out_convergence: str | Path,
+    out_snapshots: str | Path | None = None,
 ) -> AveragedChi:
     """The `average_chi` job: gather the chunks of a run, write the averaged outputs."""
     avg = average_chunks(chunk_files)
-    write_average(avg, FTSettings.from_config(ft), out_chi_k, out_chi_r, out_convergence)
+    write_average(
+        avg, FTSettings.from_config(ft), out_chi_k, out_chi_r, out_convergence, out_snapshots
+    )
     return avg
 
 
@@ -261,7 +264,8 @@ def average_snapshots(
     )
     avg = average_spectra(result.chi, result.frame_index, weights=result.weights())
     write_average(
-        avg, ft, out_dir / "chi_k.csv", out_dir / "chi_r.csv", out_dir / "convergence.csv"
+        avg, ft, out_dir / "chi_k.csv", out_dir / "chi_r.csv", out_dir / "convergence.csv",
+        out_dir / "chi_snapshots.npz",
     )
     return avg
 
