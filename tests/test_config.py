@@ -34,7 +34,8 @@ def test_defaults_filled(good):
     assert config["materials"]["W"]["supercell"] == [3, 3, 3]
     assert config["models"] == {"chgnet": {"kind": "chgnet", "weights": "0.3.0"}}
     assert config["ft"]["window"] == "hanning"
-    assert config["exafs"]["e0_shift"] == "shared"
+    assert config["exafs"]["e0_shift"] == "experiment" and config["exafs"]["s02"] == "experiment"
+    assert config["exafs"]["engine"] == "fast"
     assert config["materials"]["W"]["experiment_columns"]["mode"] == "transmission"
     # the input is not modified
     assert "models" not in minimal

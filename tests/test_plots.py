@@ -53,9 +53,13 @@ def test_fig3_mean_and_spread_over_seeds(tmp_path):
     table = _check(plots.fig3(_summary(), tmp_path / "fig3"), tmp_path / "fig3")
     force = table[table.quantity == "force_mae"].set_index("n_frames")
     assert force.loc[0, "mean"] == pytest.approx(525.0)
-    assert force.loc[0, "std"] == pytest.approx(np.std([500, 550], ddof=1))
+    # 95 % half-width of the mean of two seeds: 1.96 std / sqrt(2)
+    assert force.loc[0, "half_width"] == pytest.approx(
+        1.96 * np.std([500, 550], ddof=1) / np.sqrt(2))
     assert list(force["n_seeds"]) == [2, 2, 2, 2]
     assert set(table.quantity) == {"exafs_mse_k", "force_mae"}
+    # N = 10 (120, 132) lies within the half-widths of N = 50 (80, 88)? No: 46 > 13.
+    assert set(force["converged_n"]) == {50}
 
 
 def test_fig3_without_experiment(tmp_path):
@@ -129,3 +133,25 @@ def test_fig2_without_experiment_says_so(tmp_path):
     paths = plots.fig2_from_files([("vanilla", folder)], tmp_path / "fig2", experiment=None)
     table = _check(paths, tmp_path / "fig2")
     assert set(table["curve"]) == {"vanilla"}
+
+
+def test_fig2_draws_simulations_as_scored(tmp_path):
+    """With the comparison's (E0 shift, S0^2) the simulation is drawn as scored: S0^2 times
+    chi at q = sqrt(k^2 - ETOK dE) (hand formula, CODATA's ETOK), and |chi(R)| of that."""
+    from scipy import constants
+
+    from dualbench.exafs import K_GRID, FTSettings, write_chi_k, write_chi_r
+
+    etok = 2 * constants.m_e * constants.e / constants.hbar**2 * 1e-20
+    chi = np.sin(2 * 2.74 * K_GRID) * np.exp(-0.01 * K_GRID**2) / (K_GRID + 1)
+    write_chi_k(tmp_path / "sim" / "chi_k.csv", K_GRID, chi)
+    write_chi_r(tmp_path / "sim" / "chi_r.csv", K_GRID, chi)  # replaced when scored
+    ft = FTSettings()
+    table = _check(plots.fig2_from_files([("vanilla", tmp_path / "sim")], tmp_path / "fig2",
+                                         scored=[(8.0, 0.5)], ft=ft), tmp_path / "fig2")
+    k_curve = table[(table.curve == "vanilla") & (table.space == "k")]
+    k = k_curve["x"].to_numpy()
+    q = np.sqrt(np.clip(k**2 - etok * 8.0, 0, None))
+    want = 0.5 * np.interp(q, K_GRID, chi) * k**2
+    inside = k > 3
+    assert np.allclose(k_curve["y"].to_numpy()[inside], want[inside], atol=2e-3)

@@ -7,6 +7,7 @@ larch's own path2chi), numpy (the spread of sample means), hand formulas.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from ase.build import bulk
 
@@ -121,3 +122,31 @@ def test_intervals_shrink_and_the_noise_floor_is_the_sampling_error(n_small, n_l
     assert widths[1] < widths[0] / 3
     for got, want in floors:
         assert got == pytest.approx(want, rel=0.15)
+
+
+def test_convergence_rule_on_a_small_table():
+    """Hand-worked: half-widths 1.96 std / sqrt(2) over two seeds; N = 10 lies within
+    hypot(1.96, 3.92) = 4.38 of N = 50, N = 2 does not."""
+    from dualbench.convergence import by_n, converged_n, convergence_record
+
+    rows = [(0, 500, 510), (2, 300, 320), (10, 260, 262), (50, 255, 259)]
+    summary = pd.DataFrame(
+        [{"model": "chgnet", "n_frames": n, "seed": s, "force_mae": v}
+         for n, *vals in rows for s, v in enumerate(vals)]
+    )
+    table = by_n(summary, "force_mae")
+    assert table.loc[table.n_frames == 10, "half_width"].item() == pytest.approx(1.96)
+    assert table.loc[table.n_frames == 50, "half_width"].item() == pytest.approx(3.92)
+    assert converged_n(table) == 10
+    # Every larger N must pass too: N = 2 close to N = 50 but N = 10 far gives N = 50.
+    odd = table.copy()
+    odd.loc[odd.n_frames == 2, "mean"] = 257.0
+    odd.loc[odd.n_frames == 10, "mean"] = 300.0
+    assert converged_n(odd) == 50
+    # The EXAFS bootstrap interval widens the half-width of a single seed.
+    one = pd.DataFrame({"model": "m", "n_frames": [0, 10], "seed": 0,
+                        "exafs_mse_k": [0.10, 0.08], "exafs_mse_k_lo": [0.08, 0.07],
+                        "exafs_mse_k_hi": [0.12, 0.09]})
+    record = convergence_record(one, metrics=("exafs_mse_k",))
+    # |0.10 - 0.08| = 0.02 <= hypot(0.02, 0.01): the vanilla model is as good as N = 10.
+    assert record["models"]["m"]["n_converged_exafs_mse_k"] == 0

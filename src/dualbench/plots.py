@@ -106,12 +106,8 @@ def fig2(
     return save_figure(fig, stem, pd.DataFrame(rows, columns=["space", "curve", "x", "y"]))
 
 
-def _by_n(summary: pd.DataFrame, column: str) -> pd.DataFrame:
-    data = summary.dropna(subset=[column])
-    grouped = data.groupby("n_frames")[column]
-    out = pd.DataFrame({"mean": grouped.mean(), "std": grouped.std(ddof=1).fillna(0.0),
-                        "n_seeds": grouped.count()})
-    return out.reset_index()
+EXAFS_COLOR = "#1f4e9c"
+FORCE_COLOR = "#c0392b"
 
 
 def fig3(
@@ -121,44 +117,60 @@ def fig3(
     force_column: str = "force_mae",
     title: str = "",
 ) -> list[Path]:
-    """EXAFS MSE (left axis) and force MAE (right axis, meV/Å) against N, mean ± std over seeds.
+    """EXAFS MSE (left axis, blue circles) and force MAE (right axis, meV/Å, red squares)
+    against N: mean over seeds with 95 % error bars (seed spread and the EXAFS bootstrap
+    interval, see :mod:`dualbench.convergence`), one line style per model, the converged N
+    of each arm marked by a dotted vertical line.  N = 0 (the vanilla model) sits on a
+    symmetric-log axis."""
+    from dualbench.convergence import by_n, converged_n
 
-    The x axis is symmetric-log so that N = 0 (the vanilla model) sits on it.
-    """
     plt = _pyplot()
-    fig, ax_left = plt.subplots(figsize=(5.2, 3.8))
+    fig, ax_left = plt.subplots(figsize=(5.6, 4.0))
     ax_right = ax_left.twinx()
-    table = []
-    handles = []
-    if exafs_column in summary and summary[exafs_column].notna().any():
-        ex = _by_n(summary, exafs_column)
-        handles.append(ax_left.errorbar(
-            ex["n_frames"], ex["mean"], yerr=ex["std"], color="0.0", marker="o", ls="-",
-            capsize=3, label="EXAFS MSE (left)"))
-        ax_left.set_ylabel("EXAFS MSE of $k^w\\chi(k)$")
-        table.append(ex.assign(quantity=exafs_column))
+    table, handles = [], []
+    has_exafs = exafs_column in summary and summary[exafs_column].notna().any()
+    for m, (model, rows) in enumerate(summary.groupby("model")):
+        line = ["-", "--", "-.", ":"][m % 4]
+        for ax, column, color, marker, name in (
+            (ax_left, exafs_column, EXAFS_COLOR, "o", "EXAFS MSE"),
+            (ax_right, force_column, FORCE_COLOR, "s", "force MAE"),
+        ):
+            if column == exafs_column and not has_exafs:
+                continue
+            data = by_n(rows, column)
+            label = f"{name} ({model})" if summary["model"].nunique() > 1 else name
+            handles.append(ax.errorbar(
+                data["n_frames"], data["mean"], yerr=data["half_width"], color=color,
+                marker=marker, ls=line, capsize=3, label=label))
+            n_conv = converged_n(data)
+            if n_conv is not None and len(data) > 1:
+                ax.axvline(n_conv, color=color, ls=":", lw=1.0)
+                ax.annotate(f"converged N={n_conv}", xy=(n_conv, 1.0), color=color,
+                            xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
+                            ha="right", va="top")
+            table.append(data.assign(model=model, quantity=column, converged_n=n_conv))
+    if has_exafs:
+        ax_left.set_ylabel("EXAFS MSE of $k^w\\chi(k)$", color=EXAFS_COLOR)
+        ax_left.tick_params(axis="y", colors=EXAFS_COLOR)
     else:
         ax_left.text(0.03, 0.04, "no experiment given: EXAFS MSE not scored",
                      transform=ax_left.transAxes, ha="left", va="bottom", style="italic",
                      fontsize=8)
         ax_left.set_yticks([])
-    fm = _by_n(summary, force_column)
-    handles.append(ax_right.errorbar(
-        fm["n_frames"], fm["mean"], yerr=fm["std"], color="#d62728", marker="s", ls="--",
-        capsize=3, label="force MAE (right)"))
-    ax_right.set_ylabel("force MAE (meV/Å)", color="#d62728")
-    ax_right.tick_params(axis="y", colors="#d62728")
-    table.append(fm.assign(quantity=force_column))
+    ax_right.set_ylabel("force MAE (meV/Å)", color=FORCE_COLOR)
+    ax_right.tick_params(axis="y", colors=FORCE_COLOR)
     ax_left.set_xscale("symlog", linthresh=1.0)
     ns = sorted(summary["n_frames"].unique())
     ax_left.set_xticks(ns)
-    ax_left.set_xticklabels([str(n) for n in ns])
-    ax_left.set_xlabel("DFT frames used for fine-tuning, N (0 = vanilla)")
+    ax_left.set_xticklabels(["0\n(vanilla)" if n == 0 else str(n) for n in ns])
+    ax_left.set_xlabel("DFT frames used for fine-tuning, N")
     ax_left.legend(handles=handles, frameon=False, fontsize=8, loc="upper right")
     if title:
         ax_left.set_title(title)
     fig.tight_layout()
-    frame = pd.concat(table, ignore_index=True)[["quantity", "n_frames", "mean", "std", "n_seeds"]]
+    frame = pd.concat(table, ignore_index=True)[
+        ["model", "quantity", "n_frames", "mean", "half_width", "n_seeds", "converged_n"]
+    ]
     return save_figure(fig, stem, frame)
 
 
@@ -256,19 +268,59 @@ def fig2_from_files(
     kweight: int = 2,
     title: str = "",
     k_window: tuple[float, float] | None = None,
+    scored: Sequence[tuple[float, float]] | None = None,
+    ft=None,
 ) -> list[Path]:
     """Fig. 2 from folders holding ``chi_k.csv`` and ``chi_r.csv``.
 
     ``simulations`` are (label, folder) pairs; ``experiment`` is the experiment's folder
-    or None, in which case the figure says that no experiment was given.
+    or None, in which case the figure says that no experiment was given.  ``scored``
+    gives each simulation's (E0 shift in eV, S0^2) of the comparison: the simulation is
+    then drawn as scored, S0^2 chi(q) with larch's e0 convention, its |chi(R)| from the
+    same transform (``ft``, :class:`~dualbench.exafs.FTSettings`), and the note says so.
     """
     curves = {}
     if experiment is not None:
         curves["experiment"] = _chi_tables(experiment)
-    for label, folder in simulations:
-        curves[label] = _chi_tables(folder)
+    notes = []
+    for i, (label, folder) in enumerate(simulations):
+        chi_k, chi_r = _chi_tables(folder)
+        if scored is not None:
+            de, s02 = scored[i]
+            chi_k, chi_r = _as_scored(chi_k, de, s02, ft)
+            notes.append(f"{de:+.1f} eV, S0²={s02:.2f}")
+        curves[label] = (chi_k, chi_r)
     note = None if experiment is not None else "no experimental spectrum given"
+    if scored is not None:
+        shared = sorted(set(notes))
+        note = "simulations as scored: E0 shift " + ("; ".join(shared) if len(shared) > 1
+                                                     else shared[0])
     return fig2(curves, stem, kweight=kweight, title=title, note=note, k_window=k_window)
+
+
+def _as_scored(chi_k: pd.DataFrame, de: float, s02: float, ft) -> tuple[pd.DataFrame,
+                                                                         pd.DataFrame]:
+    """A simulation's chi(k) with the comparison's E0 shift and S0^2, and its |chi(R)|."""
+    from dualbench.compare import shifted_chi
+    from dualbench.exafs import fourier_transform
+
+    k = chi_k["k"].to_numpy(float)
+    chi = s02 * shifted_chi(k, k, chi_k["chi"].to_numpy(float), de)
+    r, chir = fourier_transform(k, chi, ft)
+    return pd.DataFrame({"k": k, "chi": chi}), pd.DataFrame({"r": r, "chir_mag": np.abs(chir)})
+
+
+def scored_shifts(comparison_csv: str | Path, runs: Sequence[Mapping[str, object]]):
+    """(E0 shift, S0^2) of each run (material, model, n, seed) in comparison.csv."""
+    table = pd.read_csv(comparison_csv)
+    out = []
+    for run in runs:
+        row = table[(table["model"] == run["model"]) & (table["n_frames"] == int(run["n"]))
+                    & (table["seed"] == int(run["seed"]))]
+        if len(row) != 1:
+            raise ValueError(f"{comparison_csv}: no single row for run {dict(run)}")
+        out.append((float(row["e0_shift_eV"].iloc[0]), float(row["s02"].iloc[0])))
+    return out
 
 
 def _chi_tables(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -63,7 +63,7 @@ def snapshot_chi_input(wildcards):
 def exafs_keys(*keys):
     """The keys of the exafs section a rule depends on (so that, e.g., a new S0^2 does not
     rerun FEFF through Snakemake's params trigger)."""
-    return {key: config["exafs"][key] for key in keys}
+    return canonical_params({key: config["exafs"][key] for key in keys})
 
 
 def snapshot_chi_runtime(wildcards):
@@ -93,7 +93,7 @@ rule feff_potentials:
         mem_mb=2000,
         runtime=30,
     params:
-        material=lambda wc: config["materials"][wc.material],
+        material=lambda wc: canonical_params(config["materials"][wc.material]),
         exafs=exafs_keys(
             "cluster_radius_A", "rmax_A", "nleg", "potentials_from", "scf_radius_A"
         ),
@@ -118,7 +118,7 @@ rule feff_paths:
         mem_mb=2000,
         runtime=30,
     params:
-        material=lambda wc: config["materials"][wc.material],
+        material=lambda wc: canonical_params(config["materials"][wc.material]),
         exafs=exafs_keys("cluster_radius_A", "rmax_A", "nleg", "criteria_pct"),
         potentials_dir=lambda wc: POTENTIALS.format(material=wc.material),
     script:
@@ -188,7 +188,7 @@ rule average_chi:
         mem_mb=1000,
         runtime=10,
     params:
-        ft=config["ft"],
+        ft=canonical_params(config["ft"]),
     script:
         "../scripts/average_chi.py"
 
@@ -216,8 +216,8 @@ rule experiment_chi:
         edge=lambda wc: config["materials"][wc.material]["edge"],
         format=lambda wc: config["materials"][wc.material]["experiment"]["format"],
         columns=lambda wc: config["materials"][wc.material]["experiment_columns"],
-        experiment=config["experiment"],
-        ft=config["ft"],
+        experiment=canonical_params(config["experiment"]),
+        ft=canonical_params(config["ft"]),
         out_dir=lambda wc: EXPERIMENT.format(material=wc.material),
     script:
         "../scripts/experiment_chi.py"
@@ -252,10 +252,10 @@ rule fit_experiment:
         mem_mb=1000,
         runtime=10,
     params:
-        material=lambda wc: config["materials"][wc.material],
+        material=lambda wc: canonical_params(config["materials"][wc.material]),
         exafs=exafs_keys("cluster_radius_A"),
-        ft=config["ft"],
-        fit=config["experiment_fit"],
+        ft=canonical_params(config["ft"]),
+        fit=canonical_params(config["experiment_fit"]),
         potentials_dir=lambda wc: POTENTIALS.format(material=wc.material),
     script:
         "../scripts/fit_experiment.py"
@@ -284,6 +284,6 @@ rule compare_exafs:
     params:
         runs=lambda wc: runs(wc.material),
         exafs=exafs_keys("s02", "e0_shift"),
-        ft=config["ft"],
+        ft=canonical_params(config["ft"]),
     script:
         "../scripts/compare_exafs.py"

@@ -30,6 +30,9 @@ def fig2_inputs(wildcards):
     }
     if has_experiment(wildcards.material):
         inputs["experiment"] = EXPERIMENT + "/chi_k.csv"
+        inputs["comparison"] = "results/{material}/exafs/comparison.csv".format(
+            material=wildcards.material
+        )
     return inputs
 
 
@@ -55,6 +58,8 @@ rule plot_fig2:
         runtime=10,
     params:
         labels=[run_label(model, n) for model, n in fig2_runs()],
+        runs=[{"model": model, "n": n, "seed": plot_seed()} for model, n in fig2_runs()],
+        ft=canonical_params(config["ft"]),
         kweight=config["ft"]["kweight"],
         k_window=[config["ft"]["kmin"], config["ft"]["kmax"]],
         title=lambda wc: f"{wc.material}: {config['materials'][wc.material]['absorber']} "
@@ -113,6 +118,8 @@ rule plot_parity:
         runtime=10,
     params:
         labels=[run_label(model, n) for model, n in fig2_runs()],
+        runs=[{"model": model, "n": n, "seed": plot_seed()} for model, n in fig2_runs()],
+        ft=canonical_params(config["ft"]),
     script:
         "../scripts/plot_parity.py"
 

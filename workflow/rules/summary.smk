@@ -29,4 +29,24 @@ rule summary:
         "../scripts/summary.py"
 
 
+rule convergence:
+    input:
+        "results/{material}/summary.csv",
+    output:
+        "results/{material}/convergence.json",
+    log:
+        "results/{material}/logs/convergence.log",
+    benchmark:
+        "results/{material}/benchmarks/convergence.tsv"
+    localrule: True
+    conda:
+        "../../envs/plots.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/convergence.py"
+
+
 MATERIAL_TARGETS.append("results/{material}/summary.csv")
+MATERIAL_TARGETS.append("results/{material}/convergence.json")

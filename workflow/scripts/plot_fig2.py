@@ -4,11 +4,13 @@ sys.stderr = open(snakemake.log[0], "w")
 
 from pathlib import Path
 
-from dualbench.plots import fig2_from_files
+from dualbench.exafs import FTSettings
+from dualbench.plots import fig2_from_files, scored_shifts
 from dualbench.workflow import start_script
 
 start_script(snakemake)
 experiment = snakemake.input.get("experiment")
+comparison = snakemake.input.get("comparison")
 fig2_from_files(
     simulations=[
         (label, Path(path).parent)
@@ -19,4 +21,6 @@ fig2_from_files(
     kweight=snakemake.params.kweight,
     k_window=tuple(snakemake.params.k_window),
     title=snakemake.params.title,
+    scored=scored_shifts(comparison, snakemake.params.runs) if comparison else None,
+    ft=FTSettings.from_config(snakemake.params.ft),
 )
