@@ -89,6 +89,10 @@ def test_convergence_and_sigma2(tmp_path):
                        "r_ideal_A": [2.74] * 4, "sigma2_A2": [0.006, 0.0062, 0.003, 0.0031]})
     table = _check(plots.sigma2_vs_n(s2, tmp_path / "sigma2"), tmp_path / "sigma2")
     assert table.set_index("n_frames").loc[10, "mean"] == pytest.approx(0.00305)
+    fit = {"sigma2_shell1_A2": 0.0029, "sigma2_shell1_A2_err": 0.0002}
+    table = _check(plots.sigma2_vs_n(s2, tmp_path / "band", experiment_fit=fit),
+                   tmp_path / "band")
+    assert set(table["sigma2_exp_A2"]) == {0.0029} and set(table["sigma2_exp_A2_err"]) == {2e-4}
 
 
 def test_cli_plot_fig2_and_fig3(tmp_path):

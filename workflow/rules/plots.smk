@@ -150,9 +150,17 @@ rule plot_convergence:
         "../scripts/plot_convergence.py"
 
 
+def sigma2_inputs(wildcards):
+    """Every run's MD sigma^2 and, with an experiment, its shell fit."""
+    inputs = {"sigma2": expand_runs(RUN + "/md/sigma2.csv", wildcards.material)}
+    if has_experiment(wildcards.material):
+        inputs["fit"] = EXPERIMENT.format(material=wildcards.material) + "/fit.json"
+    return inputs
+
+
 rule plot_sigma2:
     input:
-        lambda wc: expand_runs(RUN + "/md/sigma2.csv", wc.material),
+        unpack(sigma2_inputs),
     output:
         png=report(
             FIGURES + "/sigma2.png",
