@@ -77,7 +77,7 @@ def _path_sum(table: PathTable, q: int, pos: np.ndarray, r: np.ndarray) -> np.nd
     dr = r - reff
     phase = np.exp(2j * dr[:, None] * table.momentum[q][None, :])
     weight = (reff / r) ** 2
-    total = weight @ phase
+    total = np.einsum("n,nk->k", weight, phase)
     for j, (u, v) in enumerate(table.coord_pairs[q]):
         if u == -2:
             break
@@ -85,7 +85,7 @@ def _path_sum(table: PathTable, q: int, pos: np.ndarray, r: np.ndarray) -> np.nd
             dd = dr
         else:
             dd = np.linalg.norm(pos[:, u] - pos[:, v], axis=1) - table.coord_ref[q, j]
-        total += table.gradient[q, j] * ((weight * dd) @ phase)
+        total += table.gradient[q, j] * np.einsum("n,nk->k", weight * dd, phase)
     return total
 
 
