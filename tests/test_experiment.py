@@ -177,3 +177,21 @@ def test_experiment_cli(w_xdi, larch_direct, tmp_path, capsys):
                  "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err
     assert str(w_xdi) in err and "Element.symbol" in err
+
+
+def test_refuses_a_second_sweep_and_a_non_numeric_row(w_xdi, tmp_path):
+    """An overlapping second sweep appended to the data, or a data row with a word in it,
+    is refused naming the file and where (before, sorting mixed the sweeps silently and a
+    bad row truncated the spectrum)."""
+    text = w_xdi.read_text()
+    rows = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    twice = tmp_path / "two_sweeps.xdi"
+    twice.write_text(text.rstrip("\n") + "\n" + "\n".join(rows[100:140]) + "\n")
+    with pytest.raises(SpectrumError, match="not one monotonic sweep: row") as err:
+        read_spectrum(twice, "xdi")
+    assert str(twice) in str(err.value)
+    bad = tmp_path / "bad_row.xdi"
+    bad.write_text(text.replace(rows[300], rows[300].split()[0] + " abc 1.0", 1))
+    with pytest.raises(SpectrumError, match=r"line \d+: data row is not numeric"):
+        read_spectrum(bad, "xdi")
+    assert read_spectrum(w_xdi, "xdi").energy.size > 100  # the real file passes

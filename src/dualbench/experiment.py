@@ -226,7 +226,10 @@ def read_spectrum(
     else:
         mu = _column(data, labels, columns.mu, path, fmt)
 
+    if fmt in ("xdi", "ascii"):
+        check_numeric_rows(path)
     ok = np.isfinite(energy) & np.isfinite(mu)
+    check_one_sweep(path, energy[ok], columns.energy)
     order = np.argsort(energy[ok], kind="stable")
     energy, mu = energy[ok][order], mu[ok][order]
     if len(energy) < 20:
@@ -239,6 +242,37 @@ def read_spectrum(
         edge=str(edge).strip() if edge else None,
         element_field=element_field,
         edge_field=edge_field,
+    )
+
+
+def check_numeric_rows(path: Path) -> None:
+    """Refuse a text spectrum with a data row that is not all numbers (larch would stop
+    reading there and leave a truncated spectrum): names the line."""
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        text = line.strip()
+        if not text or text.startswith(("#", ";", "!", "%")):
+            continue
+        for word in text.split():
+            try:
+                float(word)
+            except ValueError:
+                raise SpectrumError(
+                    path, f"line {number}", f"data row is not numeric: {text[:60]!r}"
+                ) from None
+
+
+def check_one_sweep(path: Path, energy: np.ndarray, name: str) -> None:
+    """Refuse energies that are not one monotonic sweep (a second, overlapping sweep
+    appended, or repeated energies): sorting them would mix the sweeps silently."""
+    steps = np.diff(energy)
+    if len(steps) == 0 or np.all(steps > 0) or np.all(steps < 0):
+        return
+    back = int(np.flatnonzero(steps <= 0)[0] if steps[0] > 0 else np.flatnonzero(steps >= 0)[0])
+    raise SpectrumError(
+        path, f"column {name!r}",
+        f"energies are not one monotonic sweep: row {back + 2} has {energy[back + 1]:.3f} eV"
+        f" after {energy[back]:.3f} eV (a second sweep appended, or a repeated point);"
+        " give one sweep, or merge the sweeps (e.g. larch merge_groups) first",
     )
 
 
