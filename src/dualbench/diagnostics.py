@@ -7,15 +7,22 @@
 * Per absorber-neighbour shell, the mean-square relative displacement
   ``sigma^2 = <(|r_ij| - <|r_ij|>)^2>``, the quantity an EXAFS Debye-Waller factor
   measures.  Pairs are found once in the reference (ideal) structure and followed
-  through every snapshot: ``r_ij(t) = d0_ij + u_j(t) - u_i(t)`` with ``d0_ij`` the
-  reference pair vector (the periodic image fixed) and ``u`` each atom's minimum-image
-  displacement from its reference site.  A pair therefore never jumps to another image.
+  through every snapshot in fractional coordinates:
+  ``r_ij(t) = (s0_ij + ds_j(t) - ds_i(t)) H(t)`` with ``s0_ij`` the reference pair
+  vector (the periodic image fixed), ``ds`` each atom's minimum-image fractional
+  displacement from its reference site and ``H(t)`` the snapshot's cell (the reference's
+  under NVT, where this is ``d0_ij + u_j - u_i``; the snapshot's own under NPT, whose
+  volume fluctuations are then part of sigma^2, as the EXAFS engines see them).  A pair
+  therefore never jumps to another image.
   Pairs are grouped into shells by neighbour element and reference distance (within
   ``shell_tol_A``), up to ``cutoff_A`` but below the supercell's inscribed radius, so
   that every pair is a distinct atom pair.  The average is over all pairs of the shell
   and all snapshots (the shell's full distance distribution, as EXAFS sees it).
+* The mean pressure (virial plus kinetic ``N kB T / V``) and, for NPT runs, the mean cell
+  (lengths, angles, volume per atom, lattice parameter per supercell repetition), each
+  with a block-average standard error (:func:`block_standard_error`).
 
-Units: Å, Å^2, K, eV, GPa.
+Units: Å, Å^2, Å^3, degrees, K, eV, GPa.
 """
 
 from __future__ import annotations
@@ -108,7 +115,7 @@ def radial_distribution(
     """g(r) averaged over frames: columns ``r_A`` (bin centre), ``g_r`` and, with an
     absorber, ``g_absorber_r`` (neighbours of any element around the absorbers).
 
-    Normalised to the mean number density of all atoms, so g -> 1 at large r.
+    Normalised to each frame's number density of all atoms, so g -> 1 at large r.
     """
     import pandas as pd
     from ase.neighborlist import neighbor_list
@@ -117,15 +124,16 @@ def radial_distribution(
     counts = np.zeros(edges.size - 1)
     counts_abs = np.zeros(edges.size - 1)
     n_atoms = len(frames[0])
-    volume = abs(frames[0].get_volume())
     absorbers = absorber_indices(frames[0], absorber) if absorber else None
     for frame in frames:
+        # Each frame's pairs weighted by its own volume (NPT cells differ).
+        weight = abs(frame.get_volume()) / n_atoms
         i, d = neighbor_list("id", frame, r_max_A)
-        counts += np.histogram(d, bins=edges)[0]
+        counts += weight * np.histogram(d, bins=edges)[0]
         if absorbers is not None:
-            counts_abs += np.histogram(d[np.isin(i, absorbers)], bins=edges)[0]
+            counts_abs += weight * np.histogram(d[np.isin(i, absorbers)], bins=edges)[0]
     shell_volume = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
-    density = n_atoms / volume
+    density = 1.0  # the weights above hold each frame's 1 / density
     n_frames = len(frames)
     table = {
         "r_A": 0.5 * (edges[1:] + edges[:-1]),
@@ -138,13 +146,6 @@ def radial_distribution(
 
 # --------------------------------------------------------------------------------------
 # Shell sigma^2
-
-
-def _wrap_fractional(vectors: np.ndarray, cell: np.ndarray) -> np.ndarray:
-    """Minimum-image form of displacement vectors shorter than half the smallest height."""
-    frac = vectors @ np.linalg.inv(cell)
-    frac -= np.round(frac)
-    return frac @ cell
 
 
 def reference_shells(
@@ -206,7 +207,8 @@ def shell_sigma2(
 ) -> Any:
     """sigma^2 (Å^2) per absorber-neighbour shell over ``frames`` (see the module text).
 
-    ``reference`` is the ideal structure in the frames' atom order and cell.  Returns a
+    ``reference`` is the ideal structure in the frames' atom order (and, under NVT, cell;
+    NPT frames have their own cells, see the module text).  Returns a
     DataFrame with columns shell, neighbour, r_ideal_A, r_mean_A, sigma2_A2, n_pairs
     (distinct pairs per frame) and coordination (pairs per absorber).
     """
@@ -214,21 +216,23 @@ def shell_sigma2(
 
     if not frames:
         raise ValueError("no frames")
-    ref_cell = np.asarray(reference.cell)
+    inv_ref = np.linalg.inv(np.asarray(reference.cell))
     for k, frame in enumerate(frames):
         if len(frame) != len(reference) or not np.array_equal(frame.numbers, reference.numbers):
             raise ValueError(f"frame {k} does not hold the reference's atoms in the same order")
-        if not np.allclose(np.asarray(frame.cell), ref_cell, atol=1e-6):
-            raise ValueError(f"frame {k} has another cell than the reference (NVT expected)")
     shells, cutoff = reference_shells(reference, absorber, cutoff_A, shell_tol_A)
     n_abs = absorber_indices(reference, absorber).size
     if not shells:
         log.warning("no absorber-neighbour pair below %.3f Å", cutoff)
 
-    # Displacement of every atom from its reference site, minimum image, per frame.
-    disp = np.stack(
-        [_wrap_fractional(f.positions - reference.positions, ref_cell) for f in frames]
+    # Fractional displacement of every atom from its reference site, minimum image.
+    cells = np.stack([np.asarray(f.cell, dtype=float) for f in frames])
+    frac_ref = reference.positions @ inv_ref
+    dfrac = np.stack(
+        [f.positions @ np.linalg.inv(c) - frac_ref for f, c in zip(frames, cells, strict=True)]
     )
+    dfrac -= np.round(dfrac)
+    disp = np.einsum("fak,fkl->fal", dfrac, cells)  # Å, in each frame's cell
     nearest = min((s["r_ideal_A"] for s in shells), default=np.inf)
     max_disp = float(np.linalg.norm(disp, axis=2).max())
     if max_disp > 0.5 * nearest:
@@ -240,8 +244,9 @@ def shell_sigma2(
         )
     rows = []
     for number, shell in enumerate(shells, start=1):
-        vec = shell["d0"][None, :, :] + disp[:, shell["j"], :] - disp[:, shell["i"], :]
-        r = np.linalg.norm(vec, axis=2)  # (frames, pairs)
+        s0 = shell["d0"] @ inv_ref  # fractional reference pair vectors
+        frac = s0[None, :, :] + dfrac[:, shell["j"], :] - dfrac[:, shell["i"], :]
+        r = np.linalg.norm(np.einsum("fpk,fkl->fpl", frac, cells), axis=2)  # (frames, pairs)
         rows.append(
             {
                 "shell": number,
@@ -260,8 +265,26 @@ def shell_sigma2(
 # Everything for one run
 
 
-def mean_pressure_GPa(frames: Sequence[Atoms], n_dof: int | None = None) -> float | None:
-    """Mean pressure (GPa) of frames with stress and momenta: virial plus kinetic term."""
+def block_standard_error(values: Sequence[float] | np.ndarray) -> float | None:
+    """Standard error of the mean of a time series from non-overlapping block averages.
+
+    Blocks of ``ceil(sqrt(n))`` consecutive samples (the first ``n mod block`` samples are
+    left out); the error is the spread of the block means over the square root of their
+    number, which holds for correlation times shorter than a block.  None for fewer than
+    two blocks.
+    """
+    x = np.asarray(values, dtype=float)
+    block = max(1, int(np.ceil(np.sqrt(x.size))))
+    n_blocks = x.size // block
+    if n_blocks < 2:
+        return None
+    means = x[x.size - n_blocks * block :].reshape(n_blocks, block).mean(axis=1)
+    return float(means.std(ddof=1) / np.sqrt(n_blocks))
+
+
+def frame_pressures_GPa(frames: Sequence[Atoms], n_dof: int | None = None) -> np.ndarray | None:
+    """Pressure (GPa) of each frame with stress and momenta: virial plus kinetic term
+    ``N kB T / V``; None when a frame has no finite stress."""
     values = []
     for frame in frames:
         try:
@@ -272,7 +295,106 @@ def mean_pressure_GPa(frames: Sequence[Atoms], n_dof: int | None = None) -> floa
             return None
         kinetic = len(frame) * units.kB * kinetic_temperature(frame, n_dof) / frame.get_volume()
         values.append(-stress[:3].mean() + kinetic)
-    return float(np.mean(values) / units.GPa) if values else None
+    return np.asarray(values) / units.GPa if values else None
+
+
+def mean_pressure_GPa(frames: Sequence[Atoms], n_dof: int | None = None) -> float | None:
+    """Mean pressure (GPa) of frames with stress and momenta: virial plus kinetic term."""
+    values = frame_pressures_GPa(frames, n_dof)
+    return float(values.mean()) if values is not None else None
+
+
+def pressure_stats(frames: Sequence[Atoms], log_table: Any | None, n_dof: int) -> dict[str, Any]:
+    """Mean pressure (GPa) and its block standard error: from the production rows of an
+    NPT md_log (its pressure_GPa column, every step), else from the snapshots."""
+    if log_table is not None and "pressure_GPa" in log_table:
+        values: np.ndarray | None = log_table["pressure_GPa"].to_numpy(dtype=float)
+        source = "md_log production rows"
+    else:
+        values = frame_pressures_GPa(frames, n_dof)
+        source = "snapshots"
+    if values is None or values.size == 0:
+        return {"mean_pressure_GPa": None, "sem_pressure_GPa": None, "pressure_source": None}
+    return {
+        "mean_pressure_GPa": float(values.mean()),
+        "sem_pressure_GPa": block_standard_error(values),
+        "pressure_source": source,
+    }
+
+
+def _mean_and_sem(values: np.ndarray) -> tuple[Any, Any]:
+    """Mean over axis 0 and block standard error of each column (or of a 1-D series)."""
+    if values.ndim == 1:
+        return float(values.mean()), block_standard_error(values)
+    return values.mean(axis=0).tolist(), [block_standard_error(c) for c in values.T]
+
+
+def cell_stats(frames: Sequence[Atoms], supercell: Sequence[int] | None = None) -> dict[str, Any]:
+    """Mean cell of the snapshots with block standard errors: lengths (Å), angles
+    (degrees), volume per atom (Å^3) and, with the ``supercell`` repetitions, the lattice
+    lengths per repetition (Å) and, when those are equal and the angles 90 degrees (a
+    cubic crystal), the lattice parameter (the mean of the three)."""
+    lengths = np.array([f.cell.lengths() for f in frames])
+    angles = np.array([f.cell.angles() for f in frames])
+    volumes = np.array([f.get_volume() / len(f) for f in frames])
+    result: dict[str, Any] = {"cell_source": "snapshots"}
+    for name, values in (
+        ("cell_lengths_A", lengths),
+        ("cell_angles_deg", angles),
+        ("volume_A3_per_atom", volumes),
+    ):
+        result[f"mean_{name}"], result[f"sem_{name}"] = _mean_and_sem(values)
+    result.update(
+        supercell=None, mean_lattice_A=None, sem_lattice_A=None,
+        mean_lattice_parameter_A=None, sem_lattice_parameter_A=None,
+    )
+    if supercell is None:
+        return result
+    reps = np.asarray(supercell, dtype=float)
+    lattice = lengths / reps
+    result["supercell"] = [int(r) for r in supercell]
+    result["mean_lattice_A"], result["sem_lattice_A"] = _mean_and_sem(lattice)
+    first = lattice[0]
+    if np.allclose(first, first.mean(), rtol=1e-6) and np.allclose(angles[0], 90.0, atol=1e-6):
+        mean_a, sem_a = _mean_and_sem(lattice.mean(axis=1))
+        result["mean_lattice_parameter_A"], result["sem_lattice_parameter_A"] = mean_a, sem_a
+    return result
+
+
+def _supercell_of_run(md_log: str | Path | None) -> list[int] | None:
+    """The supercell repetitions in md_run.json beside ``md_log`` (dualbench md's), if any."""
+    import json
+
+    if md_log is None:
+        return None
+    info = Path(md_log).with_name("md_run.json")
+    if not info.is_file():
+        return None
+    supercell = json.loads(info.read_text()).get("supercell")
+    return [int(r) for r in supercell] if supercell else None
+
+
+def _production_rows(md_log: str | Path | None) -> Any | None:
+    """The production rows of an md_log.csv (all rows of a log without phases), or None."""
+    import pandas as pd
+
+    if md_log is None:
+        return None
+    table = pd.read_csv(md_log)
+    return table[table["phase"] == "production"] if "phase" in table else table
+
+
+def _first_shell(sigma2: Any) -> dict[str, Any] | None:
+    if not len(sigma2):
+        return None
+    first = sigma2.iloc[0]
+    return {
+        "neighbour": first["neighbour"],
+        "r_ideal_A": float(first["r_ideal_A"]),
+        "r_mean_A": float(first["r_mean_A"]),
+        "sigma2_A2": float(first["sigma2_A2"]),
+        "coordination": float(first["coordination"]),
+    }
 
 
 def md_diagnostics(
@@ -283,6 +405,7 @@ def md_diagnostics(
     out_dir: str | Path,
     *,
     md_log: str | Path | None = None,
+    supercell: Sequence[int] | None = None,
     cutoff_A: float = 6.0,
     shell_tol_A: float = 0.1,
     rdf_bin_A: float = 0.02,
@@ -291,11 +414,12 @@ def md_diagnostics(
     """Write ``rdf.csv``, ``sigma2.csv`` and ``diagnostics.json`` to ``out_dir``.
 
     Temperature statistics come from the production rows of ``md_log`` (md_log.csv of
-    :func:`dualbench.md.run_md`) when given, else from the snapshots' momenta.  Returns
-    the diagnostics dict.
+    :func:`dualbench.md.run_md`) when given, else from the snapshots' momenta; the
+    pressure from the log's pressure_GPa column (NPT runs) or else the snapshots; the
+    cell from the snapshots.  ``supercell`` (repetitions of the unit cell; default: those
+    in md_run.json beside ``md_log``) gives the lattice per repetition.  Returns the
+    diagnostics dict.
     """
-    import pandas as pd
-
     from dualbench.md import read_snapshots
     from dualbench.structure import inscribed_radius
 
@@ -305,10 +429,8 @@ def md_diagnostics(
     n_atoms = len(ref)
     n_dof = 3 * n_atoms - 3
 
-    if md_log is not None:
-        table = pd.read_csv(md_log)
-        if "phase" in table:
-            table = table[table["phase"] == "production"]
+    table = _production_rows(md_log)
+    if table is not None:
         temperatures = table["temperature_K"].to_numpy()
         t_source = "md_log production rows"
         epot = table["epot_eV"].to_numpy()
@@ -323,7 +445,7 @@ def md_diagnostics(
     write_csv(out_dir / RDF_FILE, rdf)
     write_csv(out_dir / SIGMA2_FILE, sigma2)
 
-    first = sigma2.iloc[0] if len(sigma2) else None
+    r_in = inscribed_radius(np.asarray(ref.cell))
     result: dict[str, Any] = {
         **stats,
         "T_source": t_source,
@@ -333,40 +455,46 @@ def md_diagnostics(
         "n_absorbers": int(absorber_indices(ref, absorber).size),
         "mean_epot_eV_per_atom": float(epot.mean() / n_atoms) if epot.size else None,
         "std_epot_eV_per_atom": float(epot.std() / n_atoms) if epot.size else None,
-        "mean_pressure_GPa": mean_pressure_GPa(frames, n_dof),
-        "inscribed_radius_A": inscribed_radius(np.asarray(ref.cell)),
-        "sigma2_cutoff_A": min(cutoff_A, inscribed_radius(np.asarray(ref.cell))),
+        **pressure_stats(frames, table, n_dof),
+        **cell_stats(frames, supercell if supercell is not None else _supercell_of_run(md_log)),
+        "inscribed_radius_A": r_in,
+        "sigma2_cutoff_A": min(cutoff_A, r_in),
         "shell_tol_A": shell_tol_A,
-        "first_shell": None
-        if first is None
-        else {
-            "neighbour": first["neighbour"],
-            "r_ideal_A": float(first["r_ideal_A"]),
-            "r_mean_A": float(first["r_mean_A"]),
-            "sigma2_A2": float(first["sigma2_A2"]),
-            "coordination": float(first["coordination"]),
-        },
+        "first_shell": _first_shell(sigma2),
         "provenance": provenance(config_hash=config_hash),
     }
     write_json(out_dir / DIAGNOSTICS_FILE, result)
+    _log_summary(result, sigma2, temperature_K)
+    return result
+
+
+def _log_summary(result: dict[str, Any], sigma2: Any, temperature_K: float) -> None:
     log.info(
         "T = %.1f +- %.1f K (target %g, canonical spread %.1f K) over %d samples; %d snapshots",
-        stats["mean_T_K"],
-        stats["std_T_K"],
+        result["mean_T_K"],
+        result["std_T_K"],
         temperature_K,
-        stats["expected_std_T_K"],
-        stats["n_T_samples"],
-        len(frames),
+        result["expected_std_T_K"],
+        result["n_T_samples"],
+        result["n_snapshots"],
     )
+    if result["mean_pressure_GPa"] is not None:
+        log.info(
+            "P = %.3f GPa (standard error %s, from %s); volume %.4f Å^3/atom; lattice %s Å",
+            result["mean_pressure_GPa"],
+            result["sem_pressure_GPa"],
+            result["pressure_source"],
+            result["mean_volume_A3_per_atom"],
+            result["mean_lattice_parameter_A"] or result["mean_lattice_A"],
+        )
     for row in sigma2.itertuples():
         log.info(
             "shell %d %s-%s: R = %.4f Å (ideal %.4f), N = %g, sigma^2 = %.5f Å^2",
             row.shell,
-            absorber,
+            result["absorber"],
             row.neighbour,
             row.r_mean_A,
             row.r_ideal_A,
             row.coordination,
             row.sigma2_A2,
         )
-    return result

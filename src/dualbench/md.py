@@ -1,9 +1,11 @@
-"""NVT molecular dynamics with any model of the sweep: snapshots, restart, guards.
+"""NVT or NPT molecular dynamics with any model of the sweep: snapshots, restart, guards.
 
 The driver propagates an ASE integrator that samples the canonical ensemble (Langevin
-or Bussi stochastic velocity rescaling; never Berendsen) one step at a time, so that it
-can check every step (:class:`MDGuardError`), log progress, and save a restart
-checkpoint every ``checkpoint_every`` steps.
+or Bussi stochastic velocity rescaling; never Berendsen) at the starting cell, or with
+``ensemble = "npt"`` the isothermal-isobaric one (Langevin atoms and a Langevin-Hoover
+barostat at ``pressure_GPa``, the cell's shape kept; see :mod:`dualbench.ensembles`),
+one step at a time, so that it can check every step (:class:`MDGuardError`), log
+progress, and save a restart checkpoint every ``checkpoint_every`` steps.
 
 Steps are counted from 0, the Maxwell-Boltzmann start at the target temperature.  Steps
 ``1..equilibration_steps`` are equilibration, the next ``production_steps`` production;
@@ -13,13 +15,15 @@ a snapshot is kept every ``snapshot_every`` production steps, so a run keeps
 freedom.
 
 Restart: the checkpoint (``md_checkpoint.npz`` in the output folder, not an output of
-the workflow) holds positions, momenta, the step counter, the state of the random
-generator that drives the thermostat, and the snapshots and log rows kept so far.  A run
+the workflow) holds positions, momenta, the cell, the step counter, the state of the
+random generator that drives the thermostat, the integrator's own state (Bussi's
+transferred energy, the barostat's momentum and force), and the snapshots (with their
+cells) and log rows kept so far.  A run
 started again with the same inputs continues from it and produces the same trajectory as
 an uninterrupted run.  Final outputs are written atomically only at the end, and the
 checkpoint is removed after them.
 
-Units: positions Å, energies eV, forces eV/Å, time fs, temperature K.
+Units: positions Å, energies eV, forces eV/Å, time fs, temperature K, pressure GPa.
 """
 
 from __future__ import annotations
@@ -40,7 +44,21 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 
+from dualbench.ensembles import (
+    NPT_LOG_COLUMNS,
+    make_dynamics,
+    pressure_GPa,
+    restore_dynamics_state,
+    trajectory_settings,
+    validate_ensemble,
+)
 from dualbench.io import atomic_path, provenance, write_csv, write_json
+from dualbench.md_checkpoint import (
+    RunState,
+    load_checkpoint,
+    save_checkpoint,
+    state_from_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +69,20 @@ RUN_INFO_FILE = "md_run.json"
 CHECKPOINT_FILE = "md_checkpoint.npz"
 FAILURE_FILE = "md_guard_failure.extxyz"
 LOG_COLUMNS = ("step", "time_fs", "temperature_K", "epot_eV", "ekin_eV")
-CHECKPOINT_VERSION = 1
 
 #: Settings that do not change the trajectory: a checkpoint stays valid when they change,
 #: and the workflow does not rerun a finished MD for them.
 NON_TRAJECTORY_SETTINGS = frozenset(
     {"checkpoint_every", "min_distance_A", "max_temperature_factor", "device", "progress_every"}
 )
+
+
+def trajectory_params(md_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of a config's ``md`` section that change the trajectory (for the
+    ``run_md`` rule's params): less :data:`NON_TRAJECTORY_SETTINGS` and, under NVT, less
+    ``ensemble``, ``pressure_GPa`` and ``barostat_time_fs``, so that adding NPT did not
+    change the params (and trigger reruns) of NVT runs."""
+    return trajectory_settings(dict(md_config), NON_TRAJECTORY_SETTINGS)
 
 
 class MDGuardError(RuntimeError):
@@ -74,9 +99,12 @@ class MDGuardError(RuntimeError):
 
 @dataclass
 class MDSettings:
-    """One NVT run.  Build it with :func:`md_settings` to get the schema's defaults.
+    """One MD run.  Build it with :func:`md_settings` to get the schema's defaults.
 
-    Times in fs, temperatures in K, distances in Å, friction in 1/fs.
+    Times in fs, temperatures in K, distances in Å, friction in 1/fs, pressure in GPa.
+    ``ensemble`` nvt keeps the starting cell; npt (thermostat langevin only) lets the
+    volume fluctuate at ``pressure_GPa`` with a barostat of time constant
+    ``barostat_time_fs``.
     """
 
     temperature_K: float
@@ -93,6 +121,14 @@ class MDSettings:
     max_temperature_factor: float
     device: str
     progress_every: int | None = None  # steps between progress lines; None: ~10 % of the run
+    ensemble: str = "nvt"
+    pressure_GPa: float = 0.0  # external pressure of an NPT run
+    barostat_time_fs: float = 200.0  # NPT barostat time constant
+
+    @property
+    def log_columns(self) -> tuple[str, ...]:
+        """Columns of md_log.csv (before ``phase``): NPT adds volume_A3 and pressure_GPa."""
+        return LOG_COLUMNS + (NPT_LOG_COLUMNS if self.ensemble == "npt" else ())
 
     @property
     def total_steps(self) -> int:
@@ -103,8 +139,9 @@ class MDSettings:
         return self.production_steps // self.snapshot_every
 
     def validate(self) -> None:
-        if self.thermostat not in ("langevin", "bussi"):
-            raise ValueError(f"thermostat {self.thermostat!r} is not one of langevin, bussi")
+        validate_ensemble(
+            self.ensemble, self.thermostat, self.pressure_GPa, self.barostat_time_fs
+        )
         if self.temperature_K <= 0:
             raise ValueError(f"temperature_K must be positive, not {self.temperature_K}")
         for name in ("timestep_fs", "friction_per_fs", "taut_fs", "min_distance_A"):
@@ -239,125 +276,13 @@ def model_fingerprint(model: Any) -> str:
 
 def _fingerprint(atoms: Atoms, settings: MDSettings, model_id: str) -> str:
     payload = {
-        "settings": {k: v for k, v in asdict(settings).items() if k not in NON_TRAJECTORY_SETTINGS},
+        "settings": trajectory_settings(asdict(settings), NON_TRAJECTORY_SETTINGS),
         "numbers": atoms.numbers.tolist(),
         "positions": np.round(atoms.positions, 6).tolist(),
         "cell": np.round(np.asarray(atoms.cell), 6).tolist(),
         "model": model_id,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _make_dynamics(atoms: Atoms, settings: MDSettings, rng: np.random.Generator):
-    dt = settings.timestep_fs * units.fs
-    if settings.thermostat == "langevin":
-        from ase.md.langevin import Langevin
-
-        # fixcm=False with the FixCom constraint is ASE's recommended canonical sampling.
-        return Langevin(
-            atoms,
-            timestep=dt,
-            temperature_K=settings.temperature_K,
-            friction=settings.friction_per_fs / units.fs,
-            fixcm=False,
-            rng=rng,
-        )
-    from ase.md.bussi import Bussi
-
-    return Bussi(
-        atoms,
-        timestep=dt,
-        temperature_K=settings.temperature_K,
-        taut=settings.taut_fs * units.fs,
-        rng=rng,
-    )
-
-
-# --------------------------------------------------------------------------------------
-# Checkpoint
-
-
-@dataclass
-class _State:
-    """What a run has accumulated: log rows and snapshot arrays."""
-
-    rows: list[tuple[float, ...]]
-    snap_steps: list[int]
-    snap_positions: list[np.ndarray]
-    snap_momenta: list[np.ndarray]
-    snap_forces: list[np.ndarray]
-    snap_energies: list[float]
-    snap_stresses: list[np.ndarray]
-
-    @classmethod
-    def empty(cls) -> _State:
-        return cls([], [], [], [], [], [], [])
-
-
-def _save_checkpoint(
-    path: Path,
-    atoms: Atoms,
-    step: int,
-    rng: np.random.Generator,
-    dyn: Any,
-    state: _State,
-    fingerprint: str,
-) -> None:
-    n = len(atoms)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(
-            fh,
-            version=CHECKPOINT_VERSION,
-            fingerprint=fingerprint,
-            step=step,
-            positions=atoms.positions,
-            momenta=atoms.get_momenta(),
-            cell=np.asarray(atoms.cell),
-            numbers=atoms.numbers,
-            rng_state=json.dumps(rng.bit_generator.state),
-            transferred_energy=float(getattr(dyn, "transferred_energy", 0.0)),
-            rows=np.asarray(state.rows, dtype=float).reshape(-1, len(LOG_COLUMNS)),
-            snap_steps=np.asarray(state.snap_steps, dtype=int),
-            snap_positions=np.asarray(state.snap_positions, dtype=float).reshape(-1, n, 3),
-            snap_momenta=np.asarray(state.snap_momenta, dtype=float).reshape(-1, n, 3),
-            snap_forces=np.asarray(state.snap_forces, dtype=float).reshape(-1, n, 3),
-            snap_energies=np.asarray(state.snap_energies, dtype=float),
-            snap_stresses=np.asarray(state.snap_stresses, dtype=float).reshape(-1, 6),
-        )
-
-
-def _load_checkpoint(path: Path, atoms: Atoms, fingerprint: str) -> dict[str, Any] | None:
-    """The checkpoint's contents, or None (with a warning) when it belongs to another run."""
-    try:
-        with np.load(path) as data:
-            ckpt = {key: data[key] for key in data.files}
-    except Exception as err:  # a damaged file must not stop the run: start afresh
-        log.warning("ignoring unreadable checkpoint %s (%s); starting from step 0", path, err)
-        return None
-    version = int(ckpt.get("version", -1))
-    if version != CHECKPOINT_VERSION or str(ckpt.get("fingerprint", "")) != fingerprint:
-        log.warning(
-            "ignoring checkpoint %s: it was written for other inputs (model, structure or"
-            " settings changed); starting from step 0",
-            path,
-        )
-        return None
-    if not np.array_equal(ckpt["numbers"], atoms.numbers):
-        log.warning("ignoring checkpoint %s: different atoms; starting from step 0", path)
-        return None
-    return ckpt
-
-
-def _state_from_checkpoint(ckpt: Mapping[str, Any]) -> _State:
-    return _State(
-        rows=[tuple(r) for r in ckpt["rows"].tolist()],
-        snap_steps=ckpt["snap_steps"].tolist(),
-        snap_positions=list(ckpt["snap_positions"]),
-        snap_momenta=list(ckpt["snap_momenta"]),
-        snap_forces=list(ckpt["snap_forces"]),
-        snap_energies=ckpt["snap_energies"].tolist(),
-        snap_stresses=list(ckpt["snap_stresses"]),
-    )
 
 
 # --------------------------------------------------------------------------------------
@@ -382,7 +307,7 @@ def _phase(step: int, settings: MDSettings) -> str:
     return "equilibration" if step <= settings.equilibration_steps else "production"
 
 
-def _snapshot_frames(atoms: Atoms, state: _State, settings: MDSettings) -> list[Atoms]:
+def _snapshot_frames(atoms: Atoms, state: RunState, settings: MDSettings) -> list[Atoms]:
     from ase.calculators.singlepoint import SinglePointCalculator
 
     frames = []
@@ -391,7 +316,7 @@ def _snapshot_frames(atoms: Atoms, state: _State, settings: MDSettings) -> list[
         frame = Atoms(
             numbers=atoms.numbers,
             positions=state.snap_positions[k],
-            cell=atoms.cell,
+            cell=state.snap_cells[k],
             pbc=atoms.pbc,
             momenta=state.snap_momenta[k],
         )
@@ -432,10 +357,10 @@ def read_snapshots(path: str | Path) -> list[Atoms]:
     return list(frames)
 
 
-def _write_log(path: Path, state: _State, settings: MDSettings) -> None:
+def _write_log(path: Path, state: RunState, settings: MDSettings) -> None:
     import pandas as pd
 
-    frame = pd.DataFrame(state.rows, columns=list(LOG_COLUMNS))
+    frame = pd.DataFrame(state.rows, columns=list(settings.log_columns))
     frame["step"] = frame["step"].astype(int)
     frame["phase"] = [_phase(int(s), settings) for s in frame["step"]]
     write_csv(path, frame)
@@ -454,6 +379,215 @@ def _format_eta(seconds: float) -> str:
 # The driver
 
 
+@dataclass
+class _Run:
+    """A run in progress: the dynamics, what it accumulated, and where it writes."""
+
+    atoms: Atoms
+    settings: MDSettings
+    out_dir: Path
+    checkpoint: Path
+    fingerprint: str
+    start_structure: Atoms
+    rng: np.random.Generator
+    dyn: Any
+    state: RunState
+    start_step: int
+    n_dof: int
+
+
+def _prepare(
+    atoms: Atoms, calculator: Any, settings: MDSettings, out_dir: Path, model_id: str
+) -> _Run:
+    """Atoms with FixCom and the calculator, from the checkpoint of the same inputs when
+    there is one (positions, momenta, cell, random and integrator state, accumulated
+    rows), else a Maxwell-Boltzmann start; and the integrator."""
+    from ase.constraints import FixCom
+    from ase.md.velocitydistribution import Stationary, thermalize_momenta
+
+    checkpoint = out_dir / CHECKPOINT_FILE
+    start_structure = atoms.copy()
+    start_structure.set_constraint()
+    start_structure.set_momenta(None)
+    fingerprint = _fingerprint(start_structure, settings, model_id)
+
+    atoms = start_structure.copy()
+    atoms.set_constraint(FixCom())
+    atoms.calc = calculator
+    rng = np.random.default_rng(settings.seed)
+    ckpt = load_checkpoint(checkpoint, atoms, fingerprint) if checkpoint.exists() else None
+    if ckpt is not None:
+        start_step = int(ckpt["step"])
+        atoms.set_cell(ckpt["cell"], scale_atoms=False, apply_constraint=False)
+        atoms.set_positions(ckpt["positions"], apply_constraint=False)
+        atoms.set_momenta(ckpt["momenta"], apply_constraint=False)
+        rng.bit_generator.state = json.loads(str(ckpt["rng_state"]))
+        state = state_from_checkpoint(ckpt)
+        log.info(
+            "resuming from checkpoint %s at step %d of %d (%d snapshots, %d log rows kept)",
+            checkpoint,
+            start_step,
+            settings.total_steps,
+            len(state.snap_steps),
+            len(state.rows),
+        )
+    else:
+        start_step = 0
+        state = RunState.empty()
+        thermalize_momenta(atoms, temperature_K=settings.temperature_K, rng=rng)
+        Stationary(atoms)
+
+    dyn = make_dynamics(atoms, settings, rng)
+    if ckpt is not None:
+        restore_dynamics_state(dyn, {k: ckpt[k] for k in ckpt if np.ndim(ckpt[k]) == 0})
+    return _Run(
+        atoms=atoms,
+        settings=settings,
+        out_dir=out_dir,
+        checkpoint=checkpoint,
+        fingerprint=fingerprint,
+        start_structure=start_structure,
+        rng=rng,
+        dyn=dyn,
+        state=state,
+        start_step=start_step,
+        n_dof=atoms.get_number_of_degrees_of_freedom(),
+    )
+
+
+def _record(run: _Run, step: int) -> None:
+    """Append the log row of ``step`` (NPT: with volume and pressure) and, every
+    ``snapshot_every`` production steps, a snapshot with its cell."""
+    atoms, settings, state = run.atoms, run.settings, run.state
+    results = atoms.calc.results
+    epot = float(atoms.get_potential_energy())
+    momenta = atoms.get_momenta()
+    ekin = 0.5 * float(np.sum(momenta**2 / atoms.get_masses()[:, None]))
+    temperature = 2.0 * ekin / (run.n_dof * units.kB)
+    row: tuple[float, ...] = (step, step * settings.timestep_fs, temperature, epot, ekin)
+    if settings.ensemble == "npt":
+        volume = float(atoms.get_volume())
+        stress = _voigt(results.get("stress"))
+        row += (volume, pressure_GPa(stress, temperature, len(atoms), volume))
+    state.rows.append(row)
+    k = step - settings.equilibration_steps
+    if k > 0 and k % settings.snapshot_every == 0:
+        state.snap_steps.append(step)
+        state.snap_positions.append(atoms.get_positions())
+        state.snap_momenta.append(momenta)
+        state.snap_forces.append(np.array(results["forces"], dtype=float))
+        state.snap_energies.append(epot)
+        state.snap_stresses.append(_voigt(results.get("stress")))
+        state.snap_cells.append(np.array(atoms.cell, dtype=float))
+
+
+def _log_start(run: _Run) -> None:
+    settings = run.settings
+    ensemble = (
+        f"NPT (P = {settings.pressure_GPa:g} GPa, barostat {settings.barostat_time_fs:g} fs)"
+        if settings.ensemble == "npt"
+        else "NVT"
+    )
+    log.info(
+        "%s %s MD: %d atoms, %d dof, T = %g K, dt = %g fs, %d equilibration + %d"
+        " production steps, a snapshot every %d, checkpoint every %d",
+        ensemble,
+        settings.thermostat,
+        len(run.atoms),
+        run.n_dof,
+        settings.temperature_K,
+        settings.timestep_fs,
+        settings.equilibration_steps,
+        settings.production_steps,
+        settings.snapshot_every,
+        settings.checkpoint_every,
+    )
+
+
+def _steps(run: _Run, step_hook: Callable[[int, Atoms], None] | None) -> float:
+    """Step from the start (or checkpoint) to the end, with guards, checkpoints and
+    progress lines; returns the clock (perf_counter) when stepping began."""
+    atoms, settings, state = run.atoms, run.settings, run.state
+    total = settings.total_steps
+    progress_every = settings.progress_every or max(1, total // 10)
+    forces = atoms.get_forces(md=True)
+    check_state(atoms, run.start_step, settings)
+    if run.start_step == 0:
+        _record(run, 0)
+    _log_start(run)
+    t_loop = time.perf_counter()
+    for step in range(run.start_step + 1, total + 1):
+        forces = run.dyn.step(forces)
+        run.dyn.nsteps += 1
+        check_state(atoms, step, settings)
+        _record(run, step)
+        saved = step % settings.checkpoint_every == 0 or step == total
+        if saved:
+            save_checkpoint(
+                run.checkpoint, atoms, step, run.rng, run.dyn, state, run.fingerprint,
+                len(settings.log_columns),
+            )
+        if saved or step % progress_every == 0:
+            rate = (step - run.start_step) / max(time.perf_counter() - t_loop, 1e-9)
+            temperature, epot = state.rows[-1][2:4]
+            volume = f", V = {atoms.get_volume():.2f} Å^3" if settings.ensemble == "npt" else ""
+            log.info(
+                "step %d/%d (%s) T = %.1f K, Epot = %.4f eV%s, %.2f steps/s, ETA %s%s",
+                step,
+                total,
+                _phase(step, settings),
+                temperature,
+                epot,
+                volume,
+                rate,
+                _format_eta((total - step) / rate),
+                ", checkpoint saved" if saved else "",
+            )
+        if step_hook is not None:
+            step_hook(step, atoms)
+    return t_loop
+
+
+def _finish(
+    run: _Run, calculator: Any, run_info: Mapping[str, Any] | None, t_start: float,
+    t_loop: float,
+) -> MDResult:
+    """Write the outputs atomically, then remove the checkpoint; the run's result."""
+    t_end = time.perf_counter()
+    settings, state, out_dir = run.settings, run.state, run.out_dir
+    steps_done = settings.total_steps - run.start_step
+    loop_s = t_end - t_loop
+    result = MDResult(
+        out_dir=str(out_dir),
+        n_atoms=len(run.atoms),
+        n_dof=run.n_dof,
+        total_steps=settings.total_steps,
+        resumed_from_step=run.start_step,
+        n_snapshots=len(state.snap_steps),
+        n_log_rows=len(state.rows),
+        wall_s=t_end - t_start,
+        steps_per_s=steps_done / loop_s if steps_done and loop_s > 0 else None,
+        device=str(getattr(calculator, "device", "")) or None,
+    )
+    write_snapshots(out_dir / SNAPSHOTS_FILE, _snapshot_frames(run.atoms, state, settings))
+    _write_log(out_dir / LOG_FILE, state, settings)
+    write_snapshots(out_dir / SUPERCELL_FILE, [run.start_structure])
+    info = {"settings": asdict(settings), "result": asdict(result), **(run_info or {})}
+    info.setdefault("provenance", provenance())
+    write_json(out_dir / RUN_INFO_FILE, info)
+    run.checkpoint.unlink(missing_ok=True)
+    (out_dir / FAILURE_FILE).unlink(missing_ok=True)
+    rate = result.steps_per_s
+    log.info(
+        "MD done: %d snapshots, %d log rows, %s on %s",
+        result.n_snapshots,
+        result.n_log_rows,
+        f"{rate:.2f} steps/s ({rate * len(run.atoms):.0f} atom-steps/s)" if rate else "no new step",
+        result.device,
+    )
+    return result
+
+
 def run_md(
     atoms: Atoms,
     calculator: Any,
@@ -464,81 +598,24 @@ def run_md(
     step_hook: Callable[[int, Atoms], None] | None = None,
     run_info: Mapping[str, Any] | None = None,
 ) -> MDResult:
-    """Run NVT MD of ``atoms`` (the starting, usually ideal, supercell) with ``calculator``.
+    """Run NVT (or NPT) MD of ``atoms`` (the starting, usually ideal, supercell).
 
     Writes to ``out_dir``: ``snapshots.extxyz`` (production snapshots with cell, momenta,
     energy, forces, stress), ``md_log.csv`` (one row per step: step, time_fs,
-    temperature_K, epot_eV, ekin_eV, phase), ``supercell.extxyz`` (the starting structure)
-    and ``md_run.json`` (settings, timing, provenance plus ``run_info``).  A checkpoint
-    ``md_checkpoint.npz`` there from an interrupted run with the same inputs
-    (``model_id`` names the model) is continued.  ``step_hook(step, atoms)`` is called
-    after every step (after the checkpoint of that step); an exception from it, like any
-    other, stops the run and leaves only the checkpoint.
+    temperature_K, epot_eV, ekin_eV, under NPT volume_A3 and pressure_GPa, then phase),
+    ``supercell.extxyz`` (the starting structure) and ``md_run.json`` (settings, timing,
+    provenance plus ``run_info``).  A checkpoint ``md_checkpoint.npz`` there from an
+    interrupted run with the same inputs (``model_id`` names the model) is continued.
+    ``step_hook(step, atoms)`` is called after every step (after the checkpoint of that
+    step); an exception from it, like any other, stops the run and leaves only the
+    checkpoint.
 
     Raises :class:`MDGuardError` when a state fails :func:`check_state`.
     """
-    from ase.constraints import FixCom
-    from ase.md.velocitydistribution import Stationary, thermalize_momenta
-
     settings.validate()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = out_dir / CHECKPOINT_FILE
-    start_structure = atoms.copy()
-    start_structure.set_constraint()
-    start_structure.set_momenta(None)
-    fingerprint = _fingerprint(start_structure, settings, model_id)
-
-    atoms = start_structure.copy()
-    atoms.set_constraint(FixCom())
-    atoms.calc = calculator
-    n_dof = atoms.get_number_of_degrees_of_freedom()
-    total = settings.total_steps
-    rng = np.random.default_rng(settings.seed)
-
-    ckpt = _load_checkpoint(checkpoint, atoms, fingerprint) if checkpoint.exists() else None
-    if ckpt is not None:
-        start_step = int(ckpt["step"])
-        atoms.set_positions(ckpt["positions"], apply_constraint=False)
-        atoms.set_momenta(ckpt["momenta"], apply_constraint=False)
-        rng.bit_generator.state = json.loads(str(ckpt["rng_state"]))
-        state = _state_from_checkpoint(ckpt)
-        log.info(
-            "resuming from checkpoint %s at step %d of %d (%d snapshots, %d log rows kept)",
-            checkpoint,
-            start_step,
-            total,
-            len(state.snap_steps),
-            len(state.rows),
-        )
-    else:
-        start_step = 0
-        state = _State.empty()
-        thermalize_momenta(atoms, temperature_K=settings.temperature_K, rng=rng)
-        Stationary(atoms)
-
-    dyn = _make_dynamics(atoms, settings, rng)
-    if ckpt is not None and hasattr(dyn, "transferred_energy"):
-        dyn.transferred_energy = float(ckpt["transferred_energy"])
-    progress_every = settings.progress_every or max(1, total // 10)
-    masses = atoms.get_masses()[:, None]
-
-    def record(step: int) -> None:
-        results = atoms.calc.results
-        epot = float(atoms.get_potential_energy())
-        momenta = atoms.get_momenta()
-        ekin = 0.5 * float(np.sum(momenta**2 / masses))
-        temperature = 2.0 * ekin / (n_dof * units.kB)
-        state.rows.append((step, step * settings.timestep_fs, temperature, epot, ekin))
-        k = step - settings.equilibration_steps
-        if k > 0 and k % settings.snapshot_every == 0:
-            state.snap_steps.append(step)
-            state.snap_positions.append(atoms.get_positions())
-            state.snap_momenta.append(momenta)
-            state.snap_forces.append(np.array(results["forces"], dtype=float))
-            state.snap_energies.append(epot)
-            state.snap_stresses.append(_voigt(results.get("stress")))
-
+    run = _prepare(atoms, calculator, settings, out_dir, model_id)
     t_start = time.perf_counter()
     with warnings.catch_warnings():
         # pymatgen's converter warns on every call that it cannot carry FixCom: harmless.
@@ -546,86 +623,12 @@ def run_md(
         # CHGNet's own (torch) warning about converting a tensor with requires_grad.
         warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
         try:
-            forces = atoms.get_forces(md=True)
-            check_state(atoms, start_step, settings)
-            if start_step == 0:
-                record(0)
-            log.info(
-                "NVT %s MD: %d atoms, %d dof, T = %g K, dt = %g fs, %d equilibration + %d"
-                " production steps, a snapshot every %d, checkpoint every %d",
-                settings.thermostat,
-                len(atoms),
-                n_dof,
-                settings.temperature_K,
-                settings.timestep_fs,
-                settings.equilibration_steps,
-                settings.production_steps,
-                settings.snapshot_every,
-                settings.checkpoint_every,
-            )
-            t_loop = time.perf_counter()
-            for step in range(start_step + 1, total + 1):
-                forces = dyn.step(forces)
-                dyn.nsteps += 1
-                check_state(atoms, step, settings)
-                record(step)
-                saved = step % settings.checkpoint_every == 0 or step == total
-                if saved:
-                    _save_checkpoint(checkpoint, atoms, step, rng, dyn, state, fingerprint)
-                if saved or step % progress_every == 0:
-                    done = step - start_step
-                    rate = done / max(time.perf_counter() - t_loop, 1e-9)
-                    _, _, temperature, epot, _ = state.rows[-1]
-                    log.info(
-                        "step %d/%d (%s) T = %.1f K, Epot = %.4f eV, %.2f steps/s, ETA %s%s",
-                        step,
-                        total,
-                        _phase(step, settings),
-                        temperature,
-                        epot,
-                        rate,
-                        _format_eta((total - step) / rate),
-                        ", checkpoint saved" if saved else "",
-                    )
-                if step_hook is not None:
-                    step_hook(step, atoms)
+            t_loop = _steps(run, step_hook)
         except MDGuardError as err:
             log.error("%s", err)
-            _write_failure(out_dir / FAILURE_FILE, atoms, err)
+            _write_failure(out_dir / FAILURE_FILE, run.atoms, err)
             raise
-    t_end = time.perf_counter()
-    steps_done = total - start_step
-    loop_s = t_end - t_loop
-    result = MDResult(
-        out_dir=str(out_dir),
-        n_atoms=len(atoms),
-        n_dof=n_dof,
-        total_steps=total,
-        resumed_from_step=start_step,
-        n_snapshots=len(state.snap_steps),
-        n_log_rows=len(state.rows),
-        wall_s=t_end - t_start,
-        steps_per_s=steps_done / loop_s if steps_done and loop_s > 0 else None,
-        device=str(getattr(calculator, "device", "")) or None,
-    )
-
-    write_snapshots(out_dir / SNAPSHOTS_FILE, _snapshot_frames(atoms, state, settings))
-    _write_log(out_dir / LOG_FILE, state, settings)
-    write_snapshots(out_dir / SUPERCELL_FILE, [start_structure])
-    info = {"settings": asdict(settings), "result": asdict(result), **(run_info or {})}
-    info.setdefault("provenance", provenance())
-    write_json(out_dir / RUN_INFO_FILE, info)
-    checkpoint.unlink(missing_ok=True)
-    (out_dir / FAILURE_FILE).unlink(missing_ok=True)
-    rate = result.steps_per_s
-    log.info(
-        "MD done: %d snapshots, %d log rows, %s on %s",
-        result.n_snapshots,
-        result.n_log_rows,
-        f"{rate:.2f} steps/s ({rate * len(atoms):.0f} atom-steps/s)" if rate else "no new step",
-        result.device,
-    )
-    return result
+    return _finish(run, calculator, run_info, t_start, t_loop)
 
 
 def _write_failure(path: Path, atoms: Atoms, err: MDGuardError) -> None:

@@ -1,4 +1,4 @@
-"""Subcommands of the MD arm: NVT molecular dynamics and its structural diagnostics."""
+"""Subcommands of the MD arm: NVT or NPT molecular dynamics and its diagnostics."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from dualbench.cli import schema_value
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "md",
-        help="NVT MD of a supercell with a model; writes snapshots.extxyz and md_log.csv",
+        help="NVT or NPT MD of a supercell with a model; writes snapshots.extxyz and md_log.csv",
         description=(
             "NVT molecular dynamics (Langevin or Bussi) from a Maxwell-Boltzmann start at the"
-            " target temperature. An interrupted run started again with the same arguments"
-            " continues from OUT/md_checkpoint.npz. Options left out take the defaults of"
-            " the config schema's md section."
+            " target temperature, at the structure's cell; or, with --ensemble npt, NPT"
+            " (Langevin atoms, Langevin-Hoover barostat, the cell's shape kept) at --pressure,"
+            " where the volume finds the model's own lattice. An interrupted run started"
+            " again with the same arguments continues from OUT/md_checkpoint.npz. Options"
+            " left out take the defaults of the config schema's md section."
         ),
     )
     p.add_argument(
@@ -36,6 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--snapshot-every", type=schema_value("md.snapshot_every"),
                    help="production steps between snapshots")
     p.add_argument("--thermostat", choices=["langevin", "bussi"])
+    p.add_argument("--ensemble", choices=["nvt", "npt"],
+                   help="nvt (default): the structure's cell; npt: the volume varies")
+    p.add_argument("--pressure", type=schema_value("md.pressure_GPa"),
+                   help="npt: external pressure in GPa (default 0; ambient is 1e-4)")
+    p.add_argument("--barostat-time", type=schema_value("md.barostat_time_fs"),
+                   help="npt: barostat time constant in fs")
     p.add_argument("--friction", type=schema_value("md.friction_per_fs"),
                    help="Langevin friction in 1/fs")
     p.add_argument("--taut", type=schema_value("md.taut_fs"), help="Bussi time constant in fs")
@@ -68,7 +76,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--absorber", required=True, help="element of the X-ray absorber")
     p.add_argument("--temperature", type=schema_value("$defs.material.temperature_K"),
                    required=True, help="target temperature in K")
-    p.add_argument("--log", help="md_log.csv for the temperature statistics")
+    p.add_argument("--log", help="md_log.csv for the temperature (and NPT pressure) statistics")
+    p.add_argument(
+        "--supercell", type=int, nargs=3, metavar=("A", "B", "C"),
+        help="repetitions of the unit cell, for the lattice parameter (default: md_run.json"
+        " beside --log)",
+    )
     p.add_argument("--cutoff", type=float, default=6.0, help="shell cutoff in Å (default 6)")
     p.add_argument(
         "--shell-tol", type=float, default=0.1, help="shell grouping tolerance in Å (0.1)"
@@ -90,6 +103,9 @@ def md(args: argparse.Namespace) -> int:
         timestep_fs=args.timestep,
         snapshot_every=args.snapshot_every,
         thermostat=args.thermostat,
+        ensemble=args.ensemble,
+        pressure_GPa=args.pressure,
+        barostat_time_fs=args.barostat_time,
         friction_per_fs=args.friction,
         taut_fs=args.taut,
         checkpoint_every=args.checkpoint_every,
@@ -126,6 +142,7 @@ def md_diagnostics(args: argparse.Namespace) -> int:
         args.temperature,
         args.out,
         md_log=args.log,
+        supercell=args.supercell,
         cutoff_A=args.cutoff,
         shell_tol_A=args.shell_tol,
         rdf_bin_A=args.rdf_bin,
@@ -136,4 +153,9 @@ def md_diagnostics(args: argparse.Namespace) -> int:
         f" (canonical spread {result['expected_std_T_K']:.1f} K)"
         + (f"; first shell sigma^2 = {first['sigma2_A2']:.5f} Å^2" if first else "")
     )
+    if result["mean_pressure_GPa"] is not None:
+        print(f"P = {result['mean_pressure_GPa']:.3f} GPa ({result['pressure_source']})")
+    lattice, sem = result["mean_lattice_parameter_A"], result["sem_lattice_parameter_A"]
+    if lattice is not None:
+        print(f"a = {lattice:.5f} Å" + (f" +- {sem:.5f} Å" if sem is not None else ""))
     return 0
