@@ -70,6 +70,10 @@ BAD = [
     ("ft.kmax", 2.0, "ft.kmax", "must exceed ft.kmin"),
     ("ft.rmin", 5.0, "ft.rmax", "must exceed ft.rmin (5.0)"),
     ("md.snapshot_every", 201, "md.snapshot_every", "exceeds md.production_steps"),
+    ("md.ensemble", "nph", "md.ensemble", "is not one of"),
+    ("experiment_fit.rmin_A", 3.5, "experiment_fit.rmax_A", "must exceed rmin_A (3.5)"),
+    ("exafs.engine", "fastest", "exafs.engine", "is not one of"),
+    ("exafs.s02", "guess", "exafs.s02", "is not one of ['experiment', 'fitted']"),
     ("plots.fig2_n_frames", [2, 7], "plots.fig2_n_frames", "[7] not in sweep.n_frames"),
     ("plots.seed", 3, "plots.seed", "3 is not in sweep.seeds"),
     ("exafs.rmax_A", 9.0, "exafs.rmax_A", "exceeds exafs.cluster_radius_A"),
@@ -111,6 +115,13 @@ def test_bad_values_name_the_key(good, key, value, named, says):
     message = str(err.value)
     assert message.startswith(f"study.yaml: {named}:"), message
     assert says in message
+
+
+def test_npt_needs_the_langevin_thermostat(good):
+    config = copy.deepcopy(good)
+    config["md"].update(ensemble="npt", thermostat="bussi")
+    with pytest.raises(ConfigError, match="md.thermostat: 'bussi': md.ensemble npt needs"):
+        prepare_config(config, "study.yaml")
 
 
 def test_periodic_images_accepted_when_asked(good):

@@ -208,6 +208,13 @@ def _check_semantics(config: Mapping[str, Any], source: str) -> None:
         raise ConfigError(
             source, "md.snapshot_every", "exceeds md.production_steps: no snapshot would be saved"
         )
+    if md.get("ensemble") == "npt" and md["thermostat"] != "langevin":
+        raise ConfigError(
+            source, "md.thermostat", f"{md['thermostat']!r}: md.ensemble npt needs langevin"
+        )
+    fit = config.get("experiment_fit")
+    if fit and fit["rmin_A"] >= fit["rmax_A"]:
+        raise ConfigError(source, "experiment_fit.rmax_A", f"must exceed rmin_A ({fit['rmin_A']})")
     sweep, plots = config["sweep"], config["plots"]
     missing = sorted(set(plots["fig2_n_frames"]) - set(sweep["n_frames"]))
     if missing:

@@ -163,6 +163,7 @@ def sample_configs(
         equilibration_steps=settings.equilibration_steps,
         production_steps=(settings.md_frames + settings.test_frames) * settings.interval_steps,
         snapshot_every=settings.interval_steps,
+        ensemble="nvt",  # configurations of the labelling cell, whatever the MD arm uses
     )
     run_md_job(
         model=model,

@@ -1,9 +1,10 @@
-# MD arm: NVT molecular dynamics with every model of the sweep, then diagnostics
-# (temperature statistics, g(r), shell sigma^2).  An MD job killed mid-run (time limit,
+# MD arm: molecular dynamics with every model of the sweep (NVT at the experimental
+# lattice, or NPT with md.ensemble: npt), then diagnostics (temperature, pressure and
+# lattice statistics, g(r), shell sigma^2).  An MD job killed mid-run (time limit,
 # preemption) continues from md_checkpoint.npz in its folder when it runs again; that
 # file is not an output, so Snakemake leaves it in place when it cleans up a failed job.
 
-from dualbench.md import NON_TRAJECTORY_SETTINGS
+from dualbench.md import trajectory_params
 
 
 rule run_md:
@@ -36,9 +37,7 @@ rule run_md:
         # Only md keys that change the trajectory (params trigger reruns): checkpoint_every,
         # device and the guards reach the script through the config, so that moving to a
         # GPU, say, does not rerun finished MD.
-        md=canonical_params(
-            {k: v for k, v in config["md"].items() if k not in NON_TRAJECTORY_SETTINGS}
-        ),
+        md=canonical_params(trajectory_params(config["md"])),
     script:
         "../scripts/run_md.py"
 
