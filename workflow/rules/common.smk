@@ -1,4 +1,6 @@
-# Shared helpers: validated config, path patterns and the targets of `rule all`.
+# Shared helpers: validated config, wildcard constraints, the input and param functions of
+# every rules file, and the targets of the `all` rule.  The rules files hold rules only,
+# with their paths written out in full (as `snakemake --lint` asks).
 
 import os
 
@@ -10,8 +12,11 @@ from dualbench.config import (
     load_yaml,
     prepare_config,
 )
+from dualbench.exafs import chunk_count
 from dualbench.fetch import MIRROR_ENV, mirror_folder, source_filename
 from dualbench.label import LabelSettings
+from dualbench.md import trajectory_params
+from dualbench.plots import run_label
 
 # A config given with --configfile replaces config/config.yaml instead of being merged
 # into it (Snakemake's default), so that another study does not inherit its materials.
@@ -27,8 +32,8 @@ for _path in CONFIG_FILES:
 
 # Validate before any job: a bad key stops here with its dotted name and the file.  The
 # config's mappings are then put in sorted key order (canonical), so that a config written
-# back with its keys in another order gives every rule the same params: Snakemake compares
-# params by repr, and a dict's repr follows its key order.
+# back with its keys in another order gives every rule the same params (Snakemake compares
+# params by repr, and a dict's repr follows its key order).
 CONFIG_SOURCE = ", ".join(map(str, CONFIG_FILES))
 _prepared = canonical_config(prepare_config(config, CONFIG_SOURCE))
 config.clear()
@@ -45,10 +50,12 @@ N_FRAMES = sorted(config["sweep"]["n_frames"])
 SEEDS = config["sweep"]["seeds"]
 DATA_ROLES = ("dft_train", "dft_test", "experiment", "structure")
 
-# One folder per (material, model, N, seed): model, DFT metrics, MD and EXAFS.
-RUN = "results/{material}/{model}/n{n}/seed{seed}"
-LOGS = "results/{material}/logs"
-BENCH = "results/{material}/benchmarks"
+# One folder per (material, model, N, seed), results/{material}/{model}/n{n}/seed{seed}:
+# model, DFT metrics, MD and EXAFS.
+
+# EXAFS chunks per run, known before the MD runs: exafs.snapshots (or the MD's snapshot
+# count when 0) over exafs.chunk_size.
+EXAFS_CHUNKS = chunk_count(config)
 
 
 wildcard_constraints:
@@ -77,7 +84,7 @@ def source_of(material, role):
 
 
 def canonical_params(value):
-    """A rule param with every mapping in sorted key order (see `canonical` above): wrap each
+    """A param with every mapping in sorted key order (see `canonical` above): wrap each
     dict-valued param in it, so that key order never triggers Snakemake's params rerun.
     """
     return canonical(value)
@@ -196,9 +203,177 @@ def expand_runs(pattern, material):
     return [pattern.format(**run) for run in runs(material)]
 
 
-# What `rule all` asks for. Each rules file appends its own final outputs:
-# RUN_TARGETS are patterns under RUN (expanded for every run of the sweep),
-# MATERIAL_TARGETS patterns with {material} only.  See all_outputs().
+# Input, param and resource functions of exafs.smk.
+
+
+def feff_potentials_input(wildcards):
+    """The structure file (if any) and, for potentials_from: average, the snapshots of the
+    first model's smallest-N run of the first seed (the vanilla model when N = 0 is swept).
+    """
+    inputs = {}
+    if "source" in config["materials"][wildcards.material]["structure"]:
+        inputs["structure"] = data_file(wildcards.material, "structure")
+    if config["exafs"]["potentials_from"] == "average":
+        inputs["snapshots"] = (
+            "results/{material}/{model}/n{n}/seed{seed}/md/snapshots.extxyz".format(
+                material=wildcards.material,
+                model=MODELS[0],
+                n=N_FRAMES[0],
+                seed=SEEDS[0],
+            )
+        )
+    return inputs
+
+
+def feff_paths_input(wildcards):
+    """The material's fixed potentials and structure file (if any)."""
+    material = wildcards.material
+    inputs = {
+        "phase": f"results/{material}/exafs/potentials/phase.pad",
+        "xsect": f"results/{material}/exafs/potentials/xsect.json",
+        "meta": f"results/{material}/exafs/potentials/potentials.json",
+    }
+    if "source" in config["materials"][material]["structure"]:
+        inputs["structure"] = data_file(material, "structure")
+    return inputs
+
+
+def snapshot_chi_input(wildcards):
+    """The run's snapshots, the material's potentials and, for the fast engine, its path
+    table."""
+    material = wildcards.material
+    run = f"results/{material}/{wildcards.model}/n{wildcards.n}/seed{wildcards.seed}"
+    inputs = {
+        "snapshots": f"{run}/md/snapshots.extxyz",
+        "phase": f"results/{material}/exafs/potentials/phase.pad",
+        "xsect": f"results/{material}/exafs/potentials/xsect.json",
+        "meta": f"results/{material}/exafs/potentials/potentials.json",
+    }
+    if config["exafs"]["engine"] == "fast":
+        inputs["paths"] = f"results/{material}/exafs/paths/paths.npz"
+    return inputs
+
+
+def fit_experiment_input(wildcards):
+    """The measured chi(k), the fixed potentials and the structure file (if any)."""
+    material = wildcards.material
+    inputs = {
+        "chi_k": f"results/{material}/experiment/chi_k.csv",
+        "phase": f"results/{material}/exafs/potentials/phase.pad",
+        "meta": f"results/{material}/exafs/potentials/potentials.json",
+    }
+    if "source" in config["materials"][material]["structure"]:
+        inputs["structure"] = data_file(material, "structure")
+    return inputs
+
+
+def exafs_keys(*keys):
+    """The keys of the exafs section a job depends on (so that, e.g., a new S0^2 does not
+    rerun FEFF through Snakemake's params trigger)."""
+    return canonical_params({key: config["exafs"][key] for key in keys})
+
+
+def snapshot_chi_runtime(wildcards):
+    """Minutes for one chunk, with generous headroom: about 2 s per (snapshot, absorber)
+    with the feff engine, 0.02 s with the fast one."""
+    absorbers = config["exafs"]["absorbers_per_snapshot"] or 256
+    seconds = 2.0 if config["exafs"]["engine"] == "feff" else 0.02
+    return 10 + int(config["exafs"]["chunk_size"] * absorbers * seconds) // 60
+
+
+# Input and param functions of summary.smk and plots.smk.
+
+
+def summary_inputs(wildcards):
+    """Every run's DFT metrics and, with an experiment, the EXAFS comparison."""
+    inputs = {
+        "dft": expand_runs(
+            "results/{material}/{model}/n{n}/seed{seed}/dft_metrics.json",
+            wildcards.material,
+        )
+    }
+    if has_experiment(wildcards.material):
+        inputs["exafs"] = f"results/{wildcards.material}/exafs/comparison.csv"
+    return inputs
+
+
+def plot_seed():
+    """The seed whose runs the per-run figures (Fig. 2, force parity) show."""
+    return SEEDS[0] if config["plots"]["seed"] is None else config["plots"]["seed"]
+
+
+def fig2_runs():
+    """(model, n) pairs of Fig. 2: vanilla and the configured (default: largest) N."""
+    tuned = config["plots"]["fig2_n_frames"] or [n for n in N_FRAMES[-1:] if n > 0]
+    ns = ([0] if 0 in N_FRAMES else []) + sorted(tuned)
+    return [(model, n) for model in MODELS for n in ns]
+
+
+def run_path(pattern, material, model, n):
+    """`pattern` (with {material}, {model}, {n}, {seed}) for a run of the plotted seed."""
+    return pattern.format(material=material, model=model, n=n, seed=plot_seed())
+
+
+def fig2_inputs(wildcards):
+    """The simulated chi(k) of the Fig. 2 runs and, with an experiment, the measured chi(k)
+    and the comparison."""
+    material = wildcards.material
+    inputs = {
+        "sims": [
+            run_path(
+                "results/{material}/{model}/n{n}/seed{seed}/exafs/chi_k.csv",
+                material,
+                model,
+                n,
+            )
+            for model, n in fig2_runs()
+        ]
+    }
+    if has_experiment(material):
+        inputs["experiment"] = f"results/{material}/experiment/chi_k.csv"
+        inputs["comparison"] = f"results/{material}/exafs/comparison.csv"
+    return inputs
+
+
+def parity_inputs(wildcards):
+    """The force parity tables of the Fig. 2 runs."""
+    return [
+        run_path(
+            "results/{material}/{model}/n{n}/seed{seed}/force_parity.csv",
+            wildcards.material,
+            model,
+            n,
+        )
+        for model, n in fig2_runs()
+    ]
+
+
+def sigma2_inputs(wildcards):
+    """Every run's MD sigma^2 and, with an experiment, its shell fit."""
+    material = wildcards.material
+    inputs = {
+        "sigma2": expand_runs(
+            "results/{material}/{model}/n{n}/seed{seed}/md/sigma2.csv", material
+        )
+    }
+    if has_experiment(material):
+        inputs["fit"] = f"results/{material}/experiment/fit.json"
+    return inputs
+
+
+def fig2_title(wildcards):
+    """The title of Fig. 2: material, absorber, edge and temperature."""
+    entry = config["materials"][wildcards.material]
+    return (
+        f"{wildcards.material}: {entry['absorber']} "
+        f"{entry['edge']} edge, "
+        f"{entry['temperature_K']:g} K"
+    )
+
+
+# What the `all` rule asks for.  Each rules file appends its own final outputs.
+# RUN_TARGETS are patterns with {material}, {model}, {n} and {seed} (expanded for every
+# run of the sweep), MATERIAL_TARGETS patterns with {material} only.  See all_outputs().
 RUN_TARGETS = []
 MATERIAL_TARGETS = []
 

@@ -50,14 +50,14 @@ rule fine_tune:
     input:
         pool="results/{material}/dft/train_pool.extxyz",
     output:
-        model=RUN + "/model/model.json",
-        checkpoint=RUN + "/model/checkpoint.pth.tar",
-        curve=RUN + "/model/training_curve.csv",
-        frames=RUN + "/model/frame_ids.json",
+        model="results/{material}/{model}/n{n}/seed{seed}/model/model.json",
+        checkpoint="results/{material}/{model}/n{n}/seed{seed}/model/checkpoint.pth.tar",
+        curve="results/{material}/{model}/n{n}/seed{seed}/model/training_curve.csv",
+        frames="results/{material}/{model}/n{n}/seed{seed}/model/frame_ids.json",
     log:
-        LOGS + "/fine_tune/{model}_n{n}_seed{seed}.log",
+        "results/{material}/logs/fine_tune/{model}_n{n}_seed{seed}.log",
     benchmark:
-        BENCH + "/fine_tune/{model}_n{n}_seed{seed}.tsv"
+        "results/{material}/benchmarks/fine_tune/{model}_n{n}_seed{seed}.tsv"
     wildcard_constraints:
         n=r"[1-9]\d*",
     conda:
@@ -77,15 +77,15 @@ rule fine_tune:
 
 rule dft_metrics:
     input:
-        model=RUN + "/model/model.json",
+        model="results/{material}/{model}/n{n}/seed{seed}/model/model.json",
         test="results/{material}/dft/test.extxyz",
     output:
-        metrics=RUN + "/dft_metrics.json",
-        parity=RUN + "/force_parity.csv",
+        metrics="results/{material}/{model}/n{n}/seed{seed}/dft_metrics.json",
+        parity="results/{material}/{model}/n{n}/seed{seed}/force_parity.csv",
     log:
-        LOGS + "/dft_metrics/{model}_n{n}_seed{seed}.log",
+        "results/{material}/logs/dft_metrics/{model}_n{n}_seed{seed}.log",
     benchmark:
-        BENCH + "/dft_metrics/{model}_n{n}_seed{seed}.tsv"
+        "results/{material}/benchmarks/dft_metrics/{model}_n{n}_seed{seed}.tsv"
     conda:
         "../../envs/ml.yaml"
     threads: 2
@@ -96,4 +96,4 @@ rule dft_metrics:
         "../scripts/dft_metrics.py"
 
 
-RUN_TARGETS.append(RUN + "/dft_metrics.json")
+RUN_TARGETS.append("results/{material}/{model}/n{n}/seed{seed}/dft_metrics.json")

@@ -4,22 +4,20 @@
 # preemption) continues from md_checkpoint.npz in its folder when it runs again; that
 # file is not an output, so Snakemake leaves it in place when it cleans up a failed job.
 
-from dualbench.md import trajectory_params
-
 
 rule run_md:
     input:
-        model=RUN + "/model/model.json",
+        model="results/{material}/{model}/n{n}/seed{seed}/model/model.json",
         structure=structure_input,
     output:
-        snapshots=RUN + "/md/snapshots.extxyz",
-        log=RUN + "/md/md_log.csv",
-        supercell=RUN + "/md/supercell.extxyz",
-        info=RUN + "/md/md_run.json",
+        snapshots="results/{material}/{model}/n{n}/seed{seed}/md/snapshots.extxyz",
+        log="results/{material}/{model}/n{n}/seed{seed}/md/md_log.csv",
+        supercell="results/{material}/{model}/n{n}/seed{seed}/md/supercell.extxyz",
+        info="results/{material}/{model}/n{n}/seed{seed}/md/md_run.json",
     log:
-        LOGS + "/run_md/{model}/n{n}/seed{seed}.log",
+        "results/{material}/logs/run_md/{model}/n{n}/seed{seed}.log",
     benchmark:
-        BENCH + "/run_md/{model}/n{n}/seed{seed}.tsv"
+        "results/{material}/benchmarks/run_md/{model}/n{n}/seed{seed}.tsv"
     conda:
         "../../envs/ml.yaml"
     threads: 4
@@ -44,17 +42,17 @@ rule run_md:
 
 rule md_diagnostics:
     input:
-        snapshots=RUN + "/md/snapshots.extxyz",
-        reference=RUN + "/md/supercell.extxyz",
-        log=RUN + "/md/md_log.csv",
+        snapshots="results/{material}/{model}/n{n}/seed{seed}/md/snapshots.extxyz",
+        reference="results/{material}/{model}/n{n}/seed{seed}/md/supercell.extxyz",
+        log="results/{material}/{model}/n{n}/seed{seed}/md/md_log.csv",
     output:
-        rdf=RUN + "/md/rdf.csv",
-        sigma2=RUN + "/md/sigma2.csv",
-        diagnostics=RUN + "/md/diagnostics.json",
+        rdf="results/{material}/{model}/n{n}/seed{seed}/md/rdf.csv",
+        sigma2="results/{material}/{model}/n{n}/seed{seed}/md/sigma2.csv",
+        diagnostics="results/{material}/{model}/n{n}/seed{seed}/md/diagnostics.json",
     log:
-        LOGS + "/md_diagnostics/{model}/n{n}/seed{seed}.log",
+        "results/{material}/logs/md_diagnostics/{model}/n{n}/seed{seed}.log",
     benchmark:
-        BENCH + "/md_diagnostics/{model}/n{n}/seed{seed}.tsv"
+        "results/{material}/benchmarks/md_diagnostics/{model}/n{n}/seed{seed}.tsv"
     conda:
         "../../envs/ml.yaml"
     resources:
@@ -69,8 +67,8 @@ rule md_diagnostics:
 
 RUN_TARGETS.extend(
     [
-        RUN + "/md/diagnostics.json",
-        RUN + "/md/sigma2.csv",
-        RUN + "/md/rdf.csv",
+        "results/{material}/{model}/n{n}/seed{seed}/md/diagnostics.json",
+        "results/{material}/{model}/n{n}/seed{seed}/md/sigma2.csv",
+        "results/{material}/{model}/n{n}/seed{seed}/md/rdf.csv",
     ]
 )

@@ -1,56 +1,22 @@
 # Figures: Fig. 2 and Fig. 3 of the paper per material, and diagnostics.
 # Every figure is PNG + PDF with its numbers as CSV; PNGs go into `snakemake --report`.
 
-from dualbench.plots import run_label
-
-FIGURES = "results/{material}/figures"
-
-
-def plot_seed():
-    return SEEDS[0] if config["plots"]["seed"] is None else config["plots"]["seed"]
-
-
-def fig2_runs():
-    """(model, n) pairs of Fig. 2: vanilla and the configured (default: largest) N."""
-    tuned = config["plots"]["fig2_n_frames"] or [n for n in N_FRAMES[-1:] if n > 0]
-    ns = ([0] if 0 in N_FRAMES else []) + sorted(tuned)
-    return [(model, n) for model in MODELS for n in ns]
-
-
-def run_path(pattern, material, model, n):
-    return pattern.format(material=material, model=model, n=n, seed=plot_seed())
-
-
-def fig2_inputs(wildcards):
-    inputs = {
-        "sims": [
-            run_path(RUN + "/exafs/chi_k.csv", wildcards.material, model, n)
-            for model, n in fig2_runs()
-        ]
-    }
-    if has_experiment(wildcards.material):
-        inputs["experiment"] = EXPERIMENT + "/chi_k.csv"
-        inputs["comparison"] = "results/{material}/exafs/comparison.csv".format(
-            material=wildcards.material
-        )
-    return inputs
-
 
 rule plot_fig2:
     input:
         unpack(fig2_inputs),
     output:
         png=report(
-            FIGURES + "/fig2.png",
+            "results/{material}/figures/fig2.png",
             caption="../report/fig2.rst",
             category="{material}",
         ),
-        pdf=FIGURES + "/fig2.pdf",
-        csv=FIGURES + "/fig2.csv",
+        pdf="results/{material}/figures/fig2.pdf",
+        csv="results/{material}/figures/fig2.csv",
     log:
-        LOGS + "/plot_fig2.log",
+        "results/{material}/logs/plot_fig2.log",
     benchmark:
-        BENCH + "/plot_fig2.tsv"
+        "results/{material}/benchmarks/plot_fig2.tsv"
     conda:
         "../../envs/plots.yaml"
     resources:
@@ -62,9 +28,7 @@ rule plot_fig2:
         ft=canonical_params(config["ft"]),
         kweight=config["ft"]["kweight"],
         k_window=[config["ft"]["kmin"], config["ft"]["kmax"]],
-        title=lambda wc: f"{wc.material}: {config['materials'][wc.material]['absorber']} "
-        f"{config['materials'][wc.material]['edge']} edge, "
-        f"{config['materials'][wc.material]['temperature_K']:g} K",
+        title=fig2_title,
     script:
         "../scripts/plot_fig2.py"
 
@@ -74,16 +38,16 @@ rule plot_fig3:
         "results/{material}/summary.csv",
     output:
         png=report(
-            FIGURES + "/fig3.png",
+            "results/{material}/figures/fig3.png",
             caption="../report/fig3.rst",
             category="{material}",
         ),
-        pdf=FIGURES + "/fig3.pdf",
-        csv=FIGURES + "/fig3.csv",
+        pdf="results/{material}/figures/fig3.pdf",
+        csv="results/{material}/figures/fig3.csv",
     log:
-        LOGS + "/plot_fig3.log",
+        "results/{material}/logs/plot_fig3.log",
     benchmark:
-        BENCH + "/plot_fig3.tsv"
+        "results/{material}/benchmarks/plot_fig3.tsv"
     conda:
         "../../envs/plots.yaml"
     resources:
@@ -95,22 +59,19 @@ rule plot_fig3:
 
 rule plot_parity:
     input:
-        lambda wc: [
-            run_path(RUN + "/force_parity.csv", wc.material, model, n)
-            for model, n in fig2_runs()
-        ],
+        parity_inputs,
     output:
         png=report(
-            FIGURES + "/force_parity.png",
+            "results/{material}/figures/force_parity.png",
             caption="../report/force_parity.rst",
             category="{material}",
         ),
-        pdf=FIGURES + "/force_parity.pdf",
-        csv=FIGURES + "/force_parity.csv",
+        pdf="results/{material}/figures/force_parity.pdf",
+        csv="results/{material}/figures/force_parity.csv",
     log:
-        LOGS + "/plot_parity.log",
+        "results/{material}/logs/plot_parity.log",
     benchmark:
-        BENCH + "/plot_parity.tsv"
+        "results/{material}/benchmarks/plot_parity.tsv"
     conda:
         "../../envs/plots.yaml"
     resources:
@@ -126,19 +87,22 @@ rule plot_parity:
 
 rule plot_convergence:
     input:
-        lambda wc: expand_runs(RUN + "/exafs/convergence.csv", wc.material),
+        lambda wc: expand_runs(
+            "results/{material}/{model}/n{n}/seed{seed}/exafs/convergence.csv",
+            wc.material,
+        ),
     output:
         png=report(
-            FIGURES + "/exafs_convergence.png",
+            "results/{material}/figures/exafs_convergence.png",
             caption="../report/exafs_convergence.rst",
             category="{material}",
         ),
-        pdf=FIGURES + "/exafs_convergence.pdf",
-        csv=FIGURES + "/exafs_convergence.csv",
+        pdf="results/{material}/figures/exafs_convergence.pdf",
+        csv="results/{material}/figures/exafs_convergence.csv",
     log:
-        LOGS + "/plot_convergence.log",
+        "results/{material}/logs/plot_convergence.log",
     benchmark:
-        BENCH + "/plot_convergence.tsv"
+        "results/{material}/benchmarks/plot_convergence.tsv"
     conda:
         "../../envs/plots.yaml"
     resources:
@@ -150,29 +114,21 @@ rule plot_convergence:
         "../scripts/plot_convergence.py"
 
 
-def sigma2_inputs(wildcards):
-    """Every run's MD sigma^2 and, with an experiment, its shell fit."""
-    inputs = {"sigma2": expand_runs(RUN + "/md/sigma2.csv", wildcards.material)}
-    if has_experiment(wildcards.material):
-        inputs["fit"] = EXPERIMENT.format(material=wildcards.material) + "/fit.json"
-    return inputs
-
-
 rule plot_sigma2:
     input:
         unpack(sigma2_inputs),
     output:
         png=report(
-            FIGURES + "/sigma2.png",
+            "results/{material}/figures/sigma2.png",
             caption="../report/sigma2.rst",
             category="{material}",
         ),
-        pdf=FIGURES + "/sigma2.pdf",
-        csv=FIGURES + "/sigma2.csv",
+        pdf="results/{material}/figures/sigma2.pdf",
+        csv="results/{material}/figures/sigma2.csv",
     log:
-        LOGS + "/plot_sigma2.log",
+        "results/{material}/logs/plot_sigma2.log",
     benchmark:
-        BENCH + "/plot_sigma2.tsv"
+        "results/{material}/benchmarks/plot_sigma2.tsv"
     conda:
         "../../envs/plots.yaml"
     resources:
@@ -185,6 +141,6 @@ rule plot_sigma2:
 
 
 MATERIAL_TARGETS.extend(
-    FIGURES + f"/{name}.png"
+    f"results/{{material}}/figures/{name}.png"
     for name in ("fig2", "fig3", "force_parity", "exafs_convergence", "sigma2")
 )

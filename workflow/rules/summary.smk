@@ -1,13 +1,6 @@
 # The per-material summary table joining both arms.
 
 
-def summary_inputs(wildcards):
-    inputs = {"dft": expand_runs(RUN + "/dft_metrics.json", wildcards.material)}
-    if has_experiment(wildcards.material):
-        inputs["exafs"] = f"results/{wildcards.material}/exafs/comparison.csv"
-    return inputs
-
-
 rule summary:
     input:
         unpack(summary_inputs),

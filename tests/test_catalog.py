@@ -1,0 +1,58 @@
+"""Conformance with the snakemake-workflows catalog: `snakemake --lint` clean, helper
+functions in common.smk only, the schema a real file, a LICENSE and a config/README.md."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+
+def test_snakemake_lint_reports_no_lints(repo):
+    """`snakemake --lint` (the catalog's own check) finds nothing: it exits 1 on a lint, and
+    its output is checked too, so that a lint can never pass silently."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--lint"],
+        capture_output=True, text=True, timeout=300, cwd=repo,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "Lints for" not in output, output
+
+
+def test_rule_files_hold_rules_only(repo):
+    """Every helper `def` lives in common.smk; the other rules files hold rules only."""
+    for smk in sorted((repo / "workflow" / "rules").glob("*.smk")):
+        if smk.name == "common.smk":
+            continue
+        defs = re.findall(r"^\s*def (\w+)", smk.read_text(), flags=re.M)
+        assert not defs, f"{smk.name} defines {defs}: move them to common.smk"
+
+
+def test_workflow_schema_is_a_real_copy_of_the_package_schema(repo):
+    """workflow/schemas/config.schema.yaml is a real file (a link into src/ dangles in a
+    workflow deployed by snakedeploy) and byte-identical to the schema the package
+    validates with (src/dualbench/schemas/config.schema.yaml): edit both together."""
+    workflow_copy = repo / "workflow" / "schemas" / "config.schema.yaml"
+    package_schema = repo / "src" / "dualbench" / "schemas" / "config.schema.yaml"
+    assert not workflow_copy.is_symlink(), f"{workflow_copy} must be a file, not a link"
+    assert not package_schema.is_symlink()
+    assert workflow_copy.read_bytes() == package_schema.read_bytes(), (
+        f"{workflow_copy} and {package_schema} differ: copy the edited one over the other"
+    )
+
+
+def test_license_matches_pyproject(repo):
+    license_text = (repo / "LICENSE").read_text()
+    assert license_text.startswith("BSD 3-Clause License\n")
+    assert "Copyright (c) 2026, the dualbench authors" in license_text
+    pyproject = (repo / "pyproject.toml").read_text()
+    assert re.search(r'^license\s*=.*"BSD-3-Clause"', pyproject, flags=re.M)
+
+
+def test_config_readme_describes_every_config(repo):
+    readme = (repo / "config" / "README.md").read_text()
+    configs = sorted(p.name for p in (repo / "config").glob("*.yaml"))
+    assert configs
+    missing = [name for name in configs if f"`{name}`" not in readme]
+    assert not missing, f"config/README.md does not describe {missing}"
