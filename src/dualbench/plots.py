@@ -143,7 +143,8 @@ def fig3(
                 data["n_frames"], data["mean"], yerr=data["half_width"], color=color,
                 marker=marker, ls=line, capsize=3, label=label))
             n_conv = converged_n(data)
-            if n_conv is not None and len(data) > 1:
+            # The largest N passes trivially: a line there would say nothing.
+            if n_conv is not None and n_conv < data["n_frames"].max():
                 ax.axvline(n_conv, color=color, ls=":", lw=1.0)
                 ax.annotate(f"converged N={n_conv}", xy=(n_conv, 1.0), color=color,
                             xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
@@ -164,7 +165,7 @@ def fig3(
     ax_left.set_xticks(ns)
     ax_left.set_xticklabels(["0\n(vanilla)" if n == 0 else str(n) for n in ns])
     ax_left.set_xlabel("DFT frames used for fine-tuning, N")
-    ax_left.legend(handles=handles, frameon=False, fontsize=8, loc="upper right")
+    ax_left.legend(handles=handles, frameon=False, fontsize=8, loc="upper center")
     if title:
         ax_left.set_title(title)
     fig.tight_layout()
