@@ -198,6 +198,8 @@ def test_label_rules_feed_the_dft_arm(repo, tmp_path):
                               "dft": {"label": TINY}}},
         "sweep": {"n_frames": [0, 1]},
         "md": {"device": "cpu"},
+        # A 1x1x1 cell for the DFT arm alone: no EXAFS target is asked for here.
+        "exafs": {"allow_periodic_images": True},
     }
     path = tmp_path / "label.yaml"
     path.write_text(yaml.safe_dump(config))

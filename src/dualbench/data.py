@@ -73,9 +73,13 @@ def _number_array(value, what: str, where: str) -> np.ndarray:
         raise FrameError(f"{where}: {what} is not an array of numbers{detail}") from None
 
 
-def _attach(atoms: Atoms, energy, forces, stress, frame_id: str, where: str) -> Atoms:
+def _attach(
+    atoms: Atoms, energy, forces, stress, frame_id: str, where: str | None = None
+) -> Atoms:
     """Put energy (eV), forces (eV/Å) and stress on ``atoms``; a value that is not a number
-    (or a ragged force array) is refused naming ``where`` (file and frame)."""
+    (or a ragged force array) is refused naming ``where`` (file and frame; default: the
+    frame id)."""
+    where = where if where is not None else f"frame {frame_id}"
     if energy is not None:
         try:
             energy = float(energy)
