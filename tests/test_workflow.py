@@ -38,13 +38,14 @@ def job_counts(output: str) -> dict[str, int]:
 def test_dry_run_default_study(repo, tmp_path):
     proc = snakemake(repo, tmp_path, "-n", "--configfile", str(repo / "config" / "config.yaml"))
     counts = job_counts(proc.stdout)
-    n_runs = 3  # config.yaml: N in {0, 2, 10}, one seed, one model
+    n_runs = 6  # config.yaml: N in {0, 2, 10}, seeds 0 and 1, one model
     assert counts["fetch_data"] == 3
     assert counts["prepare_frames"] == 1
-    assert counts["vanilla_model"] == 1
-    assert counts["fine_tune"] == n_runs - 1
+    assert counts["vanilla_model"] == 2  # one per seed (the vanilla MD's seed differs)
+    assert counts["fine_tune"] == n_runs - 2
     assert counts["dft_metrics"] == n_runs
-    assert counts["summary"] == 1
+    assert counts["run_md"] == n_runs and counts["snapshot_chi"] == n_runs
+    assert counts["summary"] == 1 and counts["convergence"] == 1
 
 
 def test_bad_config_stops_before_any_job(repo, tmp_path):
