@@ -204,9 +204,10 @@ def test_tiny_study_through_sbatch_matches_local_run(repo, mirror, tmp_path):
     ours, theirs = (json.loads((d / metrics).read_text()) for d in (on_slurm, local))
     for key in ("force_mae_eV_per_A", "energy_mae_eV_per_atom", "stress_mae_GPa",
                 "force_slope"):
-        # Same model, frames and code; torch's sums may run in another order with another
-        # thread count, which moves the 7th digit (4e-6 relative seen), not the physics.
-        assert ours[key] == pytest.approx(theirs[key], rel=1e-5, abs=1e-6), key
+        # Same model, frames and code; torch's threaded sums are not bit-reproducible from
+        # one process to the next (4e-6 relative on the force MAE and 2e-5 on the stress
+        # MAE seen in full-suite runs), which is not the physics: equal to 4 digits.
+        assert ours[key] == pytest.approx(theirs[key], rel=1e-4, abs=1e-6), key
     tuned = json.loads((on_slurm / "results/W/chgnet/n2/seed0/dft_metrics.json").read_text())
     assert tuned["model"]["n_frames"] == 2
     assert math.isfinite(tuned["force_mae_eV_per_A"])
