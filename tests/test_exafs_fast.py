@@ -275,3 +275,30 @@ def test_exafs_average_cli_fast_engine(tmp_path):
     # Without --reference and without the MD's supercell.extxyz: a clear refusal.
     assert main([*args, "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad" / "chi_k.csv").exists()
+
+
+def test_workers_and_average_potentials(small, tmp_path):
+    """Two threads give the single thread's rows exactly; `potentials_from: average` takes
+    the potentials from the snapshots' mean positions (ASE-built oracle: the mean of two
+    displaced copies is the ideal crystal, so its potentials' reference is the ideal one)."""
+    _, table = small
+    frames = {i: thermal(bcc_w(3), 0.04, seed=20 + i) for i in range(4)}
+    one = ex.compute_chunk_fast(frames, table, absorbers_per_snapshot=0, seed=0, workers=1)
+    two = ex.compute_chunk_fast(frames, table, absorbers_per_snapshot=0, seed=0, workers=2)
+    assert np.array_equal(one.chi, two.chi) and np.array_equal(one.frame_index, two.frame_index)
+    ideal = bcc_w(3)
+    plus, minus = ideal.copy(), ideal.copy()
+    shift = np.random.default_rng(5).normal(0.0, 0.05, size=(len(ideal), 3))
+    plus.positions += shift
+    minus.positions -= shift
+    traj = tmp_path / "snaps.extxyz"
+    write(traj, [plus, minus], format="extxyz")
+    material = {"structure": {"symbols": ["W"], "basis": [[0, 0, 0]], "spacegroup": 229,
+                              "cellpar": [A_W, A_W, A_W, 90, 90, 90]},
+                "supercell": [3, 3, 3], "absorber": "W", "edge": "L3"}
+    exafs = {"rmax_A": 4.5, "nleg": 2, "cluster_radius_A": 4.6, "potentials_from": "average"}
+    pots = ex.potentials_stage(material, exafs, tmp_path / "pot", snapshots_file=traj)
+    assert pots.meta["reference"] == "average"
+    feff_ideal = ex.cut_cluster(ideal, 0, 4.6)
+    assert len(ex.cut_cluster(ex.average_structure([plus, minus]), 0, 4.6)) == len(feff_ideal)
+    assert np.allclose(ex.average_structure([plus, minus]).positions, ideal.positions, atol=1e-9)

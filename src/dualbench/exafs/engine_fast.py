@@ -139,7 +139,8 @@ def compute_chunk_fast(
 ) -> ChunkResult:
     """The fast engine's chunk: one row per frame, the mean chi(k) over its chosen
     absorbers (all when ``absorbers_per_snapshot`` is 0; the same draw as the ``feff``
-    engine), ``weight`` = the number of absorbers.  Logs progress per batch of frames."""
+    engine), ``weight`` = the number of absorbers.  Logs progress about every tenth of the
+    frames; ``workers`` frames are evaluated at once (threads)."""
     absorber = table.meta["absorber"]
     chosen = {
         fi: select_absorbers(atoms, absorber, absorbers_per_snapshot, seed, fi)
@@ -152,14 +153,11 @@ def compute_chunk_fast(
         len(order), absorbers_per_snapshot or "all", sum(len(v) for v in chosen.values()),
         len(table.reff), table.n_instances,
     )
-    results: dict[int, np.ndarray] = {}
+    results: dict[int, tuple[np.ndarray, float]] = {}
     margin = float(table.meta.get("rpath_margin_A", 0.0))
-    largest = 0.0
 
     def one(fi: int) -> int:
-        nonlocal largest
-        results[fi], worst = chi_of_frame(table, frames[fi], fi, chosen[fi])
-        largest = max(largest, worst)
+        results[fi] = chi_of_frame(table, frames[fi], fi, chosen[fi])
         return fi
 
     every = max(1, len(order) // 10)
@@ -171,6 +169,7 @@ def compute_chunk_fast(
                     "snapshots %d/%d done: %.3f s per snapshot, ETA %.0f s",
                     done, len(order), elapsed / done, elapsed / done * (len(order) - done),
                 )
+    largest = max((worst for _, worst in results.values()), default=0.0)
     if largest > margin:
         log.warning(
             "a path was %.2f Å shorter than in the ideal crystal, more than the path table's"
@@ -179,7 +178,7 @@ def compute_chunk_fast(
             largest, margin,
         )
     return ChunkResult(
-        chi=np.array([results[fi] for fi in order]).reshape(len(order), -1),
+        chi=np.array([results[fi][0] for fi in order]).reshape(len(order), -1),
         frame_index=np.array(order, dtype=int),
         absorber_index=np.full(len(order), -1, dtype=int),
         weight=np.array([len(chosen[fi]) for fi in order], dtype=float),
