@@ -1,0 +1,178 @@
+"""MD settings from a config's ``md`` section, and the guards every step is checked by.
+
+:class:`MDSettings` (times fs, temperatures K, distances Å, friction 1/fs, pressure GPa)
+with the schema's defaults (:func:`md_settings`), which keys change a trajectory
+(:data:`NON_TRAJECTORY_SETTINGS`, :func:`trajectory_params`), and :func:`check_state`,
+which stops a run that left the physical regime (:class:`MDGuardError`).  The driver is
+:mod:`dualbench.md`, which re-exports these names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from dualbench.ensembles import NPT_LOG_COLUMNS, trajectory_settings, validate_ensemble
+
+LOG_COLUMNS = ("step", "time_fs", "temperature_K", "epot_eV", "ekin_eV")
+
+#: Settings that do not change the trajectory: a checkpoint stays valid when they change,
+#: and the workflow does not rerun a finished MD for them.
+NON_TRAJECTORY_SETTINGS = frozenset(
+    {"checkpoint_every", "min_distance_A", "max_temperature_factor", "device", "progress_every"}
+)
+
+
+def trajectory_params(md_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of a config's ``md`` section that change the trajectory (for the
+    ``run_md`` rule's params): less :data:`NON_TRAJECTORY_SETTINGS` and, under NVT, less
+    ``ensemble``, ``pressure_GPa`` and ``barostat_time_fs``, so that adding NPT did not
+    change the params (and trigger reruns) of NVT runs."""
+    return trajectory_settings(dict(md_config), NON_TRAJECTORY_SETTINGS)
+
+
+class MDGuardError(RuntimeError):
+    """The MD left the physical regime (non-finite forces, atoms too close, runaway T).
+
+    ``step`` is the step at which the check failed and ``reason`` says which check.
+    """
+
+    def __init__(self, step: int, reason: str):
+        self.step = step
+        self.reason = reason
+        super().__init__(f"MD stopped at step {step}: {reason}")
+
+
+@dataclass
+class MDSettings:
+    """One MD run.  Build it with :func:`md_settings` to get the schema's defaults.
+
+    Times in fs, temperatures in K, distances in Å, friction in 1/fs, pressure in GPa.
+    ``ensemble`` nvt keeps the starting cell; npt (thermostat langevin only) lets the
+    volume fluctuate at ``pressure_GPa`` with a barostat of time constant
+    ``barostat_time_fs``.
+    """
+
+    temperature_K: float
+    seed: int
+    thermostat: str
+    timestep_fs: float
+    equilibration_steps: int
+    production_steps: int
+    snapshot_every: int
+    friction_per_fs: float
+    taut_fs: float
+    checkpoint_every: int
+    min_distance_A: float
+    max_temperature_factor: float
+    device: str
+    progress_every: int | None = None  # steps between progress lines; None: ~10 % of the run
+    ensemble: str = "nvt"
+    pressure_GPa: float = 0.0  # external pressure of an NPT run
+    barostat_time_fs: float = 200.0  # NPT barostat time constant
+
+    @property
+    def log_columns(self) -> tuple[str, ...]:
+        """Columns of md_log.csv (before ``phase``): NPT adds volume_A3 and pressure_GPa."""
+        return LOG_COLUMNS + (NPT_LOG_COLUMNS if self.ensemble == "npt" else ())
+
+    @property
+    def total_steps(self) -> int:
+        return self.equilibration_steps + self.production_steps
+
+    @property
+    def n_snapshots(self) -> int:
+        return self.production_steps // self.snapshot_every
+
+    def validate(self) -> None:
+        validate_ensemble(
+            self.ensemble, self.thermostat, self.pressure_GPa, self.barostat_time_fs
+        )
+        if self.temperature_K <= 0:
+            raise ValueError(f"temperature_K must be positive, not {self.temperature_K}")
+        for name in ("timestep_fs", "friction_per_fs", "taut_fs", "min_distance_A"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+        for name in ("production_steps", "snapshot_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.equilibration_steps < 0:
+            raise ValueError("equilibration_steps must not be negative")
+        if self.production_steps < self.snapshot_every:
+            raise ValueError("snapshot_every exceeds production_steps: no snapshot would be kept")
+
+
+def md_defaults() -> dict[str, Any]:
+    """The defaults of the config's ``md`` section, from the schema (one source of truth)."""
+    from dualbench.config import load_schema
+
+    props = load_schema()["properties"]["md"]["properties"]
+    return {name: prop["default"] for name, prop in props.items() if "default" in prop}
+
+
+def md_settings(
+    md_config: Mapping[str, Any] | None = None,
+    *,
+    temperature_K: float,
+    seed: int = 0,
+    **overrides: Any,
+) -> MDSettings:
+    """Settings from a config's ``md`` section (missing keys: schema defaults) and overrides.
+
+    Overrides that are None are ignored, so CLI options can be passed through as they are.
+    """
+    values = md_defaults()
+    values.update(md_config or {})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in fields(MDSettings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown md setting(s): {', '.join(unknown)}")
+    settings = MDSettings(temperature_K=float(temperature_K), seed=int(seed), **values)
+    settings.validate()
+    return settings
+
+# --------------------------------------------------------------------------------------
+# Guards
+
+
+def check_state(atoms: Atoms, step: int, settings: MDSettings) -> None:
+    """Raise :class:`MDGuardError` when the state at ``step`` is not physical.
+
+    Checks, in order: finite positions and momenta, finite energy and forces (of the
+    attached calculator's last results), no pair closer than ``min_distance_A`` (minimum
+    image), and a kinetic temperature below ``max_temperature_factor`` times the target.
+    """
+    from ase.neighborlist import neighbor_list
+
+    if not (np.isfinite(atoms.positions).all() and np.isfinite(atoms.get_momenta()).all()):
+        raise MDGuardError(step, "non-finite positions or momenta")
+    results = atoms.calc.results if atoms.calc is not None else {}
+    forces = results.get("forces")
+    if forces is not None and not np.isfinite(forces).all():
+        bad = np.unique(np.nonzero(~np.isfinite(forces))[0])
+        raise MDGuardError(step, f"non-finite forces on atom(s) {bad[:10].tolist()}")
+    energy = results.get("energy")
+    if energy is not None and not np.isfinite(energy):
+        raise MDGuardError(step, f"non-finite potential energy ({energy})")
+    i, j, d = neighbor_list("ijd", atoms, settings.min_distance_A)
+    if len(d):
+        k = int(np.argmin(d))
+        raise MDGuardError(
+            step,
+            f"atoms {int(i[k])} and {int(j[k])} are {d[k]:.3f} Å apart, closer than"
+            f" min_distance_A = {settings.min_distance_A} Å",
+        )
+    temperature = atoms.get_temperature()
+    limit = settings.max_temperature_factor * settings.temperature_K
+    if not math.isfinite(temperature) or temperature > limit:
+        raise MDGuardError(
+            step,
+            f"temperature {temperature:.1f} K exceeds {settings.max_temperature_factor} x the"
+            f" target {settings.temperature_K} K (runaway)",
+        )
