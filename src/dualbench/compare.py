@@ -115,6 +115,14 @@ class _Prepared:
     inside_k: np.ndarray
     kw: np.ndarray
     ft: FTSettings
+    _chir_exp: tuple[np.ndarray, np.ndarray] | None = None
+
+    def chir_exp(self) -> tuple[np.ndarray, np.ndarray]:
+        """(R, chi(R)) of the experiment, transformed once (every score and bootstrap
+        replicate compares against it)."""
+        if self._chir_exp is None:
+            self._chir_exp = fourier_transform(self.k, self.chi_exp, self.ft)
+        return self._chir_exp
 
 
 def _mse_k(prep: _Prepared, model: np.ndarray) -> float:
@@ -168,7 +176,7 @@ def _score(
     ft = prep.ft
     model = amp * shifted_chi(prep.k, k_sim, chi_sim, de)
     mse_k = _mse_k(prep, model)
-    r, chir_exp = fourier_transform(prep.k, prep.chi_exp, ft)
+    r, chir_exp = prep.chir_exp()
     _, chir_mod = fourier_transform(prep.k, model, ft)
     inside_r = (r >= ft.rmin) & (r <= ft.rmax)
     mag_diff = np.abs(chir_exp[inside_r]) - np.abs(chir_mod[inside_r])
