@@ -32,7 +32,8 @@ def test_defaults_filled(good):
     del minimal["materials"]["W"]["supercell"]
     config = prepare_config(minimal)
     assert config["materials"]["W"]["supercell"] == [3, 3, 3]
-    assert config["models"] == {"chgnet": {"kind": "chgnet", "weights": "0.3.0"}}
+    assert config["models"] == {"chgnet": {"kind": "chgnet", "weights": "0.3.0", "modal": None,
+                                           "calculator": None, "options": {}}}
     assert config["ft"]["window"] == "hanning"
     assert config["exafs"]["e0_shift"] == "experiment" and config["exafs"]["s02"] == "experiment"
     assert config["exafs"]["engine"] == "fast"
@@ -239,3 +240,33 @@ def test_yaml_roundtrip_of_defaults(good):
     """A filled config written back to YAML validates again (defaults are schema-valid)."""
     filled = prepare_config(good)
     assert prepare_config(yaml.safe_load(yaml.safe_dump(filled))) == filled
+
+
+@pytest.mark.parametrize(
+    ("model", "key", "message"),
+    [
+        ({"kind": "chgnet", "weights": "7net-0"}, "models.m.weights", "not shipped with chgnet"),
+        ({"kind": "sevennet", "weights": "0.3.0"}, "models.m.weights", "not shipped with sevennet"),
+        ({"kind": "sevennet", "modal": "PBE"}, "models.m.modal", "only sevennet 7net-mf-0"),
+        ({"kind": "ase"}, "models.m.calculator", "needs the calculator's import path"),
+        ({"kind": "ase", "calculator": "a.b:C", "weights": "0.3.0"}, "models.m.weights",
+         "not weights or modal"),
+        ({"kind": "chgnet", "calculator": "a.b:C"}, "models.m.calculator", "only kind ase"),
+    ],
+)
+def test_model_entries_fit_their_kind(good, model, key, message):
+    config = copy.deepcopy(good)
+    config["models"] = {"m": model}
+    with pytest.raises(ConfigError, match=message) as err:
+        prepare_config(config, "study.yaml")
+    assert err.value.key == key
+
+
+def test_model_defaults_per_kind(good):
+    config = copy.deepcopy(good)
+    config["models"] = {"a": {"kind": "sevennet"}, "b": {"kind": "sevennet", "weights": "7net-mf-0"},
+                        "c": {"kind": "chgnet", "weights": "r2scan"}}
+    models = prepare_config(config)["models"]
+    assert (models["a"]["weights"], models["a"]["modal"]) == ("7net-0", None)
+    assert (models["b"]["weights"], models["b"]["modal"]) == ("7net-mf-0", "PBE")
+    assert models["c"]["weights"] == "r2scan"

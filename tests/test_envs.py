@@ -3,6 +3,7 @@ and their pins agree with pyproject.toml.  Nothing is built (no conda channels h
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -114,31 +115,58 @@ def test_env_python_meets_requires_python(path):
     assert version in SpecifierSet(requires), f"{path.name}: python {version} vs {requires}"
 
 
-def rule_conda_envs() -> dict[str, str | None]:
-    """{rule: the string its `conda:` directive gives, or None} for workflow/rules/*.smk."""
+def model_envs() -> dict[str, str]:
+    """MODEL_ENVS of common.smk: the env of each model kind's rules."""
+    text = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    match = re.search(r"^MODEL_ENVS = (\{.*?^\})", text, flags=re.M | re.S)
+    assert match, "common.smk: MODEL_ENVS not found"
+    return ast.literal_eval(match[1])
+
+
+#: conda: functions of common.smk, each returning one of MODEL_ENVS by model kind
+ENV_FUNCTIONS = ("model_env", "sampling_env")
+
+
+def rule_conda_envs() -> dict[str, tuple[Path, list[str] | None]]:
+    """{rule: the env files its `conda:` directive can give, or None} for
+    workflow/rules/*.smk: a literal path, or a function of ENV_FUNCTIONS (every model
+    kind's env)."""
     envs = {}
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
         blocks = re.split(r"^rule (\w+):\s*$", smk.read_text(), flags=re.M)
         for name, body in zip(blocks[1::2], blocks[2::2], strict=True):
             body = re.split(r"^\S", body, maxsplit=1, flags=re.M)[0]  # up to the next top level
             match = re.search(r"^\s+conda:\s*\n\s+[\"']([^\"']+)[\"']", body, flags=re.M)
-            envs[name] = (smk, match[1]) if match else (smk, None)
+            function = re.search(r"^\s+conda:\s*\n\s+(\w+)\s*$", body, flags=re.M)
+            if match:
+                envs[name] = (smk, [match[1]])
+            elif function and function[1] in ENV_FUNCTIONS:
+                envs[name] = (smk, sorted(set(model_envs().values())))
+            else:
+                envs[name] = (smk, None)
     return envs
+
+
+def test_every_model_kind_has_an_env():
+    from dualbench.models import KINDS
+
+    assert set(model_envs()) == set(KINDS)
 
 
 def test_every_rule_names_an_existing_env(workflow_rules):
     envs = rule_conda_envs()
     assert workflow_rules <= set(envs), "rules not found in workflow/rules/*.smk"
     problems = []
-    for name, (smk, env) in sorted(envs.items()):
-        if env is None:
+    for name, (smk, files) in sorted(envs.items()):
+        if files is None:
             problems.append(f"{name} ({smk.name}): no conda: directive")
             continue
-        path = (smk.parent / env).resolve()  # Snakemake resolves it next to the .smk
-        if not path.is_file():
-            problems.append(f"{name} ({smk.name}): {env} does not exist")
-        elif path.parent != REPO / "envs":
-            problems.append(f"{name} ({smk.name}): {env} is not under envs/")
+        for env in files:
+            path = (smk.parent / env).resolve()  # Snakemake resolves it next to the .smk
+            if not path.is_file():
+                problems.append(f"{name} ({smk.name}): {env} does not exist")
+            elif path.parent != REPO / "envs":
+                problems.append(f"{name} ({smk.name}): {env} is not under envs/")
     assert problems == []
 
 

@@ -189,8 +189,46 @@ def validate(config: Mapping[str, Any], source: str = "") -> None:
     _check_semantics(config, source)
 
 
+def _check_models(config: Mapping[str, Any], source: str) -> None:
+    """Each model's weights, modality and calculator fit its kind."""
+    from dualbench.models.spec import CHGNET_WEIGHTS, SEVENNET_WEIGHTS
+
+    known = {"chgnet": CHGNET_WEIGHTS, "sevennet": tuple(SEVENNET_WEIGHTS)}
+    for name, model in config["models"].items():
+        kind, weights = model["kind"], model.get("weights")
+        where = f"models.{name}"
+        if kind == "ase":
+            if not model.get("calculator"):
+                raise ConfigError(source, f"{where}.calculator",
+                                  "kind ase needs the calculator's import path")
+            if weights is not None or model.get("modal") is not None:
+                raise ConfigError(source, f"{where}.weights",
+                                  "kind ase takes calculator and options, not weights or modal")
+            continue
+        if weights is not None and weights not in known[kind]:
+            raise ConfigError(source, f"{where}.weights",
+                              f"{weights!r} is not shipped with {kind}: one of {known[kind]}")
+        if model.get("calculator") is not None or model.get("options"):
+            raise ConfigError(source, f"{where}.calculator", "only kind ase takes a calculator")
+        if model.get("modal") is not None and weights != "7net-mf-0":
+            raise ConfigError(source, f"{where}.modal",
+                              "only sevennet 7net-mf-0 has modalities (PBE, R2SCAN)")
+
+
+def _fill_model_defaults(config: dict[str, Any]) -> None:
+    """Null weights become the kind's default, 7net-mf-0 without a modality takes PBE."""
+    from dualbench.models.spec import PRETRAINED
+
+    for model in config["models"].values():
+        if model["kind"] in PRETRAINED and model.get("weights") is None:
+            model["weights"] = PRETRAINED[model["kind"]]
+        if model.get("weights") == "7net-mf-0" and model.get("modal") is None:
+            model["modal"] = "PBE"
+
+
 def _check_semantics(config: Mapping[str, Any], source: str) -> None:
     """Cross-key rules that a JSON schema cannot say."""
+    _check_models(config, source)
     ft, exafs = config["ft"], config["exafs"]
     if ft["kmin"] >= ft["kmax"]:
         raise ConfigError(source, "ft.kmax", f"must exceed ft.kmin ({ft['kmin']})")
@@ -316,6 +354,7 @@ def prepare_config(config: Mapping[str, Any], source: str = "") -> dict[str, Any
     filled = copy.deepcopy(dict(config))
     _fill_defaults(filled, load_schema(), load_schema())
     validate(filled, source)
+    _fill_model_defaults(filled)
     return filled
 
 

@@ -1,4 +1,5 @@
-"""Fine-tuning CHGNet on N DFT frames with CHGNet's own ``Trainer``.
+"""Fine-tuning on N DFT frames: CHGNet with CHGNet's own ``Trainer`` (here), SevenNet with
+SevenNet's (:mod:`dualbench.finetune_sevennet`); other kinds have no trainer.
 
 Energies of a new DFT setup (pseudopotentials, cutoff, code) differ from the MPtrj
 reference by a per-element constant.  CHGNet predicts energy as a learned part plus a
@@ -182,6 +183,20 @@ def _curve(history: Mapping[str, Mapping[str, list[float]]], has_val: bool) -> p
     return frame
 
 
+def split_validation(n: int, settings: FinetuneSettings, seed: int) -> tuple[list[int], list[int]]:
+    """(training, validation) indices of ``n`` frames: with at least
+    ``min_frames_for_validation`` frames a ``validation_fraction`` of them (at least one,
+    chosen by ``seed``) is held out for early stopping, else none.  Every model kind splits
+    the same way at every N."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = (
+        max(1, round(settings.validation_fraction * n))
+        if n >= settings.min_frames_for_validation and settings.validation_fraction > 0
+        else 0
+    )
+    return order[n_val:].tolist(), order[:n_val].tolist()
+
+
 def finetune(
     base_model,
     frames: Sequence[Atoms],
@@ -213,14 +228,8 @@ def finetune(
     targets = "efs" if use_stress else "ef"
 
     data = to_structure_data(frames, use_stress)
-    n = len(frames)
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = (
-        max(1, round(settings.validation_fraction * n))
-        if n >= settings.min_frames_for_validation and settings.validation_fraction > 0
-        else 0
-    )
-    val_idx, train_idx = order[:n_val].tolist(), order[n_val:].tolist()
+    train_idx, val_idx = split_validation(len(frames), settings, seed)
+    n_val = len(val_idx)
     from chgnet.data.dataset import collate_graphs
 
     generator = torch.Generator().manual_seed(seed)
@@ -331,14 +340,33 @@ def run_finetune(
     """
     from dualbench.data import read_frames, select_frames
     from dualbench.io import provenance, write_json
-    from dualbench.models import ModelSpec, load_model, parse_model_arg, write_model_spec
+    from dualbench.models import (
+        TRAINABLE,
+        ModelSpec,
+        load_model,
+        parse_model_arg,
+        sha256_file,
+        write_model_spec,
+    )
 
     out_dir = Path(out_dir)
+    base_spec = parse_model_arg(base)
+    if base_spec.kind not in TRAINABLE:
+        raise ValueError(
+            f"model {base_spec.label()}: kind {base_spec.kind!r} has no fine-tuning trainer here"
+            f" (only {', '.join(TRAINABLE)}); benchmark it vanilla (N = 0)"
+        )
     pool = read_frames(pool_file, pool_format, elements)
     frames, record = select_frames(pool, n_frames, seed)
-    base_spec = parse_model_arg(base)
-    result = finetune(load_model(base_spec, settings.device), frames, settings, seed)
-    save_checkpoint(result.model, out_dir / "checkpoint.pth.tar")
+    checkpoint = out_dir / "checkpoint.pth.tar"
+    if base_spec.kind == "sevennet":
+        from dualbench.finetune_sevennet import finetune_sevennet, save_sevennet_checkpoint
+
+        result, state = finetune_sevennet(base_spec, frames, settings, seed)
+        save_sevennet_checkpoint(state, checkpoint)
+    else:
+        result = finetune(load_model(base_spec, settings.device), frames, settings, seed)
+        save_checkpoint(result.model, checkpoint)
     write_curve(out_dir / "training_curve.csv", result.curve)
     record.update(
         n_train=result.n_train,
@@ -354,7 +382,9 @@ def run_finetune(
     spec = ModelSpec(
         kind=base_spec.kind,
         weights=base_spec.weights,
-        checkpoint="checkpoint.pth.tar",
+        modal=base_spec.modal,
+        checkpoint=checkpoint.name,
+        checkpoint_sha256=sha256_file(checkpoint),
         n_frames=n_frames,
         seed=seed,
     )

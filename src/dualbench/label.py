@@ -29,11 +29,12 @@ level of theory (``dft``).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,20 @@ log = logging.getLogger(__name__)
 
 CALCULATORS = ("gpaw", "vasp", "espresso")
 DISPERSIONS = ("d3bj", "d3zero", "none")
+
+
+@dataclass(frozen=True)
+class SamplingRound:
+    """The configurations one sampling round adds: MD snapshots for the training pool,
+    later MD snapshots held out, rattled cells for the training pool."""
+
+    md_frames: int
+    test_frames: int
+    rattled_frames: int
+
+    @property
+    def n_configs(self) -> int:
+        return self.md_frames + self.test_frames + self.rattled_frames
 
 
 @dataclass
@@ -74,6 +89,9 @@ class LabelSettings:
     strain: float
     seed: int
     chunk_size: int
+    rounds: list[dict[str, int]] = field(default_factory=list)
+    reuse: list[str] = field(default_factory=list)
+    reuse_tolerance_A: float = 1e-4
 
     @classmethod
     def from_config(cls, label: Mapping[str, Any]) -> LabelSettings:
@@ -85,6 +103,26 @@ class LabelSettings:
         sampling.pop("model")  # the workflow resolves it to a pretrained model name
         return cls(**label, **sampling)
 
+    def sampling_rounds(self) -> list[SamplingRound]:
+        """Round 0 (the top-level counts) and the extra ``rounds``, in pool order."""
+        first = SamplingRound(self.md_frames, self.test_frames, self.rattled_frames)
+        extra = [
+            SamplingRound(
+                r.get("md_frames", 0), r.get("test_frames", 0), r.get("rattled_frames", 0)
+            )
+            for r in self.rounds
+        ]
+        return [first, *extra]
+
+    def for_round(self, index: int) -> LabelSettings:
+        """These settings with round ``index``'s counts as the top-level ones and no extra
+        rounds: what :func:`sample_configs` draws for that round."""
+        counts = self.sampling_rounds()[index]
+        return replace(
+            self, md_frames=counts.md_frames, test_frames=counts.test_frames,
+            rattled_frames=counts.rattled_frames, rounds=[],
+        )
+
     def validate(self) -> None:
         if self.calculator not in CALCULATORS:
             raise ValueError(f"calculator {self.calculator!r} is not one of {CALCULATORS}")
@@ -92,16 +130,19 @@ class LabelSettings:
             raise ValueError(f"dispersion {self.dispersion!r} is not one of {DISPERSIONS}")
         if self.md_frames + self.rattled_frames < 1:
             raise ValueError("md_frames + rattled_frames must give at least one training frame")
-        if self.test_frames < 1:
-            raise ValueError("test_frames must be at least 1")
+        if sum(r.test_frames for r in self.sampling_rounds()) < 1:
+            raise ValueError("test_frames must give at least one held-out frame")
+        for i, counts in enumerate(self.sampling_rounds()[1:], start=1):
+            if counts.n_configs < 1:
+                raise ValueError(f"sampling round {i} has no configurations")
 
     @property
     def n_configs(self) -> int:
-        return self.md_frames + self.rattled_frames + self.test_frames
+        return sum(r.n_configs for r in self.sampling_rounds())
 
-    @property
-    def n_chunks(self) -> int:
-        return -(-self.n_configs // self.chunk_size)
+    def n_chunks(self, round_index: int = 0) -> int:
+        """Labelling jobs of round ``round_index``."""
+        return -(-self.sampling_rounds()[round_index].n_configs // self.chunk_size)
 
     def level_of_theory(self) -> str:
         """A one-line description of the labels, e.g. ``gpaw PBE+D3(BJ) 400 eV k 3x3x1``."""
@@ -138,27 +179,34 @@ def sample_configs(
     settings: LabelSettings,
     *,
     temperature_K: float,
-    model: str,
+    model: Any,
     material: str,
     md_config: Mapping[str, Any],
     work_dir: str | Path,
     out: str | Path,
     threads: int | None = None,
+    round_index: int = 0,
 ) -> dict[str, Any]:
     """Sample the configurations to label and write them (extended XYZ, no results) to ``out``.
 
     The MD (vanilla ``model``, NVT at ``temperature_K``, ``settings.timestep_fs``) runs in
     ``work_dir`` with the MD arm's driver, so it shows progress, has the same guards and
-    resumes from its checkpoint.  Returns counts for the log.
+    resumes from its checkpoint.  Round ``round_index`` (``settings`` holding that round's
+    counts, see :meth:`LabelSettings.for_round`) runs its own MD and rattling with seed
+    ``settings.seed + round_index``, so that adding a round leaves the earlier rounds'
+    configurations as they were.  Returns counts for the log.
     """
     from dualbench.md import md_settings, read_snapshots, run_md_job
     from dualbench.structure import build_supercell
 
-    settings.validate()
+    if settings.sampling_rounds()[0].n_configs < 1:
+        raise ValueError(f"sampling round {round_index} of {material} has no configurations")
+    seed = settings.seed + round_index
+    prefix = f"{material}:" if round_index == 0 else f"{material}:r{round_index}:"
     md = md_settings(
         md_config,
         temperature_K=temperature_K,
-        seed=settings.seed,
+        seed=seed,
         timestep_fs=settings.timestep_fs,
         equilibration_steps=settings.equilibration_steps,
         production_steps=(settings.md_frames + settings.test_frames) * settings.interval_steps,
@@ -177,25 +225,70 @@ def sample_configs(
     for snap in read_snapshots(Path(work_dir) / "snapshots.extxyz"):
         frame = _bare(snap)
         step = int(snap.info["step"])
-        frame.info.update(origin="md", step=step, frame_id=f"{material}:md{step}")
+        frame.info.update(origin="md", step=step, frame_id=f"{prefix}md{step}")
         snapshots.append(frame)
     ideal = build_supercell(unit_cell, settings.supercell)
     rattled = rattled_cells(
-        ideal, settings.rattled_frames, settings.rattle_A, settings.strain, settings.seed
+        ideal, settings.rattled_frames, settings.rattle_A, settings.strain, seed
     )
     for i, frame in enumerate(rattled):
-        frame.info["frame_id"] = f"{material}:rattle{i}"
+        frame.info["frame_id"] = f"{prefix}rattle{i}"
     train = snapshots[: settings.md_frames] + rattled
     test = snapshots[settings.md_frames :]
     ordered = train + test
     for i, frame in enumerate(ordered):
-        frame.info.update(split="train" if i < len(train) else "test", config_index=i)
+        frame.info.update(
+            split="train" if i < len(train) else "test", config_index=i,
+            round=round_index, config_key=config_key(frame),
+        )
     write_frames(out, ordered)
     log.info(
         "%d configurations of %d atoms: %d MD + %d rattled for training, %d MD held out",
         len(ordered), len(ideal), settings.md_frames, len(rattled), len(test),
     )
-    return {"n_configs": len(ordered), "n_atoms": len(ideal)}
+    return {"n_configs": len(ordered), "n_atoms": len(ideal), "round": round_index, "seed": seed}
+
+
+def config_key(atoms: Atoms) -> str:
+    """A short SHA-256 of a configuration's content: atomic numbers, and positions and
+    cell rounded to 1e-4 Å.  It names a configuration in logs and records; reuse matches
+    configurations within a tolerance instead (:func:`find_labelled`), because the same MD
+    on another machine can differ in the last digits."""
+    data = np.concatenate([
+        atoms.numbers.astype(float),
+        np.round(atoms.positions, 4).ravel() + 0.0,
+        np.round(atoms.cell[:], 4).ravel() + 0.0,
+    ])
+    return hashlib.sha256(data.tobytes()).hexdigest()[:16]
+
+
+def find_labelled(
+    atoms: Atoms, labelled: Sequence[Atoms], theory: str, tolerance_A: float
+) -> Atoms | None:
+    """The first frame of ``labelled`` with the level of theory ``theory`` and the same
+    configuration as ``atoms``: the same atomic numbers in the same order, cell vectors
+    and positions each within ``tolerance_A`` (Å).  None when there is none."""
+    for frame in labelled:
+        if (
+            len(frame) == len(atoms)
+            and str(frame.info.get("dft")) == theory
+            and np.array_equal(frame.numbers, atoms.numbers)
+            and np.abs(frame.cell[:] - atoms.cell[:]).max() <= tolerance_A
+            and np.abs(frame.positions - atoms.positions).max() <= tolerance_A
+        ):
+            return frame
+    return None
+
+
+def load_reuse(paths: Sequence[str | Path]) -> list[Atoms]:
+    """The labelled frames of the ``reuse`` files (extended XYZ with energy, forces and
+    stress, as this module writes them)."""
+    frames: list[Atoms] = []
+    for path in paths:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"dft.label.reuse: {path} does not exist")
+        frames.extend(load_frames(path))
+    return frames
 
 
 def _d3(settings: LabelSettings):
@@ -286,15 +379,35 @@ def label_configs(
 ) -> dict[str, Any]:
     """Label ``configs`` with DFT and write them, with results, to ``out`` (atomically).
 
-    Each frame keeps its ``info`` and gains ``dft`` (the level of theory) and
-    ``label_s`` (wall time of its calculation).  Returns the timings.
+    Each frame keeps its ``info`` and gains ``dft`` (the level of theory), ``config_key``
+    and ``label_s`` (wall time of its calculation).  A configuration that a frame of
+    ``settings.reuse`` already holds at the same level of theory (:func:`find_labelled`)
+    takes that frame's labels and records its ``frame_id`` as ``reused``.  Returns the
+    timings.
     """
     settings.validate()
     theory = settings.level_of_theory()
-    labelled, seconds = [], []
+    earlier = load_reuse(settings.reuse)
+    labelled, seconds, reused = [], [], 0
     for k, atoms in enumerate(configs):
         frame = _bare(atoms)
         frame.info.update(atoms.info)
+        frame.info["config_key"] = config_key(frame)
+        match = find_labelled(frame, earlier, theory, settings.reuse_tolerance_A)
+        if match is not None:
+            frame.info.update(
+                dft=theory, label_s=match.info.get("label_s", np.nan),
+                reused=str(match.info.get("frame_id", "")),
+            )
+            _attach(
+                frame, match.get_potential_energy(), match.get_forces(),
+                match.get_stress(voigt=True), str(frame.info.get("frame_id", k)),
+            )
+            labelled.append(frame)
+            reused += 1
+            log.info("labelled %d/%d (%s): reused %s", k + 1, len(configs),
+                     frame.info.get("frame_id", k), frame.info["reused"])
+            continue
         tag = str(atoms.info.get("frame_id", k)).replace(":", "_")
         frame.calc = make_dft_calculator(settings, work_dir, label=tag)
         start = time.perf_counter()
@@ -314,6 +427,7 @@ def label_configs(
     write_frames(out, labelled)
     return {
         "n_frames": len(labelled),
+        "n_reused": reused,
         "dft": theory,
         "seconds_per_frame": float(np.mean(seconds)) if seconds else 0.0,
         "seconds": [round(s, 2) for s in seconds],
@@ -334,7 +448,8 @@ def gather_labels(
 ) -> dict[str, Any]:
     """Join labelled chunks into the training pool and the held-out test set."""
     frames = [f for path in chunk_files for f in load_frames(path)]
-    frames.sort(key=lambda a: int(a.info.get("config_index", 0)))
+    # pool order: round by round, each round's training frames before its test frames
+    frames.sort(key=lambda a: (int(a.info.get("round", 0)), int(a.info.get("config_index", 0))))
     train = [f for f in frames if f.info.get("split") != "test"]
     test = [f for f in frames if f.info.get("split") == "test"]
     if not train or not test:
@@ -348,6 +463,7 @@ def gather_labels(
         "n_atoms": sorted({len(f) for f in frames}),
         "dft": sorted({str(f.info.get("dft")) for f in frames}),
         "seconds_per_frame": float(np.nanmean(seconds)),
+        "n_reused": sum("reused" in f.info for f in frames),
     }
 
 

@@ -31,7 +31,8 @@ def parity_slope(predicted: np.ndarray, reference: np.ndarray) -> float:
 def dft_metrics(
     model, frames: Sequence[Atoms], batch_size: int = 1
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Errors of a loaded CHGNet ``model`` on DFT ``frames`` (internal form).
+    """Errors of a model on DFT ``frames`` (internal form): ``model`` is a loaded CHGNet
+    or an ASE calculator (any kind, see :func:`predict_with_calculator`).
 
     Energies per atom (eV/atom), force components (eV/Å), stress Voigt components (GPa,
     only when every frame has a stress).  ``energy_mae_offset_removed`` drops the mean
@@ -42,7 +43,10 @@ def dft_metrics(
 
     start = time.perf_counter()
     with_stress = has_stress(frames)
-    preds = predict(model, frames, task="efs" if with_stress else "ef", batch_size=batch_size)
+    if hasattr(model, "predict_structure"):
+        preds = predict(model, frames, task="efs" if with_stress else "ef", batch_size=batch_size)
+    else:
+        preds = predict_with_calculator(model, frames, with_stress)
     e_err = np.array(
         [
             float(p["e"]) - a.get_potential_energy() / len(a)
@@ -89,6 +93,21 @@ def dft_metrics(
     return result, parity
 
 
+def predict_with_calculator(calc, frames: Sequence[Atoms], with_stress: bool) -> list[dict]:
+    """Predictions of an ASE calculator in :func:`dualbench.finetune.predict`'s form:
+    ``e`` eV/atom, ``f`` eV/Å, ``s`` a 3x3 GPa matrix (tension positive)."""
+    out = []
+    for frame in frames:
+        atoms = Atoms(numbers=frame.numbers, positions=frame.positions, cell=frame.cell,
+                      pbc=frame.pbc)
+        atoms.calc = calc
+        pred = {"e": atoms.get_potential_energy() / len(atoms), "f": atoms.get_forces()}
+        if with_stress:
+            pred["s"] = ase_stress_to_gpa_matrix(atoms.get_stress(voigt=True))
+        out.append(pred)
+    return out
+
+
 def run_dft_metrics(
     model: str,
     frames_file: str,
@@ -104,15 +123,22 @@ def run_dft_metrics(
     """
     from dualbench.data import read_frames
     from dualbench.io import provenance, write_csv, write_json
-    from dualbench.models import load_model, parse_model_arg
+    from dualbench.models import load_model, make_calculator, parse_model_arg
 
     spec = parse_model_arg(model)
     frames = read_frames(frames_file, frames_format)
-    result, parity = dft_metrics(load_model(spec, device), frames)
+    # CHGNet's batched predictor where there is one; every other kind through its calculator
+    native = load_model(spec, device) if spec.kind == "chgnet" else make_calculator(spec, device)
+    result, parity = dft_metrics(native, frames)
     if parity_out is not None:
         write_csv(parity_out, parity)
-    result["model"] = {"kind": spec.kind, "weights": spec.weights, "checkpoint": spec.checkpoint,
-                       "n_frames": spec.n_frames, "seed": spec.seed}
+    result["model"] = {"kind": spec.kind, "weights": spec.weights, "modal": spec.modal,
+                       "checkpoint": spec.checkpoint, "n_frames": spec.n_frames,
+                       "seed": spec.seed}
+    if spec.kind == "ase":
+        from dualbench.models.ase_kind import describe
+
+        result["model"].update(describe(spec))
     result["frames_file"] = str(frames_file)
     result["provenance"] = provenance(**(provenance_extra or {}))
     write_json(out, result)

@@ -15,6 +15,7 @@ from dualbench.config import (
 from dualbench.exafs import chunk_count
 from dualbench.fetch import MIRROR_ENV, mirror_folder, source_filename
 from dualbench.label import LabelSettings
+from dualbench.models.spec import TRAINABLE
 from dualbench.md import trajectory_params
 from dualbench.plots import run_label
 
@@ -127,22 +128,85 @@ def label_settings(material):
     return LabelSettings.from_config(config["materials"][material]["dft"]["label"])
 
 
-def sampling_model(material):
-    """The pretrained model (`kind:weights`) whose MD is sampled."""
-    name = (
+def sampling_model_name(material):
+    """The model (a key of `models`) whose vanilla MD is sampled for labelling."""
+    return (
         config["materials"][material]["dft"]["label"]["sampling"]["model"] or MODELS[0]
     )
-    spec = config["models"][name]
-    return f"{spec['kind']}:{spec['weights']}"
+
+
+def sampling_model(material):
+    """The spec params of the pretrained model whose MD is sampled."""
+    return model_params(sampling_model_name(material))
+
+
+def model_params(name):
+    """A model's config entry as params, its unset keys (null, {}) left out: adding a
+    schema key does not rerun the models that leave it unset."""
+    entry = config["models"][name]
+    return canonical_params(
+        {k: v for k, v in entry.items() if v is not None and v != {}}
+    )
+
+
+# The conda env of each model kind's rules (relative to workflow/rules/). A `kind: ase`
+# calculator's own package must be added to envs/ml.yaml for `--sdm conda`.
+MODEL_ENVS = {
+    "chgnet": "../../envs/ml.yaml",
+    "sevennet": "../../envs/sevennet.yaml",
+    "ase": "../../envs/ml.yaml",
+}
+
+
+def model_env(wildcards):
+    """The conda env of the rule's model (by its kind)."""
+    return MODEL_ENVS[config["models"][wildcards.model]["kind"]]
+
+
+def sampling_env(wildcards):
+    """The conda env of a material's sampling model."""
+    return MODEL_ENVS[config["models"][sampling_model_name(wildcards.material)]["kind"]]
+
+
+def trainable(model):
+    """Whether a model's kind has a fine-tuning trainer here (kind ase has none)."""
+    return config["models"][model]["kind"] in TRAINABLE
 
 
 def label_chunks(wildcards):
-    """The labelled chunk files of a material with `dft.label` (one per job)."""
-    n_chunks = label_settings(wildcards.material).n_chunks
+    """The labelled chunk files of a material with `dft.label`: per sampling round, one
+    per labelling job."""
+    settings = label_settings(wildcards.material)
     return [
-        f"results/{wildcards.material}/dft/label/chunk{i}.extxyz"
-        for i in range(n_chunks)
+        f"results/{wildcards.material}/dft/label/round{r}/chunk{i}.extxyz"
+        for r in range(len(settings.sampling_rounds()))
+        for i in range(settings.n_chunks(r))
     ]
+
+
+def round_sampling(wildcards):
+    """What round `wildcards.round` samples: the shared sampling settings, the labelled
+    cell and that round's counts (so that adding a round does not rerun earlier ones).
+    """
+    label = config["materials"][wildcards.material]["dft"]["label"]
+    sampling = {k: v for k, v in label["sampling"].items() if k != "rounds"}
+    rounds = label_settings(wildcards.material).sampling_rounds()
+    r = int(wildcards.round)
+    if r >= len(rounds):
+        raise ValueError(f"material {wildcards.material} has no sampling round {r}")
+    sampling.update(vars(rounds[r]))
+    return canonical_params({"supercell": label["supercell"], "sampling": sampling})
+
+
+def label_theory(wildcards):
+    """The labelling settings but the sampling (the level of theory, chunking and reuse)."""
+    label = config["materials"][wildcards.material]["dft"]["label"]
+    return canonical_params({k: v for k, v in label.items() if k != "sampling"})
+
+
+def label_reuse(wildcards):
+    """The labelled files a material's labelling reuses frames from."""
+    return list(label_settings(wildcards.material).reuse)
 
 
 def local_structure(material):
@@ -195,6 +259,7 @@ def runs(material):
         for model in MODELS
         for n in N_FRAMES
         for seed in SEEDS
+        if n == 0 or trainable(model)
     ]
 
 
@@ -306,7 +371,7 @@ def fig2_runs():
     """(model, n) pairs of Fig. 2: vanilla and the configured (default: largest) N."""
     tuned = config["plots"]["fig2_n_frames"] or [n for n in N_FRAMES[-1:] if n > 0]
     ns = ([0] if 0 in N_FRAMES else []) + sorted(tuned)
-    return [(model, n) for model in MODELS for n in ns]
+    return [(model, n) for model in MODELS for n in ns if n == 0 or trainable(model)]
 
 
 def run_path(pattern, material, model, n):

@@ -41,7 +41,7 @@ rule vanilla_model:
         mem_mb=500,
         runtime=5,
     params:
-        model=lambda wc: canonical_params(config["models"][wc.model]),
+        model=lambda wc: model_params(wc.model),
     script:
         "../scripts/vanilla_model.py"
 
@@ -61,13 +61,13 @@ rule fine_tune:
     wildcard_constraints:
         n=r"[1-9]\d*",
     conda:
-        "../../envs/ml.yaml"
+        model_env
     threads: 2
     resources:
         mem_mb=8000,
         runtime=lambda wc: 30 + 2 * int(wc.n),
     params:
-        base=lambda wc: canonical_params(config["models"][wc.model]),
+        base=lambda wc: model_params(wc.model),
         settings=canonical_params(
             {k: v for k, v in config["finetune"].items() if k != "device"}
         ),
@@ -87,7 +87,7 @@ rule dft_metrics:
     benchmark:
         "results/{material}/benchmarks/dft_metrics/{model}_n{n}_seed{seed}.tsv"
     conda:
-        "../../envs/ml.yaml"
+        model_env
     threads: 2
     resources:
         mem_mb=4000,

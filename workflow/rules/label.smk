@@ -8,22 +8,22 @@ rule sample_configs:
     input:
         structure=structure_input,
     output:
-        configs="results/{material}/dft/label/configs.extxyz",
-        info="results/{material}/dft/label/configs.json",
+        configs="results/{material}/dft/label/round{round}/configs.extxyz",
+        info="results/{material}/dft/label/round{round}/configs.json",
     log:
-        "results/{material}/logs/sample_configs.log",
+        "results/{material}/logs/sample_configs/round{round}.log",
     benchmark:
-        "results/{material}/benchmarks/sample_configs.tsv"
+        "results/{material}/benchmarks/sample_configs/round{round}.tsv"
+    wildcard_constraints:
+        round=r"\d+",
     conda:
-        "../../envs/ml.yaml"
+        sampling_env
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
     params:
-        label=lambda wc: canonical_params(
-            config["materials"][wc.material]["dft"]["label"]
-        ),
+        label=round_sampling,
         model=lambda wc: sampling_model(wc.material),
         structure=lambda wc: canonical_params(
             config["materials"][wc.material]["structure"]
@@ -35,15 +35,17 @@ rule sample_configs:
 
 rule label_frames:
     input:
-        configs="results/{material}/dft/label/configs.extxyz",
+        configs="results/{material}/dft/label/round{round}/configs.extxyz",
+        reuse=label_reuse,
     output:
-        frames="results/{material}/dft/label/chunk{chunk}.extxyz",
-        info="results/{material}/dft/label/chunk{chunk}.json",
+        frames="results/{material}/dft/label/round{round}/chunk{chunk}.extxyz",
+        info="results/{material}/dft/label/round{round}/chunk{chunk}.json",
     log:
-        "results/{material}/logs/label_frames/chunk{chunk}.log",
+        "results/{material}/logs/label_frames/round{round}/chunk{chunk}.log",
     benchmark:
-        "results/{material}/benchmarks/label_frames/chunk{chunk}.tsv"
+        "results/{material}/benchmarks/label_frames/round{round}/chunk{chunk}.tsv"
     wildcard_constraints:
+        round=r"\d+",
         chunk=r"\d+",
     conda:
         "../../envs/dft.yaml"
@@ -53,9 +55,7 @@ rule label_frames:
         mem_mb=6000,
         runtime=lambda wc: 60 * label_settings(wc.material).chunk_size,
     params:
-        label=lambda wc: canonical_params(
-            config["materials"][wc.material]["dft"]["label"]
-        ),
+        label=label_theory,
     script:
         "../scripts/label_frames.py"
 

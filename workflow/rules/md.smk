@@ -19,7 +19,7 @@ rule run_md:
     benchmark:
         "results/{material}/benchmarks/run_md/{model}/n{n}/seed{seed}.tsv"
     conda:
-        "../../envs/ml.yaml"
+        model_env
     threads: 4
     resources:
         # A GPU on Slurm unless md.device is cpu; a local run does not limit `gpu`.

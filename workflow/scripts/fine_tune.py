@@ -10,7 +10,6 @@ from dualbench.workflow import start_script
 
 start_script(snakemake)
 set_threads(snakemake.threads)
-base = snakemake.params.base
 run_finetune(
     pool_file=snakemake.input.pool,
     n_frames=int(snakemake.wildcards.n),
@@ -20,5 +19,5 @@ run_finetune(
         {**snakemake.config["finetune"], **snakemake.params.settings}
     ),
     out_dir=Path(snakemake.output.model).parent,
-    base=ModelSpec(kind=base["kind"], weights=base["weights"]),
+    base=ModelSpec(**snakemake.params.base),
 )

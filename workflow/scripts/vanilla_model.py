@@ -7,8 +7,7 @@ from dualbench.workflow import start_script
 
 start_script(snakemake)
 
-model = snakemake.params.model
 write_model_spec(
     snakemake.output[0],
-    ModelSpec(kind=model["kind"], weights=model["weights"], seed=int(snakemake.wildcards.seed)),
+    ModelSpec(**snakemake.params.model, seed=int(snakemake.wildcards.seed)),
 )

@@ -1,0 +1,59 @@
+"""``kind: ase``: any ASE calculator, named by its import path, as a vanilla model.
+
+The calculator is built as ``Class(**options)``.  A model file in ``options`` (a local
+MACE or MatterSim model, say) is opened by that calculator, not by this workflow: its
+SHA-256 is recorded with the results, and whether the calculator unpickles it safely is
+the calculator's business.  There is no trainer for this kind here: fine-tuning is
+refused.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from dualbench.models.spec import ModelSpec, sha256_file
+
+
+def import_calculator(path: str):
+    """The class (or factory) ``module:Name`` or ``module.Name``."""
+    module, sep, name = path.partition(":")
+    if not sep:
+        module, _, name = path.rpartition(".")
+    if not module or not name:
+        raise ValueError(f"calculator {path!r} is not an import path like 'package.module:Class'")
+    try:
+        target = importlib.import_module(module)
+    except ImportError as err:
+        raise ValueError(f"calculator {path!r}: cannot import {module} ({err})") from None
+    for part in name.split("."):
+        if not hasattr(target, part):
+            raise ValueError(f"calculator {path!r}: {module} has no {name}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ValueError(f"calculator {path!r} is not callable")
+    return target
+
+
+def ase_calculator(spec: ModelSpec):
+    """The calculator of a ``kind: ase`` spec."""
+    if not spec.calculator:
+        raise ValueError("a model of kind 'ase' needs `calculator`, an import path")
+    calc = import_calculator(spec.calculator)(**spec.options)
+    if not hasattr(calc, "get_potential_energy") and not hasattr(calc, "calculate"):
+        raise ValueError(f"calculator {spec.calculator!r} did not return an ASE calculator")
+    return calc
+
+
+def option_files(spec: ModelSpec) -> dict[str, str]:
+    """SHA-256 of every option value that names an existing file (provenance)."""
+    files: dict[str, str] = {}
+    for key, value in spec.options.items():
+        if isinstance(value, str) and Path(value).is_file():
+            files[key] = sha256_file(value)
+    return files
+
+
+def describe(spec: ModelSpec) -> dict[str, Any]:
+    return {"calculator": spec.calculator, "options": spec.options, "files": option_files(spec)}
