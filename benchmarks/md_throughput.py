@@ -1,12 +1,16 @@
-"""Throughput of the MD driver against bare model calls on the same bcc W cells.
+"""Throughput of the MD driver against bare model calls on the same bcc W cells, for
+every model kind.
 
-    python benchmarks/md_throughput.py                      # 54, 128, 250 atoms, 5 steps
-    python benchmarks/md_throughput.py --sizes 16 54 --steps 20 --threads 1
+    python benchmarks/md_throughput.py                      # every kind; 54, 128, 250 atoms
+    python benchmarks/md_throughput.py --models chgnet sevennet --sizes 128 --steps 20
 
-For each size it runs ``dualbench.md.run_md`` (Langevin, every guard on, one checkpoint)
-and times the same number of bare calculator calls (energy, forces, stress) on the same
-cell, then prints atom-steps per second of both and the overhead ratio (time per driver
-step / time per bare call; 1.0 means the driver costs nothing beyond the model).
+For each model and size it runs ``dualbench.md.run_md`` (Langevin, every guard on, one
+checkpoint) and times the same number of bare calculator calls (energy, forces, stress) on
+the same cell, then prints atom-steps per second of both, the driver's overhead (time per
+driver step / time per bare call; 1.0 means the driver costs nothing beyond the model)
+and the driver's speed relative to the first model of the run at the same size.  The
+default models cover every kind: CHGNet 0.3.0 and r2scan, SevenNet-0, and ASE's
+Lennard-Jones as ``kind: ase`` (``ase-lj``; a cheap stand-in for a user's calculator).
 Not run in CI.
 """
 
@@ -22,7 +26,7 @@ import numpy as np
 from ase.build import bulk
 
 from dualbench.md import make_quiet_calculator, md_settings, run_md
-from dualbench.models import resolve_device, set_threads
+from dualbench.models import ModelSpec, resolve_device, set_threads
 
 A_W = 3.1652  # Å
 
@@ -33,6 +37,12 @@ def w_supercell(n_atoms: int):
     if 2 * n**3 != n_atoms:
         raise SystemExit(f"{n_atoms} atoms is not 2 n^3 (bcc cubic cells): try 16, 54, 128, 250")
     return bulk("W", "bcc", a=A_W, cubic=True).repeat(n)
+
+
+#: ``kind: ase`` as a model argument: ASE's Lennard-Jones with W-like parameters.
+ASE_LJ = ModelSpec(kind="ase", weights="", calculator="ase.calculators.lj:LennardJones",
+                   options={"sigma": 2.5, "epsilon": 0.3, "rc": 5.0})
+DEFAULT_MODELS = ["chgnet", "chgnet:r2scan", "sevennet", "ase-lj"]
 
 
 def bare_seconds_per_call(calc, atoms, calls: int, seed: int = 0) -> float:
@@ -52,38 +62,44 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[54, 128, 250], help="atoms")
     parser.add_argument("--steps", type=int, default=5, help="MD steps and bare calls per size")
-    parser.add_argument("--model", default="chgnet", help="MODEL as for dualbench md")
+    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS,
+                        help="MODELs as for dualbench md, or ase-lj (kind ase)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
+    warnings.filterwarnings("ignore", message="No tensor product accelerator")
 
     set_threads(args.threads)
     device = resolve_device(args.device)
-    calc = make_quiet_calculator(args.model, device)
-    print(f"model {args.model} on {device}, {args.steps} steps per size")
-    print(f"{'atoms':>6} {'driver atom-steps/s':>20} {'bare atom-steps/s':>18} {'overhead':>9}")
-    for n_atoms in args.sizes:
-        atoms = w_supercell(n_atoms)
-        settings = md_settings(
-            {},
-            temperature_K=300.0,
-            seed=0,
-            equilibration_steps=0,
-            production_steps=args.steps,
-            snapshot_every=args.steps,
-            checkpoint_every=args.steps,
-            device=device,
-        )
-        bare = bare_seconds_per_call(calc, atoms, args.steps)
-        with tempfile.TemporaryDirectory(prefix="md_throughput.") as out:
-            result = run_md(atoms, calc, settings, out)
-        driver = 1.0 / result.steps_per_s
-        print(
-            f"{n_atoms:>6} {n_atoms / driver:>20.1f} {n_atoms / bare:>18.1f}"
-            f" {driver / bare:>8.2f}x"
-        )
+    print(f"{args.steps} steps per size on {device}, {args.threads or 'default'} threads")
+    print(f"{'model':>14} {'atoms':>6} {'driver atom-steps/s':>20} {'bare atom-steps/s':>18}"
+          f" {'overhead':>9} {'vs first':>9}")
+    first: dict[int, float] = {}
+    for model in args.models:
+        calc = make_quiet_calculator(ASE_LJ if model == "ase-lj" else model, device)
+        for n_atoms in args.sizes:
+            atoms = w_supercell(n_atoms)
+            settings = md_settings(
+                {},
+                temperature_K=300.0,
+                seed=0,
+                equilibration_steps=0,
+                production_steps=args.steps,
+                snapshot_every=args.steps,
+                checkpoint_every=args.steps,
+                device=device,
+            )
+            bare = bare_seconds_per_call(calc, atoms, args.steps)
+            with tempfile.TemporaryDirectory(prefix="md_throughput.") as out:
+                result = run_md(atoms, calc, settings, out)
+            speed = n_atoms * result.steps_per_s
+            first.setdefault(n_atoms, speed)
+            print(
+                f"{model:>14} {n_atoms:>6} {speed:>20.1f} {n_atoms / bare:>18.1f}"
+                f" {1.0 / result.steps_per_s / bare:>8.2f}x {speed / first[n_atoms]:>8.2f}x"
+            )
     return 0
 
 

@@ -264,7 +264,8 @@ def test_model_entries_fit_their_kind(good, model, key, message):
 
 def test_model_defaults_per_kind(good):
     config = copy.deepcopy(good)
-    config["models"] = {"a": {"kind": "sevennet"}, "b": {"kind": "sevennet", "weights": "7net-mf-0"},
+    config["models"] = {"a": {"kind": "sevennet"},
+                        "b": {"kind": "sevennet", "weights": "7net-mf-0"},
                         "c": {"kind": "chgnet", "weights": "r2scan"}}
     models = prepare_config(config)["models"]
     assert (models["a"]["weights"], models["a"]["modal"]) == ("7net-0", None)

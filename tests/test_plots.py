@@ -159,3 +159,33 @@ def test_fig2_draws_simulations_as_scored(tmp_path):
     want = 0.5 * np.interp(q, K_GRID, chi) * k**2
     inside = k > 3
     assert np.allclose(k_curve["y"].to_numpy()[inside], want[inside], atol=2e-3)
+
+
+def test_crowded_fig2_gets_one_pair_of_panels_per_model(tmp_path):
+    """Three models, vanilla and tuned, beside the experiment: one |FT| panel per model,
+    each with the experiment; the table holds every curve once."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from dualbench.plots import _panels, fig2
+
+    k = np.linspace(0, 15, 301)
+    r = np.linspace(0, 6, 121)
+    def tables(a):
+        return (pd.DataFrame({"k": k, "chi": a * np.sin(2 * k)}),
+                pd.DataFrame({"r": r, "chir_mag": a * np.exp(-(r - 2.5) ** 2)}))
+    curves = {"experiment": tables(1.0)}
+    groups = {}
+    for i, model in enumerate(["chgnet", "chgnet-r2scan", "sevennet"]):
+        for n in (0, 10):
+            label = f"{model} N={n}"
+            curves[label] = tables(0.5 + 0.1 * i + 0.01 * n)
+            groups[label] = model
+    panels = _panels(list(curves), groups)
+    assert list(panels) == ["chgnet", "chgnet-r2scan", "sevennet"]
+    assert all(p[0] == "experiment" and len(p) == 3 for p in panels.values())
+    assert list(_panels(list(curves)[:3], groups)) == [""]  # two curves: one panel
+    fig2(curves, tmp_path / "fig2", groups=groups)
+    table = pd.read_csv(tmp_path / "fig2.csv")
+    assert sorted(table["curve"].unique()) == sorted(curves)
+    assert len(table) == len(curves) * (len(k) + len(r))

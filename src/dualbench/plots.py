@@ -60,6 +60,22 @@ def _kweighted(frame: pd.DataFrame, kweight: int) -> np.ndarray:
     return frame["chi"].to_numpy() * frame["k"].to_numpy() ** kweight
 
 
+#: Simulated curves beyond which Fig. 2 draws one pair of panels per model.
+FIG2_MAX_CURVES = 4
+
+
+def _panels(labels: Sequence[str], groups: Mapping[str, str] | None) -> dict[str, list[str]]:
+    """{panel title: the labels it draws}: one panel, or one per group when crowded."""
+    grouped = [label for label in labels if groups and label in groups]
+    if not groups or len(grouped) <= FIG2_MAX_CURVES or len(set(groups.values())) < 2:
+        return {"": list(labels)}
+    common = [label for label in labels if label not in groups]
+    panels: dict[str, list[str]] = {}
+    for label in grouped:
+        panels.setdefault(groups[label], list(common)).append(label)
+    return panels
+
+
 def fig2(
     curves: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]],
     stem: str | Path,
@@ -68,8 +84,13 @@ def fig2(
     rmax_plot: float = 6.0,
     note: str | None = None,
     k_window: tuple[float, float] | None = None,
+    groups: Mapping[str, str] | None = None,
 ) -> list[Path]:
     """|chi(R)| of k^w-weighted chi(k) for each labelled curve, with a k-space panel.
+
+    ``groups`` maps a simulated curve's label to its model: with more than
+    :data:`FIG2_MAX_CURVES` simulated curves of several models, each model gets its own
+    pair of panels (the experiment, or any curve without a group, in every one).
 
     ``curves`` maps a label (``experiment``, ``vanilla (N=0)``, ``fine-tuned (N=50)``) to
     its (chi_k, chi_r) tables: columns ``k, chi`` and ``r, chir_mag``.  All curves must
@@ -78,26 +99,39 @@ def fig2(
     k panel.
     """
     plt = _pyplot()
-    fig, (ax_k, ax_r) = plt.subplots(1, 2, figsize=(9.0, 3.6))
-    rows = []
-    for i, (label, (chi_k, chi_r)) in enumerate(curves.items()):
-        style = STYLES[i % len(STYLES)]
-        kchi = _kweighted(chi_k, kweight)
-        ax_k.plot(chi_k["k"], kchi, label=label, lw=1.2, **style)
-        keep = chi_r["r"] <= rmax_plot
-        ax_r.plot(chi_r["r"][keep], chi_r["chir_mag"][keep], label=label, lw=1.4, **style)
-        rows += [("k", label, k, v) for k, v in zip(chi_k["k"], kchi, strict=True)]
-        rows += [("R", label, r, v) for r, v in zip(chi_r["r"], chi_r["chir_mag"], strict=True)]
-    if k_window is not None:
-        ax_k.axvspan(*k_window, color="0.92", zorder=0, label="_FT window")
-        ax_k.set_xlim(0, k_window[1] + 2)
-    ax_k.set_xlabel(r"$k$ (Å$^{-1}$)")
-    ax_k.set_ylabel(rf"$k^{kweight}\chi(k)$ (Å$^{{-{kweight}}}$)")
-    ax_r.set_xlabel(r"$R$ (Å)")
-    ax_r.set_ylabel(rf"$|\mathrm{{FT}}(k^{kweight}\chi)|$ (Å$^{{-{kweight + 1}}}$)")
-    ax_r.set_xlim(0, rmax_plot)
-    ax_r.legend(frameon=False, fontsize=8)
+    panels = _panels(list(curves), groups)
+    n = len(panels)
+    fig, axes = plt.subplots(2 if n > 1 else 1, n if n > 1 else 2, squeeze=False,
+                             figsize=(9.0, 3.6) if n == 1 else (3.8 * n, 6.4))
+    pairs = [(axes[0, 0], axes[0, 1])] if n == 1 else [(axes[1, j], axes[0, j]) for j in range(n)]
+    rows, seen = [], set()
+    styles = {label: STYLES[i % len(STYLES)] for i, label in enumerate(curves)}
+    for (ax_k, ax_r), (name, labels) in zip(pairs, panels.items(), strict=True):
+        for label in labels:
+            chi_k, chi_r = curves[label]
+            kchi = _kweighted(chi_k, kweight)
+            ax_k.plot(chi_k["k"], kchi, label=label, lw=1.2, **styles[label])
+            keep = chi_r["r"] <= rmax_plot
+            ax_r.plot(chi_r["r"][keep], chi_r["chir_mag"][keep], label=label, lw=1.4,
+                      **styles[label])
+            if label not in seen:  # each curve once in the table
+                seen.add(label)
+                rows += [("k", label, k, v) for k, v in zip(chi_k["k"], kchi, strict=True)]
+                rows += [("R", label, r, v)
+                         for r, v in zip(chi_r["r"], chi_r["chir_mag"], strict=True)]
+        if k_window is not None:
+            ax_k.axvspan(*k_window, color="0.92", zorder=0, label="_FT window")
+            ax_k.set_xlim(0, k_window[1] + 2)
+        ax_k.set_xlabel(r"$k$ (Å$^{-1}$)")
+        ax_k.set_ylabel(rf"$k^{kweight}\chi(k)$ (Å$^{{-{kweight}}}$)")
+        ax_r.set_xlabel(r"$R$ (Å)")
+        ax_r.set_ylabel(rf"$|\mathrm{{FT}}(k^{kweight}\chi)|$ (Å$^{{-{kweight + 1}}}$)")
+        ax_r.set_xlim(0, rmax_plot)
+        ax_r.legend(frameon=False, fontsize=8)
+        if n > 1:
+            ax_r.set_title(name, fontsize=10)
     if note:
+        ax_r = pairs[-1][1]
         ax_r.text(0.98, 0.02, note, transform=ax_r.transAxes, ha="right", va="bottom",
                   fontsize=8, style="italic")
     if title:
@@ -282,8 +316,10 @@ def fig2_from_files(
     k_window: tuple[float, float] | None = None,
     scored: Sequence[tuple[float, float]] | None = None,
     ft=None,
+    models: Sequence[str] | None = None,
 ) -> list[Path]:
-    """Fig. 2 from folders holding ``chi_k.csv`` and ``chi_r.csv``.
+    """Fig. 2 from folders holding ``chi_k.csv`` and ``chi_r.csv``; ``models`` (one per
+    simulation) splits a crowded figure into one pair of panels per model.
 
     ``simulations`` are (label, folder) pairs; ``experiment`` is the experiment's folder
     or None, in which case the figure says that no experiment was given.  ``scored``
@@ -307,7 +343,11 @@ def fig2_from_files(
         shared = sorted(set(notes))
         note = "simulations as scored: E0 shift " + ("; ".join(shared) if len(shared) > 1
                                                      else shared[0])
-    return fig2(curves, stem, kweight=kweight, title=title, note=note, k_window=k_window)
+    groups = None
+    if models is not None:
+        groups = {label: model for (label, _), model in zip(simulations, models, strict=True)}
+    return fig2(curves, stem, kweight=kweight, title=title, note=note, k_window=k_window,
+                groups=groups)
 
 
 def _as_scored(chi_k: pd.DataFrame, de: float, s02: float, ft) -> tuple[pd.DataFrame,

@@ -23,4 +23,5 @@ fig2_from_files(
     title=snakemake.params.title,
     scored=scored_shifts(comparison, snakemake.params.runs) if comparison else None,
     ft=FTSettings.from_config(snakemake.params.ft),
+    models=[run["model"] for run in snakemake.params.runs],
 )

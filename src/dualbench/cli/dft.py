@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="energy/force/stress errors and force-parity slope of a model on DFT frames",
     )
     p.add_argument("--model", required=True,
-                   help="chgnet (pretrained 0.3.0), chgnet:0.2.0, a model.json or a .pth.tar")
+                   help="chgnet[:0.2.0|:r2scan], sevennet[:NAME], a model.json or a checkpoint")
     p.add_argument("--frames", required=True, help="DFT frames file")
     p.add_argument("--format", choices=FRAME_FORMATS, help="frames format (default: from name)")
     p.add_argument("--out", required=True, help="metrics JSON to write")
@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=dft_metrics)
 
     p = sub.add_parser("finetune", help="fine-tune a model on N frames of a DFT pool")
-    p.add_argument("--model", default="chgnet", help="base model (default: chgnet)")
+    p.add_argument("--model", default="chgnet",
+                   help="base model: chgnet[:WEIGHTS] (default chgnet) or sevennet[:NAME]")
     p.add_argument("--frames", required=True, help="the training pool of DFT frames")
     p.add_argument("--format", choices=FRAME_FORMATS, help="frames format (default: from name)")
     p.add_argument("--n", type=schema_value("sweep.n_frames[]"), required=True,

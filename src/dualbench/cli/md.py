@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument(
-        "--model", required=True, help="chgnet, chgnet:0.2.0, a model.json or a checkpoint"
+        "--model", required=True,
+        help="chgnet[:0.2.0|:r2scan], sevennet[:NAME], a model.json or a checkpoint",
     )
     p.add_argument("--structure", required=True, help="unit cell file (cif, POSCAR, extxyz, ...)")
     p.add_argument(
