@@ -62,6 +62,8 @@ def test_tmd_study_without_experiment_plans_no_comparison(repo, tmp_path, tmd):
     assert counts["run_md"] == n_materials * len(tmd["sweep"]["n_frames"])
     assert counts["summary"] == counts["plot_fig2"] == counts["plot_fig3"] == n_materials
     assert "experiment_chi" not in counts and "compare_exafs" not in counts
+    # without an experiment the runs are scored against the reference model's simulation
+    assert counts["compare_reference"] == n_materials
 
 
 @pytest.mark.slow

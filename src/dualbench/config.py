@@ -253,6 +253,16 @@ def _check_semantics(config: Mapping[str, Any], source: str) -> None:
     fit = config.get("experiment_fit")
     if fit and fit["rmin_A"] >= fit["rmax_A"]:
         raise ConfigError(source, "experiment_fit.rmax_A", f"must exceed rmin_A ({fit['rmin_A']})")
+    reference = config["exafs"].get("reference_model")
+    if reference:
+        if reference.get("model") is not None and reference["model"] not in config["models"]:
+            raise ConfigError(source, "exafs.reference_model.model",
+                              f"{reference['model']!r} is not among models"
+                              f" ({', '.join(config['models'])})")
+        if (reference.get("n_frames") is not None
+                and reference["n_frames"] not in config["sweep"]["n_frames"]):
+            raise ConfigError(source, "exafs.reference_model.n_frames",
+                              f"{reference['n_frames']} is not in sweep.n_frames")
     sweep, plots = config["sweep"], config["plots"]
     missing = sorted(set(plots["fig2_n_frames"]) - set(sweep["n_frames"]))
     if missing:

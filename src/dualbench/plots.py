@@ -147,7 +147,7 @@ FORCE_COLOR = "#c0392b"
 def fig3(
     summary: pd.DataFrame,
     stem: str | Path,
-    exafs_column: str = "exafs_mse_k",
+    exafs_column: str | None = None,
     force_column: str = "force_mae",
     title: str = "",
 ) -> list[Path]:
@@ -155,18 +155,28 @@ def fig3(
     against N: mean over seeds with 95 % error bars (seed spread and the EXAFS bootstrap
     interval, see :mod:`dualbench.convergence`), one line style per model, the converged N
     of each arm marked by a dotted vertical line.  N = 0 (the vanilla model) sits on a
-    symmetric-log axis."""
+    symmetric-log axis.  ``exafs_column`` defaults to the score against the experiment
+    (``exafs_mse_k``) or, without one, against the reference model (``exafs_mse_ref_k``),
+    which the axis then calls what it is: convergence of the simulation."""
     from dualbench.convergence import by_n, converged_n
 
+    def present(column: str) -> bool:
+        return column in summary and summary[column].notna().any()
+
+    if exafs_column is None:
+        exafs_column = "exafs_mse_ref_k" if (
+            not present("exafs_mse_k") and present("exafs_mse_ref_k")) else "exafs_mse_k"
+    to_reference = exafs_column == "exafs_mse_ref_k"
     plt = _pyplot()
     fig, ax_left = plt.subplots(figsize=(5.6, 4.0))
     ax_right = ax_left.twinx()
     table, handles = [], []
-    has_exafs = exafs_column in summary and summary[exafs_column].notna().any()
+    has_exafs = present(exafs_column)
     for m, (model, rows) in enumerate(summary.groupby("model")):
         line = ["-", "--", "-.", ":"][m % 4]
         for ax, column, color, marker, name in (
-            (ax_left, exafs_column, EXAFS_COLOR, "o", "EXAFS MSE"),
+            (ax_left, exafs_column, EXAFS_COLOR, "o",
+             "EXAFS MSE to reference" if to_reference else "EXAFS MSE"),
             (ax_right, force_column, FORCE_COLOR, "s", "force MAE"),
         ):
             if column == exafs_column and not has_exafs:
@@ -184,7 +194,15 @@ def fig3(
                             xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
                             ha="right", va="top")
             table.append(data.assign(model=model, quantity=column, converged_n=n_conv))
-    if has_exafs:
+    if has_exafs and to_reference:
+        reference = summary["reference"].dropna().iloc[0] if "reference" in summary else "?"
+        ax_left.set_ylabel(f"MSE of $k^w\\chi(k)$ to {reference}'s simulation",
+                           color=EXAFS_COLOR)
+        ax_left.tick_params(axis="y", colors=EXAFS_COLOR)
+        ax_left.text(0.03, 0.04, "no experiment: convergence of the simulated EXAFS,\n"
+                     "not agreement with a measurement", transform=ax_left.transAxes,
+                     ha="left", va="bottom", style="italic", fontsize=7)
+    elif has_exafs:
         ax_left.set_ylabel("EXAFS MSE of $k^w\\chi(k)$", color=EXAFS_COLOR)
         ax_left.tick_params(axis="y", colors=EXAFS_COLOR)
     else:

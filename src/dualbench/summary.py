@@ -3,7 +3,9 @@
 Columns and units: ``energy_mae`` meV/atom, ``force_mae`` meV/Å, ``stress_mae`` GPa,
 ``force_slope`` (predicted vs DFT forces through the origin; 1 is unsoftened), and, when
 the material has an experiment, the EXAFS arm's ``exafs_mse_k``, ``exafs_mse_r``,
-``exafs_rfactor``, ``e0_shift_eV`` and ``s02``.
+``exafs_rfactor``, ``e0_shift_eV`` and ``s02``; without one, when a reference model is
+set, ``exafs_mse_ref_k`` and its interval and noise floor (:mod:`dualbench.reference`:
+convergence of the simulation, not agreement with a measurement).
 """
 
 from __future__ import annotations
@@ -39,11 +41,15 @@ def build_summary(
     material: str,
     dft_metrics: Sequence[tuple[str, str, int, int]],
     exafs_comparison: str | Path | None = None,
+    reference_comparison: str | Path | None = None,
 ) -> pd.DataFrame:
-    """Rows from ``(path, model, n_frames, seed)`` metric files, joined with the EXAFS scores."""
+    """Rows from ``(path, model, n_frames, seed)`` metric files, joined with the EXAFS scores
+    against the experiment and/or the reference model."""
     table = pd.DataFrame([dft_row(p, material, mo, n, s) for p, mo, n, s in dft_metrics])
-    if exafs_comparison is not None:
-        exafs = pd.read_csv(exafs_comparison)
+    for scores in (exafs_comparison, reference_comparison):
+        if scores is None:
+            continue
+        exafs = pd.read_csv(scores)
         exafs["material"] = exafs["material"].astype(str)
         table = table.merge(exafs, on=KEYS, how="left", validate="one_to_one")
     return table.sort_values(["model", "n_frames", "seed"]).reset_index(drop=True)

@@ -18,6 +18,7 @@ from dualbench.label import LabelSettings
 from dualbench.models.spec import TRAINABLE
 from dualbench.md import trajectory_params
 from dualbench.plots import run_label
+from dualbench.reference import resolve_reference
 
 # A config given with --configfile replaces config/config.yaml instead of being merged
 # into it (Snakemake's default), so that another study does not inherit its materials.
@@ -359,7 +360,25 @@ def summary_inputs(wildcards):
     }
     if has_experiment(wildcards.material):
         inputs["exafs"] = f"results/{wildcards.material}/exafs/comparison.csv"
+    elif has_reference(wildcards.material):
+        inputs["reference"] = (
+            f"results/{wildcards.material}/exafs/reference_comparison.csv"
+        )
     return inputs
+
+
+def has_reference(material):
+    """Whether a material is scored against a reference model (no experiment, and
+    exafs.reference_model set)."""
+    return (
+        not has_experiment(material) and config["exafs"]["reference_model"] is not None
+    )
+
+
+def reference_run(material):
+    """[model, N] of a material's reference run (exafs.reference_model resolved)."""
+    model, n = resolve_reference(config["exafs"]["reference_model"], MODELS, N_FRAMES)
+    return [model, n]
 
 
 def plot_seed():

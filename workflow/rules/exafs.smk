@@ -180,6 +180,36 @@ rule fit_experiment:
         "../scripts/fit_experiment.py"
 
 
+rule compare_reference:
+    input:
+        simulations=lambda wc: expand_runs(
+            "results/{material}/{model}/n{n}/seed{seed}/exafs/chi_k.csv", wc.material
+        ),
+        snapshots=lambda wc: expand_runs(
+            "results/{material}/{model}/n{n}/seed{seed}/exafs/chi_snapshots.npz",
+            wc.material,
+        ),
+    output:
+        "results/{material}/exafs/reference_comparison.csv",
+    log:
+        "results/{material}/logs/compare_reference.log",
+    benchmark:
+        "results/{material}/benchmarks/compare_reference.tsv"
+    localrule: True
+    conda:
+        "../../envs/exafs.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        runs=lambda wc: runs(wc.material),
+        reference=lambda wc: reference_run(wc.material),
+        ft=canonical_params(config["ft"]),
+    script:
+        "../scripts/compare_reference.py"
+
+
 rule compare_exafs:
     input:
         experiment="results/{material}/experiment/chi_k.csv",

@@ -15,5 +15,10 @@ metrics = [
 ]
 write_csv(
     snakemake.output[0],
-    build_summary(snakemake.wildcards.material, metrics, snakemake.input.get("exafs")),
+    build_summary(
+        snakemake.wildcards.material,
+        metrics,
+        snakemake.input.get("exafs"),
+        reference_comparison=snakemake.input.get("reference"),
+    ),
 )

@@ -1,0 +1,99 @@
+"""Scoring against a reference model's simulation (issue 16, item 5), for a material
+without an experiment.  Oracles: numpy on the same synthetic spectra, the variance of a
+mean, and a planted difference between models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dualbench.convergence import by_n, converged_n
+from dualbench.reference import reference_stage, resolve_reference
+
+K = np.round(np.arange(0.0, 16.0001, 0.05), 4)
+KMIN, KMAX, KW = 3.0, 14.0, 2
+FT = {"kmin": KMIN, "kmax": KMAX, "dk": 1.0, "window": "hanning", "kweight": KW,
+      "rmin": 1.0, "rmax": 5.0}
+
+
+def spectrum(amplitude: float) -> np.ndarray:
+    return amplitude * np.sin(2 * 2.75 * K) * np.exp(-2 * 0.003 * K**2)
+
+
+def write_run(folder, amplitude: float, noise: float, n_snap: int, rng) -> tuple[str, str]:
+    """A run's chi_k.csv (the mean of its snapshots) and chi_snapshots.npz."""
+    folder.mkdir(parents=True)
+    snaps = spectrum(amplitude)[None, :] + rng.normal(0, noise, (n_snap, len(K))) / (K + 1)
+    pd.DataFrame({"k": K, "chi": snaps.mean(axis=0)}).to_csv(folder / "chi_k.csv", index=False)
+    np.savez(folder / "chi_snapshots.npz", k=K, snapshot_means=snaps)
+    return str(folder / "chi_k.csv"), str(folder / "chi_snapshots.npz")
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """Models soft (amplitude 0.6 at N=0) converging to 1.0 at N=10 and 50, two seeds."""
+    rng = np.random.default_rng(5)
+    amplitudes = {0: 0.6, 2: 0.85, 10: 1.0, 50: 1.0}
+    runs, chis, snaps = [], [], []
+    for n, amp in amplitudes.items():
+        for seed in (0, 1):
+            c, s = write_run(tmp_path / f"n{n}s{seed}", amp, 0.02, 40, rng)
+            runs.append({"material": "WS2", "model": "chgnet", "n": n, "seed": seed})
+            chis.append(c)
+            snaps.append(s)
+    return runs, chis, snaps
+
+
+def test_scores_are_numpys_mse_against_the_reference_seed_mean(sweep, tmp_path):
+    runs, chis, snaps = sweep
+    table = reference_stage(runs, chis, snaps, reference=("chgnet", 50), ft=FT,
+                            out_csv=tmp_path / "ref.csv")
+    read = {(r["n"], r["seed"]): pd.read_csv(c)["chi"].to_numpy()
+            for r, c in zip(runs, chis, strict=True)}
+    inside = (K >= KMIN) & (K <= KMAX)
+    ref_mean = (read[(50, 0)] + read[(50, 1)]) / 2
+    expect = np.mean((K[inside] ** KW * (read[(0, 1)] - ref_mean)[inside]) ** 2)
+    row = table[(table.n_frames == 0) & (table.seed == 1)].iloc[0]
+    assert row["exafs_mse_ref_k"] == pytest.approx(expect, rel=1e-10)
+    assert row["exafs_mse_ref_k_lo"] <= row["exafs_mse_ref_k"] <= row["exafs_mse_ref_k_hi"]
+    # the reference's own runs are scored against its other seed, never against themselves
+    own = table[(table.n_frames == 50) & (table.seed == 0)].iloc[0]
+    other = np.mean((K[inside] ** KW * (read[(50, 0)] - read[(50, 1)])[inside]) ** 2)
+    assert own["exafs_mse_ref_k"] == pytest.approx(other, rel=1e-10) and other > 0
+    assert (table["reference"] == "chgnet N=50").all()
+    assert pd.read_csv(tmp_path / "ref.csv").shape == table.shape
+
+
+def test_noise_floor_is_the_variance_of_the_two_means(sweep, tmp_path):
+    """Equal spectra in expectation (N = 10 against N = 50): the score is of the order of
+    its noise floor, the sum of both means' variances."""
+    runs, chis, snaps = sweep
+    table = reference_stage(runs, chis, snaps, reference=("chgnet", 50), ft=FT,
+                            out_csv=tmp_path / "ref.csv")
+    inside = (K >= KMIN) & (K <= KMAX)
+    # 40 snapshots of noise 0.02/(k+1); the reference mean averages two seeds
+    var_run = (0.02 / (K + 1)) ** 2 / 40
+    expect = np.mean((K[inside] ** (2 * KW)) * (var_run + var_run / 2)[inside])
+    floor = table.loc[table.n_frames == 10, "exafs_ref_noise_floor_k"]
+    assert floor.to_numpy() == pytest.approx(expect, rel=0.3)
+    converged = table.loc[table.n_frames == 10, "exafs_mse_ref_k"].mean()
+    assert converged < 3 * expect
+    soft = table.loc[table.n_frames == 0, "exafs_mse_ref_k"].mean()
+    assert soft > 100 * expect
+
+
+def test_the_simulation_converges_where_the_planted_difference_ends(sweep, tmp_path):
+    runs, chis, snaps = sweep
+    table = reference_stage(runs, chis, snaps, reference=("chgnet", 50), ft=FT,
+                            out_csv=tmp_path / "ref.csv")
+    assert converged_n(by_n(table, "exafs_mse_ref_k")) == 10
+
+
+def test_reference_setting_resolves_and_refuses():
+    assert resolve_reference({}, ["a", "b"], [0, 10, 50]) == ("a", 50)
+    assert resolve_reference({"model": "b", "n_frames": 10}, ["a", "b"], [0, 10]) == ("b", 10)
+    with pytest.raises(ValueError, match="not among"):
+        resolve_reference({"model": "c"}, ["a"], [0])
+    with pytest.raises(ValueError, match="not in sweep.n_frames"):
+        resolve_reference({"n_frames": 5}, ["a"], [0, 10])
