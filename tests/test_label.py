@@ -146,11 +146,98 @@ def test_sample_configs_from_vanilla_md(ws2_cell, tmp_path):
         ws2_cell, settings, temperature_K=300, model="chgnet", material="WS2",
         md_config={"device": "cpu"}, work_dir=tmp_path / "md", out=out, threads=2,
     )
-    assert info == {"n_configs": 3, "n_atoms": 6}
+    assert info == {"n_configs": 3, "n_atoms": 6, "round": 0, "seed": 0}
     configs = read_snapshots(out)
     assert [c.info["split"] for c in configs] == ["train", "train", "test"]
     assert [c.info["frame_id"] for c in configs] == ["WS2:md4", "WS2:rattle0", "WS2:md6"]
     assert all(c.calc is None for c in configs)  # the model's results are not labels
+    # a later round: its own MD and rattling (seed + 1), its own frame ids
+    again = sample_configs(
+        ws2_cell, settings, temperature_K=300, model="chgnet", material="WS2",
+        md_config={"device": "cpu"}, work_dir=tmp_path / "md1", out=tmp_path / "r1.extxyz",
+        threads=2, round_index=1,
+    )
+    assert again["seed"] == 1
+    round1 = read_snapshots(tmp_path / "r1.extxyz")
+    assert [c.info["frame_id"] for c in round1] == ["WS2:r1:md4", "WS2:r1:rattle0",
+                                                   "WS2:r1:md6"]
+    assert all(c.info["round"] == 1 for c in round1)
+    assert not np.allclose(round1[0].positions, configs[0].positions)
+
+
+def test_sampling_rounds_count_and_chunk():
+    settings = LabelSettings.from_config({
+        "supercell": [2, 2, 1], "chunk_size": 2,
+        "sampling": {"md_frames": 3, "test_frames": 1, "rattled_frames": 1,
+                     "rounds": [{"md_frames": 4, "rattled_frames": 1, "test_frames": 2}]},
+    })
+    rounds = settings.sampling_rounds()
+    assert [r.n_configs for r in rounds] == [5, 7]
+    assert settings.n_configs == 12
+    assert [settings.n_chunks(0), settings.n_chunks(1)] == [3, 4]
+    one = settings.for_round(1)
+    assert (one.md_frames, one.test_frames, one.rattled_frames, one.rounds) == (4, 2, 1, [])
+
+
+def _labelled(atoms, energy, theory):
+    from dualbench.data import _attach
+
+    frame = atoms.copy()
+    _attach(frame, energy, np.full((len(frame), 3), 0.1), np.zeros(6), f"x:{energy}")
+    frame.info["dft"] = theory
+    return frame
+
+
+def test_find_labelled_matches_content_within_tolerance(ws2_cell):
+    from dualbench.label import config_key, find_labelled
+
+    theory = "gpaw PBE+D3(BJ) 400 eV k 3x3x1"
+    stored = [_labelled(ws2_cell, -1.0, theory)]
+    near = ws2_cell.copy()
+    near.positions[2, 0] += 5e-5
+    far = ws2_cell.copy()
+    far.positions[2, 0] += 2e-4
+    assert find_labelled(near, stored, theory, 1e-4) is stored[0]
+    assert find_labelled(far, stored, theory, 1e-4) is None
+    assert find_labelled(near, stored, "gpaw PBE 400 eV k 3x3x1", 1e-4) is None
+    swapped = ws2_cell.copy()
+    swapped.numbers = swapped.numbers[::-1]
+    assert find_labelled(swapped, stored, theory, 1e-4) is None
+    # the key names content (reuse matches by tolerance, not by key: rounding can split
+    # two configurations 5e-5 Å apart)
+    assert config_key(ws2_cell.copy()) == config_key(ws2_cell) != config_key(far)
+
+
+def test_labelling_reuses_frames_by_content_and_computes_nothing(ws2_cell, tmp_path):
+    """Every configuration of the chunk is in the reuse file (in another order): the labels
+    come from it, each frame says which one, and no DFT runs (no GPAW output)."""
+    from dualbench.data import write_frames
+    from dualbench.label import label_configs
+
+    settings = LabelSettings.from_config({"supercell": [1, 1, 1], "cutoff_eV": 200,
+                                          "kpts": [1, 1, 1]})
+    theory = settings.level_of_theory()
+    configs = []
+    for i in range(3):
+        atoms = ws2_cell.copy()
+        atoms.rattle(0.03, seed=i)
+        atoms.info.update(frame_id=f"WS2:md{i}", split="train", config_index=i)
+        configs.append(atoms)
+    store = [_labelled(c, -10.0 - i, theory) for i, c in enumerate(configs)][::-1]
+    write_frames(tmp_path / "store.extxyz", store)
+    settings.reuse = [str(tmp_path / "store.extxyz")]
+    info = label_configs(configs, settings, out=tmp_path / "out.extxyz",
+                         work_dir=tmp_path / "dft")
+    assert info["n_reused"] == 3
+    out = read_frames(tmp_path / "out.extxyz", "extxyz")
+    assert [f.get_potential_energy() for f in out] == [-10.0, -11.0, -12.0]
+    assert [f.info["reused"] for f in out] == ["x:-10.0", "x:-11.0", "x:-12.0"]
+    assert [f.info["frame_id"] for f in out] == ["WS2:md0", "WS2:md1", "WS2:md2"]
+    assert not list((tmp_path / "dft").glob("*.txt")) if (tmp_path / "dft").exists() else True
+    settings.reuse = [str(tmp_path / "missing.extxyz")]
+    with pytest.raises(FileNotFoundError, match="dft.label.reuse: .*missing.extxyz"):
+        label_configs(configs, settings, out=tmp_path / "o2.extxyz", work_dir=tmp_path / "d2")
+    assert not (tmp_path / "o2.extxyz").exists()
 
 
 def test_gather_splits_by_label(ws2_cell, tmp_path):
@@ -212,5 +299,20 @@ def test_label_rules_feed_the_dft_arm(repo, tmp_path):
     assert frames["n_train_pool"] == 2 and frames["test_has_stress"]
     metrics = json.loads((tmp_path / target).read_text())
     assert metrics["n_frames"] == 1 and np.isfinite(metrics["force_mae_eV_per_A"])
-    for rule in ("sample_configs", "label_frames/chunk0", "gather_labels"):
+    for rule in ("sample_configs/round0", "label_frames/round0/chunk0", "gather_labels"):
         assert (tmp_path / f"results/WS2/benchmarks/{rule}.tsv").is_file(), rule
+
+    # A second sampling round grows the set without rerunning or relabelling round 0.
+    config["materials"]["WS2"]["dft"]["label"]["sampling"]["rounds"] = [
+        {"md_frames": 1, "test_frames": 1}
+    ]
+    path.write_text(yaml.safe_dump(config))
+    plan = snakemake(repo, tmp_path, "-n", target, "--configfile", str(path)).stdout
+    assert "round=1" in plan and "round=0" not in plan, plan
+    snakemake(repo, tmp_path, "--cores", "2", "results/WS2/dft/labelled/train.extxyz",
+              "--configfile", str(path))
+    train = read_frames(tmp_path / "results/WS2/dft/labelled/train.extxyz", "extxyz")
+    test = read_frames(tmp_path / "results/WS2/dft/labelled/test.extxyz", "extxyz")
+    assert [f.info["frame_id"] for f in train][:2] == ["WS2:md4", "WS2:rattle0"]  # kept
+    assert len(train) == 3 and len(test) == 2
+    assert test[-1].info["frame_id"].startswith("WS2:r1:")

@@ -67,9 +67,26 @@ class FinetuneSettings:
     device: str = "auto"
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any]) -> FinetuneSettings:
+    def from_config(cls, section: Mapping[str, Any], n_frames: int | None = None
+                    ) -> FinetuneSettings:
+        """Settings of a ``finetune`` config section; with ``n_frames``, its ``schedule``
+        applied for that N (:func:`scheduled`)."""
         names = {f.name for f in fields(cls)}
+        if n_frames is not None:
+            section = scheduled(section, n_frames)
         return cls(**{k: v for k, v in section.items() if k in names})
+
+
+def scheduled(section: Mapping[str, Any], n_frames: int) -> dict[str, Any]:
+    """The ``finetune`` section as it applies to N = ``n_frames``: the first ``schedule``
+    entry with ``max_n >= n_frames`` replaces ``epochs`` and ``learning_rate``; the
+    schedule itself is left out."""
+    out = {k: v for k, v in section.items() if k != "schedule"}
+    for entry in sorted(section.get("schedule") or [], key=lambda e: e["max_n"]):
+        if n_frames <= entry["max_n"]:
+            out.update({k: v for k, v in entry.items() if k != "max_n"})
+            break
+    return out
 
 
 @dataclass

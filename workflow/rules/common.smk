@@ -14,6 +14,7 @@ from dualbench.config import (
 )
 from dualbench.exafs import chunk_count
 from dualbench.fetch import MIRROR_ENV, mirror_folder, source_filename
+from dualbench.finetune import scheduled
 from dualbench.label import LabelSettings
 from dualbench.models.spec import TRAINABLE
 from dualbench.md import trajectory_params
@@ -167,6 +168,13 @@ def model_env(wildcards):
 def sampling_env(wildcards):
     """The conda env of a material's sampling model."""
     return MODEL_ENVS[config["models"][sampling_model_name(wildcards.material)]["kind"]]
+
+
+def finetune_params(n):
+    """The finetune settings at N = n (schedule applied; device left to the config, so
+    that moving to a GPU does not rerun fine-tuning)."""
+    settings = scheduled(config["finetune"], n)
+    return canonical_params({k: v for k, v in settings.items() if k != "device"})
 
 
 def trainable(model):

@@ -68,9 +68,7 @@ rule fine_tune:
         runtime=lambda wc: 30 + 2 * int(wc.n),
     params:
         base=lambda wc: model_params(wc.model),
-        settings=canonical_params(
-            {k: v for k, v in config["finetune"].items() if k != "device"}
-        ),
+        settings=lambda wc: finetune_params(int(wc.n)),
     script:
         "../scripts/fine_tune.py"
 
