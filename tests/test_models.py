@@ -7,7 +7,6 @@ file on disk, a planted code payload."""
 
 from __future__ import annotations
 
-import builtins
 import json
 
 import numpy as np
@@ -26,6 +25,7 @@ from dualbench.models import (
     sha256_file,
     write_model_spec,
 )
+from test_refusals import _Payload
 
 pytest.importorskip("sevenn")
 
@@ -126,14 +126,6 @@ def test_ase_kind_has_no_trainer(tmp_path, snap_dir):
                      base=ModelSpec(kind="ase", weights="", calculator=LJ),
                      pool_format="pymatgen-json")
     assert not any(tmp_path.iterdir())  # nothing written
-
-
-class _Payload:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (builtins.exec, (f"open({str(self.marker)!r}, 'w').write('ran')",))
 
 
 def test_sevennet_checkpoint_with_code_payload_is_refused(tmp_path):
