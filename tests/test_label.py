@@ -240,6 +240,26 @@ def test_labelling_reuses_frames_by_content_and_computes_nothing(ws2_cell, tmp_p
     assert not (tmp_path / "o2.extxyz").exists()
 
 
+def test_collect_keeps_each_frame_once_in_pool_order(ws2_cell, tmp_path):
+    """Finished chunks and an earlier collection (which holds one of them again) make one
+    file: each frame_id once, round by round in sampling order."""
+    from dualbench.cli import main
+    from dualbench.data import write_frames
+
+    files = []
+    for rnd, index in [(1, 5), (0, 2), (1, 0)]:
+        frame = _labelled(ws2_cell, -float(10 * rnd + index), "x")
+        frame.info.update(round=rnd, config_index=index, frame_id=f"WS2:r{rnd}:{index}")
+        files.append(tmp_path / f"chunk_{rnd}_{index}.extxyz")
+        write_frames(files[-1], [frame])
+    assert main(["dft-collect", *map(str, files), "--out", str(tmp_path / "a.extxyz")]) == 0
+    assert main(["dft-collect", str(tmp_path / "a.extxyz"), str(files[0]),
+                 "--out", str(tmp_path / "b.extxyz")]) == 0
+    out = read_frames(tmp_path / "b.extxyz", "extxyz")
+    assert [f.info["frame_id"] for f in out] == ["WS2:r0:2", "WS2:r1:0", "WS2:r1:5"]
+    assert [f.get_potential_energy() for f in out] == [-2.0, -10.0, -15.0]
+
+
 def test_gather_splits_by_label(ws2_cell, tmp_path):
     from dualbench.data import _attach, write_frames
 

@@ -65,6 +65,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--work-dir", default="dft-work", help="calculator files (GPAW text logs)")
     p.set_defaults(func=dft_label)
 
+    p = sub.add_parser(
+        "dft-collect",
+        help="collect labelled frames (finished chunks of a round) into one file to commit",
+    )
+    p.add_argument("files", nargs="+", help="labelled extended-XYZ files (chunk outputs, ...)")
+    p.add_argument("--out", required=True, help="the collected frames (extended XYZ)")
+    p.set_defaults(func=dft_collect)
+
 
 def dft_metrics(args: argparse.Namespace) -> int:
     from dualbench.io import check_writable
@@ -125,4 +133,11 @@ def dft_label(args: argparse.Namespace) -> int:
     configs = read(args.configs, index=":")
     info = label_configs(configs, settings, out=args.out, work_dir=args.work_dir)
     print(json.dumps({k: info[k] for k in ("n_frames", "dft", "seconds_per_frame")}, indent=2))
+    return 0
+
+
+def dft_collect(args: argparse.Namespace) -> int:
+    from dualbench.label import collect_labelled
+
+    print(f"{collect_labelled(args.files, args.out)} frames -> {args.out}")
     return 0

@@ -1,0 +1,112 @@
+"""The `dft.label` settings: level of theory, sampling rounds, chunking and reuse."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+CALCULATORS = ("gpaw", "vasp", "espresso")
+DISPERSIONS = ("d3bj", "d3zero", "none")
+
+
+@dataclass(frozen=True)
+class SamplingRound:
+    """The configurations one sampling round adds: MD snapshots for the training pool,
+    later MD snapshots held out, rattled cells for the training pool."""
+
+    md_frames: int
+    test_frames: int
+    rattled_frames: int
+
+    @property
+    def n_configs(self) -> int:
+        return self.md_frames + self.test_frames + self.rattled_frames
+
+
+@dataclass
+class LabelSettings:
+    """A material's ``dft.label`` config entry, ``sampling`` flattened in (the schema
+    documents each key and holds the defaults: build it with :meth:`from_config`).
+
+    Energies in eV, lengths in Å, times in fs; ``strain`` is a fraction.
+    """
+
+    supercell: list[int]
+    calculator: str
+    xc: str
+    dispersion: str
+    cutoff_eV: float
+    kpts: list[int]
+    smearing_eV: float
+    calculator_options: dict[str, Any]
+    md_frames: int
+    test_frames: int
+    rattled_frames: int
+    interval_steps: int
+    timestep_fs: float
+    equilibration_steps: int
+    rattle_A: float
+    strain: float
+    seed: int
+    chunk_size: int
+    rounds: list[dict[str, int]] = field(default_factory=list)
+    reuse: list[str] = field(default_factory=list)
+    reuse_tolerance_A: float = 1e-4
+
+    @classmethod
+    def from_config(cls, label: Mapping[str, Any]) -> LabelSettings:
+        """Settings from a ``dft.label`` entry; missing keys take the schema's defaults."""
+        from dualbench.config import fill_defaults
+
+        label = fill_defaults(label, "label")
+        sampling = dict(label.pop("sampling"))
+        sampling.pop("model")  # the workflow resolves it to a pretrained model name
+        return cls(**label, **sampling)
+
+    def sampling_rounds(self) -> list[SamplingRound]:
+        """Round 0 (the top-level counts) and the extra ``rounds``, in pool order."""
+        first = SamplingRound(self.md_frames, self.test_frames, self.rattled_frames)
+        extra = [
+            SamplingRound(
+                r.get("md_frames", 0), r.get("test_frames", 0), r.get("rattled_frames", 0)
+            )
+            for r in self.rounds
+        ]
+        return [first, *extra]
+
+    def for_round(self, index: int) -> LabelSettings:
+        """These settings with round ``index``'s counts as the top-level ones and no extra
+        rounds: what :func:`sample_configs` draws for that round."""
+        counts = self.sampling_rounds()[index]
+        return replace(
+            self, md_frames=counts.md_frames, test_frames=counts.test_frames,
+            rattled_frames=counts.rattled_frames, rounds=[],
+        )
+
+    def validate(self) -> None:
+        if self.calculator not in CALCULATORS:
+            raise ValueError(f"calculator {self.calculator!r} is not one of {CALCULATORS}")
+        if self.dispersion not in DISPERSIONS:
+            raise ValueError(f"dispersion {self.dispersion!r} is not one of {DISPERSIONS}")
+        if self.md_frames + self.rattled_frames < 1:
+            raise ValueError("md_frames + rattled_frames must give at least one training frame")
+        if sum(r.test_frames for r in self.sampling_rounds()) < 1:
+            raise ValueError("test_frames must give at least one held-out frame")
+        for i, counts in enumerate(self.sampling_rounds()[1:], start=1):
+            if counts.n_configs < 1:
+                raise ValueError(f"sampling round {i} has no configurations")
+
+    @property
+    def n_configs(self) -> int:
+        return sum(r.n_configs for r in self.sampling_rounds())
+
+    def n_chunks(self, round_index: int = 0) -> int:
+        """Labelling jobs of round ``round_index``."""
+        return -(-self.sampling_rounds()[round_index].n_configs // self.chunk_size)
+
+    def level_of_theory(self) -> str:
+        """A one-line description of the labels, e.g. ``gpaw PBE+D3(BJ) 400 eV k 3x3x1``."""
+        disp = {"d3bj": "+D3(BJ)", "d3zero": "+D3(0)", "none": ""}[self.dispersion]
+        kpts = "x".join(map(str, self.kpts))
+        return f"{self.calculator} {self.xc}{disp} {self.cutoff_eV:g} eV k {kpts}"
