@@ -153,5 +153,8 @@ def parse_model_arg(model: str | Path | ModelSpec) -> ModelSpec:
             return spec
     from dualbench.models.checkpoints import checkpoint_kind
 
-    kind = checkpoint_kind(path)
+    try:
+        kind = checkpoint_kind(path)
+    except ValueError:
+        kind = "chgnet"  # not readable as either: CHGNet's loader refuses it with the reason
     return ModelSpec(kind=kind, weights=PRETRAINED[kind], checkpoint=str(path.resolve()))
