@@ -93,6 +93,13 @@ def test_convergence_and_sigma2(tmp_path):
     table = _check(plots.sigma2_vs_n(s2, tmp_path / "band", experiment_fit=fit),
                    tmp_path / "band")
     assert set(table["sigma2_exp_A2"]) == {0.0029} and set(table["sigma2_exp_A2_err"]) == {2e-4}
+    # two models are two lines, never averaged into one
+    both = pd.concat([s2.assign(model="soft"),
+                      s2.assign(model="stiff", sigma2_A2=s2["sigma2_A2"] / 2)])
+    table = _check(plots.sigma2_vs_n(both, tmp_path / "models"), tmp_path / "models")
+    means = table.set_index(["model", "n_frames"])["mean"]
+    assert means[("soft", 0)] == pytest.approx(0.0061)
+    assert means[("stiff", 0)] == pytest.approx(0.00305)
 
 
 def test_cli_plot_fig2_and_fig3(tmp_path):

@@ -281,34 +281,45 @@ def convergence(tables: Mapping[str, pd.DataFrame], stem: str | Path, value: str
 def sigma2_vs_n(table: pd.DataFrame, stem: str | Path, shells: Sequence[int] = (1, 2),
                 title: str = "", experiment_fit: Mapping[str, float] | None = None,
                 ) -> list[Path]:
-    """MD sigma^2 (Å^2) of the first absorber shells against N (mean ± std over seeds).
+    """MD sigma^2 (Å^2) of the first absorber shells against N (mean ± std over seeds), a
+    line per shell and model (colour: shell, line style: model).
 
-    ``table`` has columns ``n_frames, seed, shell, r_ideal_A, sigma2_A2``.  With the
+    ``table`` has columns ``n_frames, seed, shell, r_ideal_A, sigma2_A2`` and ``model``.  With the
     experiment's fit (fit.json), each fitted shell's sigma^2 ± its error is drawn as a
     band in the shell's colour, and the table gains ``sigma2_exp_A2`` and its error.
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     rows = []
+    if "model" not in table:
+        table = table.assign(model="")
+    models = list(dict.fromkeys(table["model"]))
+    lines = ["-", "--", "-.", ":"]
     for i, shell in enumerate(shells):
-        sub = table[table["shell"] == shell]
-        if sub.empty:
-            continue
-        g = sub.groupby("n_frames")["sigma2_A2"]
-        agg = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1).fillna(0.0)}).reset_index()
-        r = float(sub["r_ideal_A"].iloc[0])
         style = STYLES[i % len(STYLES)]
-        ax.errorbar(agg["n_frames"], agg["mean"], yerr=agg["std"], capsize=3,
-                    marker=MARKERS[i % len(MARKERS)], color=style["color"],
-                    ls=style["linestyle"], label=f"shell {shell} ({r:.2f} Å)")
+        for m, model in enumerate(models):
+            sub = table[(table["shell"] == shell) & (table["model"] == model)]
+            if sub.empty:
+                continue
+            g = sub.groupby("n_frames")["sigma2_A2"]
+            agg = pd.DataFrame({"mean": g.mean(),
+                                "std": g.std(ddof=1).fillna(0.0)}).reset_index()
+            r = float(sub["r_ideal_A"].iloc[0])
+            name = f"shell {shell} ({r:.2f} Å)" + (f", {model}" if len(models) > 1 else "")
+            ax.errorbar(agg["n_frames"], agg["mean"], yerr=agg["std"], capsize=3,
+                        marker=MARKERS[(i + m) % len(MARKERS)], color=style["color"],
+                        ls=lines[m % len(lines)] if len(models) > 1 else style["linestyle"],
+                        label=name)
+            rows.append(agg.assign(model=model, shell=shell, r_ideal_A=r))
         key = f"sigma2_shell{shell}_A2"
-        if experiment_fit is not None and key in experiment_fit:
+        if experiment_fit is not None and key in experiment_fit and rows:
             value, err = float(experiment_fit[key]), float(experiment_fit[f"{key}_err"])
             ax.axhspan(value - err, value + err, color=style["color"], alpha=0.15, lw=0)
             ax.axhline(value, color=style["color"], lw=0.8, ls=":",
                        label=f"experiment, shell {shell}")
-            agg = agg.assign(sigma2_exp_A2=value, sigma2_exp_A2_err=err)
-        rows.append(agg.assign(shell=shell, r_ideal_A=r))
+            for j, row in enumerate(rows):
+                if (row["shell"] == shell).all():
+                    rows[j] = row.assign(sigma2_exp_A2=value, sigma2_exp_A2_err=err)
     ax.set_xscale("symlog", linthresh=1.0)
     ns = sorted(table["n_frames"].unique())
     ax.set_xticks(ns)
