@@ -60,6 +60,14 @@ def _kweighted(frame: pd.DataFrame, kweight: int) -> np.ndarray:
     return frame["chi"].to_numpy() * frame["k"].to_numpy() ** kweight
 
 
+def _style(position: int) -> dict:
+    """The style of a panel's curve at ``position``: the first (the experiment) black, the
+    others cycling through the coloured styles, never black again."""
+    if position < len(STYLES):
+        return STYLES[position]
+    return STYLES[1 + (position - 1) % (len(STYLES) - 1)]
+
+
 #: Simulated curves beyond which Fig. 2 draws one pair of panels per model.
 FIG2_MAX_CURVES = 4
 
@@ -105,15 +113,14 @@ def fig2(
                              figsize=(9.0, 3.6) if n == 1 else (3.8 * n, 6.4))
     pairs = [(axes[0, 0], axes[0, 1])] if n == 1 else [(axes[1, j], axes[0, j]) for j in range(n)]
     rows, seen = [], set()
-    styles = {label: STYLES[i % len(STYLES)] for i, label in enumerate(curves)}
     for (ax_k, ax_r), (name, labels) in zip(pairs, panels.items(), strict=True):
-        for label in labels:
+        for position, label in enumerate(labels):
             chi_k, chi_r = curves[label]
             kchi = _kweighted(chi_k, kweight)
-            ax_k.plot(chi_k["k"], kchi, label=label, lw=1.2, **styles[label])
+            style = _style(position)
+            ax_k.plot(chi_k["k"], kchi, label=label, lw=1.2, **style)
             keep = chi_r["r"] <= rmax_plot
-            ax_r.plot(chi_r["r"][keep], chi_r["chir_mag"][keep], label=label, lw=1.4,
-                      **styles[label])
+            ax_r.plot(chi_r["r"][keep], chi_r["chir_mag"][keep], label=label, lw=1.4, **style)
             if label not in seen:  # each curve once in the table
                 seen.add(label)
                 rows += [("k", label, k, v) for k, v in zip(chi_k["k"], kchi, strict=True)]
