@@ -234,3 +234,37 @@ def test_cli_refuses_unknown_model(tmp_path):
     )
     assert proc.returncode == 2
     assert "model 'nonsense' is neither a pretrained name" in proc.stderr
+
+
+def test_schedule_picks_the_first_entry_covering_n():
+    from dualbench.finetune import scheduled
+
+    section = {"epochs": 10, "learning_rate": 1e-3, "batch_size": 4,
+               "schedule": [{"max_n": 20, "epochs": 15},
+                            {"max_n": 2, "epochs": 0, "learning_rate": 1e-4}]}
+    assert scheduled(section, 1) == {"epochs": 0, "learning_rate": 1e-4, "batch_size": 4}
+    assert scheduled(section, 2)["epochs"] == 0
+    assert scheduled(section, 3) == {"epochs": 15, "learning_rate": 1e-3, "batch_size": 4}
+    assert scheduled(section, 50) == {"epochs": 10, "learning_rate": 1e-3, "batch_size": 4}
+    assert FinetuneSettings.from_config(section, n_frames=1).epochs == 0
+    assert FinetuneSettings.from_config(section).epochs == 10  # no N: no schedule
+
+
+def test_zero_epochs_refit_energies_and_keep_forces(vanilla_chgnet, w_test_frames):
+    """epochs 0: forces are the vanilla model's to the last digit, the frames' mean per-atom
+    energy error is zero (numpy on the vanilla predictions), nothing else moves."""
+    from dualbench.finetune import finetune
+
+    frames = w_test_frames[:2]
+    result = finetune(vanilla_chgnet, frames, FinetuneSettings(epochs=0, device="cpu"), 0)
+    assert result.best_epoch == 0 and result.curve.empty
+    before = predict(vanilla_chgnet, frames, "ef")
+    after = predict(result.model, frames, "ef")
+    for b, a in zip(before, after, strict=True):
+        assert np.array_equal(np.asarray(b["f"]), np.asarray(a["f"]))
+    offset = np.mean([f.get_potential_energy() / len(f) - float(p["e"])
+                      for f, p in zip(frames, before, strict=True)])
+    shifted = np.mean([f.get_potential_energy() / len(f) - float(p["e"])
+                       for f, p in zip(frames, after, strict=True)])
+    assert abs(offset) > 1e-3 and abs(shifted) < 1e-4
+    assert result.composition_shift_eV_per_atom["W"] == pytest.approx(offset, abs=1e-4)

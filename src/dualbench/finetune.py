@@ -224,12 +224,11 @@ def finetune(
 
     With at least ``min_frames_for_validation`` frames, a ``validation_fraction`` of them
     (chosen by ``seed``) is kept out of training for early stopping and the best epoch's
-    weights are returned; otherwise every frame trains and every epoch runs.
+    weights are returned; otherwise every frame trains and every epoch runs.  With
+    ``epochs`` 0 (a schedule's choice for the smallest N) only the composition model is
+    refitted: the energies move to the frames' scale, forces and stresses stay vanilla.
     """
     import torch
-    from chgnet.data.dataset import get_loader
-    from chgnet.trainer import Trainer
-    from torch.utils.data import DataLoader, Subset
 
     from dualbench.models import resolve_device
 
@@ -240,48 +239,78 @@ def finetune(
     torch.manual_seed(seed)
     model = copy.deepcopy(base_model).to(device)
     shifts = refit_composition_model(model, frames)
-    n_frozen = freeze(model, settings.freeze)
-    use_stress = settings.stress_weight > 0 and has_stress(frames)
-    targets = "efs" if use_stress else "ef"
+    train_idx, val_idx = split_validation(len(frames), settings, seed)
+    history: Mapping[str, Mapping[str, list[float]]] = {}
+    best_epoch = 0
+    if settings.epochs > 0:
+        history, best_epoch = _train(model, frames, settings, seed, train_idx, val_idx,
+                                     device, start)
+        # Training moved the learned energies; refit the constant once more so the frames'
+        # mean per-atom energy error is zero again (forces and stresses are unchanged).
+        for element, value in refit_composition_model(model, frames).items():
+            shifts[element] += value
+    else:
+        log.info("epochs 0: composition model refitted to %d frames, no training", len(frames))
+    model.eval()
+    return FinetuneResult(
+        model=model,
+        curve=_curve(history, bool(val_idx)),
+        composition_shift_eV_per_atom=shifts,
+        n_train=len(train_idx),
+        n_validation=len(val_idx),
+        best_epoch=best_epoch,
+        seconds=time.perf_counter() - start,
+        validation_indices=[int(i) for i in val_idx],
+    )
+
+
+def _loaders(frames: Sequence[Atoms], use_stress: bool, settings: FinetuneSettings,
+             seed: int, train_idx: list[int], val_idx: list[int]):
+    """CHGNet's (training, validation) loaders; without a validation split the training
+    frames are scored in place of one."""
+    import torch
+    from chgnet.data.dataset import collate_graphs, get_loader
+    from torch.utils.data import DataLoader, Subset
 
     data = to_structure_data(frames, use_stress)
-    train_idx, val_idx = split_validation(len(frames), settings, seed)
-    n_val = len(val_idx)
-    from chgnet.data.dataset import collate_graphs
-
-    generator = torch.Generator().manual_seed(seed)
     train_loader = DataLoader(
         Subset(data, train_idx),
         batch_size=min(settings.batch_size, len(train_idx)),
         shuffle=True,
         collate_fn=collate_graphs,
-        generator=generator,
+        generator=torch.Generator().manual_seed(seed),
     )
     val_loader = (
-        DataLoader(Subset(data, val_idx), batch_size=settings.batch_size, collate_fn=collate_graphs)
-        if n_val
+        DataLoader(Subset(data, val_idx), batch_size=settings.batch_size,
+                   collate_fn=collate_graphs)
+        if val_idx
         else get_loader(Subset(data, train_idx), batch_size=settings.batch_size)
     )
+    return train_loader, val_loader
+
+
+def _train(model, frames: Sequence[Atoms], settings: FinetuneSettings, seed: int,
+           train_idx: list[int], val_idx: list[int], device: str, start: float):
+    """CHGNet's ``Trainer`` on the frozen-group model, epoch by epoch with early stopping;
+    leaves the best (or last) weights in ``model``.  Returns (history, best epoch)."""
+    from chgnet.trainer import Trainer
+
+    n_frozen = freeze(model, settings.freeze)
+    use_stress = settings.stress_weight > 0 and has_stress(frames)
+    targets = "efs" if use_stress else "ef"
+    train_loader, val_loader = _loaders(frames, use_stress, settings, seed, train_idx, val_idx)
+    n_val = len(val_idx)
     log.info(
         "fine-tuning on %d frames (%d validation), targets %s, %d frozen tensors, %d epochs, %s",
         len(train_idx), n_val, targets, n_frozen, settings.epochs, device,
     )
     with contextlib.redirect_stdout(sys.stderr):
         trainer = Trainer(
-            model=model,
-            targets=targets,
-            energy_loss_ratio=settings.energy_weight,
-            force_loss_ratio=settings.force_weight,
-            stress_loss_ratio=settings.stress_weight,
-            optimizer="Adam",
-            scheduler="CosLR",
-            criterion="MSE",
-            epochs=settings.epochs,
-            learning_rate=settings.learning_rate,
-            use_device=device,
-            torch_seed=seed,
-            data_seed=seed,
-            print_freq=10**9,
+            model=model, targets=targets, energy_loss_ratio=settings.energy_weight,
+            force_loss_ratio=settings.force_weight, stress_loss_ratio=settings.stress_weight,
+            optimizer="Adam", scheduler="CosLR", criterion="MSE", epochs=settings.epochs,
+            learning_rate=settings.learning_rate, use_device=device, torch_seed=seed,
+            data_seed=seed, print_freq=10**9,
         )
     best_score, best_epoch, best_state, since_best = np.inf, 0, None, 0
     with tempfile.TemporaryDirectory(prefix="dualbench-train-") as scratch:
@@ -309,21 +338,7 @@ def finetune(
         model.load_state_dict(best_state)
     else:
         best_epoch = len(trainer.training_history["f"]["train"])
-    model.eval()
-    # Training moved the learned energies; refit the constant once more so the frames'
-    # mean per-atom energy error is zero again (forces and stresses are unchanged).
-    for element, value in refit_composition_model(model, frames).items():
-        shifts[element] += value
-    return FinetuneResult(
-        model=model,
-        curve=_curve(trainer.training_history, bool(n_val)),
-        composition_shift_eV_per_atom=shifts,
-        n_train=len(train_idx),
-        n_validation=n_val,
-        best_epoch=best_epoch,
-        seconds=time.perf_counter() - start,
-        validation_indices=[int(i) for i in val_idx],
-    )
+    return trainer.training_history, best_epoch
 
 
 def save_checkpoint(model, path: str | Path) -> None:

@@ -213,7 +213,7 @@ def finetune_sevennet(
         elif val_idx and epoch - best[1] >= settings.early_stopping_patience:
             log.info("early stop: no validation improvement for %d epochs", epoch - best[1])
             break
-    best_epoch = rows[-1]["epoch"]
+    best_epoch = rows[-1]["epoch"] if rows else 0  # epochs 0: the shift refit alone
     if val_idx and best[2] is not None:
         model.load_state_dict(best[2])
         best_epoch = best[1]
@@ -221,7 +221,8 @@ def finetune_sevennet(
     for element, value in refit_shift(model, graphs, frames, modal).items():
         shifts[element] += value
     result = FinetuneResult(
-        model=model, curve=pd.DataFrame(rows), composition_shift_eV_per_atom=shifts,
+        model=model, curve=pd.DataFrame(rows, columns=list(rows[0]) if rows else ["epoch"]),
+        composition_shift_eV_per_atom=shifts,
         n_train=len(train_idx), n_validation=len(val_idx), best_epoch=best_epoch,
         seconds=time.perf_counter() - start, validation_indices=[int(i) for i in val_idx],
     )
