@@ -196,3 +196,23 @@ def test_crowded_fig2_gets_one_pair_of_panels_per_model(tmp_path):
     table = pd.read_csv(tmp_path / "fig2.csv")
     assert sorted(table["curve"].unique()) == sorted(curves)
     assert len(table) == len(curves) * (len(k) + len(r))
+
+
+def test_crowded_parity_gets_a_panel_per_model_and_keeps_every_slope(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rng = np.random.default_rng(0)
+    ref = rng.normal(0, 1, 300)
+    tables, groups = {}, {}
+    for model, soft in [("a", 0.6), ("b", 0.4), ("c", 0.7)]:
+        for n, factor in [(0, soft), (10, 0.95)]:
+            label = f"{model} N={n}"
+            tables[label] = pd.DataFrame({"force_dft_eV_per_A": ref,
+                                          "force_pred_eV_per_A": factor * ref})
+            groups[label] = model
+    table = _check(plots.parity(tables, tmp_path / "parity", groups=groups),
+                   tmp_path / "parity")
+    slopes = table.groupby("model")["slope"].first()
+    assert slopes["b N=0"] == pytest.approx(0.4) and slopes["c N=10"] == pytest.approx(0.95)
+    assert len(slopes) == 6

@@ -234,32 +234,43 @@ def fig3(
     return save_figure(fig, stem, frame)
 
 
-def parity(tables: Mapping[str, pd.DataFrame], stem: str | Path, title: str = "") -> list[Path]:
+def parity(tables: Mapping[str, pd.DataFrame], stem: str | Path, title: str = "",
+           groups: Mapping[str, str] | None = None) -> list[Path]:
     """Predicted against DFT force components for each labelled model, with fitted slopes.
 
-    Each table has columns ``force_dft_eV_per_A`` and ``force_pred_eV_per_A``.
+    Each table has columns ``force_dft_eV_per_A`` and ``force_pred_eV_per_A``.  ``groups``
+    (label -> model) gives each model a panel of its own when there are more than
+    :data:`FIG2_MAX_CURVES` tables of several models.
     """
     from dualbench.metrics import parity_slope
 
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    panels = _panels(list(tables), groups)
+    fig, axes = plt.subplots(1, len(panels), squeeze=False,
+                             figsize=(4.2 * len(panels), 4.2), sharex=True, sharey=True)
     rows, lim = [], 0.0
-    for i, (label, t) in enumerate(tables.items()):
-        ref, pred = t["force_dft_eV_per_A"].to_numpy(), t["force_pred_eV_per_A"].to_numpy()
-        slope = parity_slope(pred, ref)
-        ax.scatter(ref, pred, s=6, marker=MARKERS[i % len(MARKERS)], alpha=0.5,
-                   color=STYLES[i % len(STYLES)]["color"], label=f"{label} (slope {slope:.2f})")
-        lim = max(lim, float(np.abs(ref).max()), float(np.abs(pred).max()))
-        rows.append(t.assign(model=label, slope=slope))
-    ax.plot([-lim, lim], [-lim, lim], color="0.5", lw=0.8, ls=":", label="ideal")
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.set_xlabel("DFT force component (eV/Å)")
-    ax.set_ylabel("predicted force component (eV/Å)")
-    ax.legend(frameon=False, fontsize=8, loc="upper left")
+    for ax, (name, labels) in zip(axes[0], panels.items(), strict=True):
+        for i, label in enumerate(labels):
+            t = tables[label]
+            ref = t["force_dft_eV_per_A"].to_numpy()
+            pred = t["force_pred_eV_per_A"].to_numpy()
+            slope = parity_slope(pred, ref)
+            ax.scatter(ref, pred, s=6, marker=MARKERS[i % len(MARKERS)], alpha=0.5,
+                       color=_style(i)["color"], label=f"{label} (slope {slope:.2f})")
+            lim = max(lim, float(np.abs(ref).max()), float(np.abs(pred).max()))
+            rows.append(t.assign(model=label, slope=slope))
+        if name:
+            ax.set_title(name, fontsize=10)
+    for ax in axes[0]:
+        ax.plot([-lim, lim], [-lim, lim], color="0.5", lw=0.8, ls=":", label="ideal")
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_xlabel("DFT force component (eV/Å)")
+        ax.legend(frameon=False, fontsize=8, loc="upper left")
+    axes[0][0].set_ylabel("predicted force component (eV/Å)")
     if title:
-        ax.set_title(title)
+        fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, stem, pd.concat(rows, ignore_index=True))
 

@@ -17,4 +17,8 @@ parity(
     },
     Path(snakemake.output.png).with_suffix(""),
     title=f"{snakemake.wildcards.material}: held-out DFT forces",
+    groups={
+        label: run["model"]
+        for label, run in zip(snakemake.params.labels, snakemake.params.runs, strict=True)
+    },
 )
