@@ -97,3 +97,19 @@ def test_reference_setting_resolves_and_refuses():
         resolve_reference({"model": "c"}, ["a"], [0])
     with pytest.raises(ValueError, match="not in sweep.n_frames"):
         resolve_reference({"n_frames": 5}, ["a"], [0, 10])
+
+
+def test_one_seed_reference_cannot_tell_convergence(sweep, tmp_path):
+    """With one seed the reference run has no other seed to be scored against: its score
+    is NaN and the convergence record says it cannot tell (None), instead of comparing
+    with the next largest N."""
+    from dualbench.convergence import convergence_record
+
+    runs, chis, snaps = sweep
+    keep = [i for i, r in enumerate(runs) if r["seed"] == 0]
+    table = reference_stage([runs[i] for i in keep], [chis[i] for i in keep],
+                            [snaps[i] for i in keep], reference=("chgnet", 50), ft=FT,
+                            out_csv=tmp_path / "ref.csv")
+    assert table.loc[table.n_frames == 50, "exafs_mse_ref_k"].isna().all()
+    record = convergence_record(table.assign(force_mae=1.0))
+    assert record["models"]["chgnet"]["n_converged_exafs_mse_ref_k"] is None

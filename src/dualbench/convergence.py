@@ -74,7 +74,12 @@ def convergence_record(summary: pd.DataFrame, metrics: Sequence[str] = METRICS) 
             if metric not in rows or rows[metric].isna().all():
                 continue
             table = by_n(rows, metric)
-            entry[f"n_converged_{metric}"] = converged_n(table)
+            largest = int(rows["n_frames"].max())
+            # Without a score at the sweep's largest N (the reference run itself with one
+            # seed) there is nothing to converge to: say so rather than compare with less.
+            entry[f"n_converged_{metric}"] = (
+                converged_n(table) if largest in set(table["n_frames"]) else None
+            )
             entry[metric] = table.to_dict(orient="records")
         out["models"][str(model)] = entry
     return out

@@ -193,7 +193,9 @@ def fig3(
             handles.append(ax.errorbar(
                 data["n_frames"], data["mean"], yerr=data["half_width"], color=color,
                 marker=marker, ls=line, capsize=3, label=label))
-            n_conv = converged_n(data)
+            # no score at the largest N (a one-seed reference run): nothing to converge to
+            n_conv = (converged_n(data) if not data.empty
+                      and data["n_frames"].max() == rows["n_frames"].max() else None)
             # The largest N passes trivially: a line there would say nothing.
             if n_conv is not None and n_conv < data["n_frames"].max():
                 ax.axvline(n_conv, color=color, ls=":", lw=1.0)
