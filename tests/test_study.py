@@ -104,3 +104,32 @@ def test_nothing_to_redo_and_report(study, repo, mirror):
     html = (study / "report.html").read_text(errors="replace")
     assert len(html) > 50_000
     assert "fig2.png" in html and "fig3.png" in html
+
+
+def test_without_experiment_runs_are_scored_against_the_reference(repo, mirror, tmp_path):
+    """The tiny study with no measured spectrum and two seeds: no comparison with an
+    experiment, every run scored against the reference (the largest N) instead, the
+    reference's own runs against its other seed, and the convergence record and Fig. 3
+    built from that score."""
+    import yaml
+
+    config = yaml.safe_load((repo / "config" / "test.yaml").read_text())
+    config["materials"]["W"]["experiment"] = None
+    config["sweep"]["seeds"] = [0, 1]
+    path = tmp_path / "no_experiment.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory",
+         str(tmp_path), "--cores", "2", "--configfile", str(path)],
+        capture_output=True, text=True, timeout=1800,
+        env={**os.environ, "DUALBENCH_DATA_MIRROR": str(mirror)},
+    )
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    table = pd.read_csv(tmp_path / "results/W/summary.csv")
+    assert "exafs_mse_k" not in table
+    assert len(table) == 4 and table["exafs_mse_ref_k"].notna().all()
+    assert (table["reference"] == "chgnet N=2").all()
+    assert (table["exafs_mse_ref_k_lo"] <= table["exafs_mse_ref_k"]).all()
+    record = json.loads((tmp_path / "results/W/convergence.json").read_text())
+    assert "n_converged_exafs_mse_ref_k" in record["models"]["chgnet"]
+    assert (tmp_path / "results/W/figures/fig3.png").stat().st_size > 5000
