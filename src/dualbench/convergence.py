@@ -54,9 +54,12 @@ def by_n(summary: pd.DataFrame, column: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["n_frames", "mean", "half_width", "n_seeds"])
 
 
-def converged_n(table: pd.DataFrame) -> int | None:
-    """The smallest N of a :func:`by_n` table that passes the rule (None when empty)."""
-    if table.empty:
+def converged_n(table: pd.DataFrame, largest: int | None = None) -> int | None:
+    """The smallest N of a :func:`by_n` table that passes the rule.  None when the table is
+    empty, or when it has no row at ``largest`` (the sweep's largest N): without a score
+    there (a one-seed reference run) there is nothing to converge to, and comparing with a
+    smaller N would claim too much."""
+    if table.empty or (largest is not None and largest not in set(table["n_frames"])):
         return None
     table = table.sort_values("n_frames")
     ref = table.iloc[-1]
@@ -74,12 +77,7 @@ def convergence_record(summary: pd.DataFrame, metrics: Sequence[str] = METRICS) 
             if metric not in rows or rows[metric].isna().all():
                 continue
             table = by_n(rows, metric)
-            largest = int(rows["n_frames"].max())
-            # Without a score at the sweep's largest N (the reference run itself with one
-            # seed) there is nothing to converge to: say so rather than compare with less.
-            entry[f"n_converged_{metric}"] = (
-                converged_n(table) if largest in set(table["n_frames"]) else None
-            )
+            entry[f"n_converged_{metric}"] = converged_n(table, int(rows["n_frames"].max()))
             entry[metric] = table.to_dict(orient="records")
         out["models"][str(model)] = entry
     return out

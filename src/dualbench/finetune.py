@@ -143,33 +143,72 @@ def predict(model, frames: Sequence[Atoms], task: str = "efs", batch_size: int =
     return out if isinstance(out, list) else [out]
 
 
+def composition_shift(frames: Sequence[Atoms], predicted_eV_per_atom: Sequence[float]
+                      ) -> dict[str, float]:
+    """Per-element constants (eV/atom) that zero the frames' mean per-atom energy error: the
+    residuals E_DFT - E_model per atom regressed on the element fractions (least squares,
+    minimum norm where the frames cannot tell elements apart).  Shared by every kind's
+    refit (CHGNet's AtomRef, SevenNet's per-element shift)."""
+    symbols = sorted({s for a in frames for s in a.get_chemical_symbols()})
+    residual = np.array([
+        a.get_potential_energy() / len(a) - float(e)
+        for a, e in zip(frames, predicted_eV_per_atom, strict=True)
+    ])
+    fractions = np.array(
+        [[a.get_chemical_symbols().count(s) / len(a) for s in symbols] for a in frames]
+    )
+    shift, *_ = np.linalg.lstsq(fractions, residual, rcond=None)
+    return {s: float(v) for s, v in zip(symbols, shift, strict=True)}
+
+
 def refit_composition_model(model, frames: Sequence[Atoms]) -> dict[str, float]:
     """Shift CHGNet's AtomRef so its energies match the frames' DFT on average per element.
 
     Returns the per-element shifts in eV/atom that were added.
     """
-    symbols = sorted({s for a in frames for s in a.get_chemical_symbols()})
-    preds = predict(model, frames, task="e")
-    residual = np.array(
-        [
-            a.get_potential_energy() / len(a) - float(p["e"])
-            for a, p in zip(frames, preds, strict=True)
-        ]
-    )
-    fractions = np.array(
-        [[a.get_chemical_symbols().count(s) / len(a) for s in symbols] for a in frames]
-    )
-    shift, *_ = np.linalg.lstsq(fractions, residual, rcond=None)
     import torch
     from ase.data import atomic_numbers
 
+    shifts = composition_shift(frames, [p["e"] for p in predict(model, frames, task="e")])
     weight = model.composition_model.fc.weight
     with torch.no_grad():
-        for sym, value in zip(symbols, shift, strict=True):
-            weight[0, atomic_numbers[sym] - 1] += float(value)
-    shifts = {s: float(v) for s, v in zip(symbols, shift, strict=True)}
+        for sym, value in shifts.items():
+            weight[0, atomic_numbers[sym] - 1] += value
     log.info("composition model shifted by %s eV/atom", shifts)
     return shifts
+
+
+@dataclass
+class EarlyStopping:
+    """The best epoch so far and the stop rule every kind's training loop shares: keep the
+    weights of the lowest score (validation force + energy MAE, or the training set's when
+    there is no validation split); with a split, stop after ``patience`` epochs without
+    improvement."""
+
+    patience: int
+    with_validation: bool
+    score: float = np.inf
+    epoch: int = 0
+    state: dict[str, Any] | None = None
+
+    def update(self, epoch: int, score: float, model) -> bool:
+        """Record epoch ``epoch``'s score; True when training should stop."""
+        if score < self.score:
+            self.score, self.epoch = score, epoch
+            self.state = copy.deepcopy(model.state_dict())
+            return False
+        if self.with_validation and epoch - self.epoch >= self.patience:
+            log.info("early stop: no validation improvement for %d epochs", epoch - self.epoch)
+            return True
+        return False
+
+    def restore(self, model, last_epoch: int) -> int:
+        """Load the best weights when there was a validation split; returns the epoch whose
+        weights the model now holds."""
+        if self.with_validation and self.state is not None:
+            model.load_state_dict(self.state)
+            return self.epoch
+        return last_epoch
 
 
 def freeze(model, groups: Sequence[str]) -> int:
@@ -312,32 +351,22 @@ def _train(model, frames: Sequence[Atoms], settings: FinetuneSettings, seed: int
             learning_rate=settings.learning_rate, use_device=device, torch_seed=seed,
             data_seed=seed, print_freq=10**9,
         )
-    best_score, best_epoch, best_state, since_best = np.inf, 0, None, 0
+    stop = EarlyStopping(settings.early_stopping_patience, bool(n_val))
     with tempfile.TemporaryDirectory(prefix="dualbench-train-") as scratch:
         for epoch in range(settings.epochs):
             trainer.starting_epoch, trainer.epochs = epoch, epoch + 1
             with contextlib.redirect_stdout(sys.stderr):
                 trainer.train(train_loader, val_loader, save_dir=scratch)
             hist = trainer.training_history
-            score = hist["f"]["val"][-1] + hist["e"]["val"][-1]
             log.info(
                 "epoch %d/%d: train force MAE %.4f eV/Å, %s force MAE %.4f eV/Å (%.0f s)",
                 epoch + 1, settings.epochs, hist["f"]["train"][-1],
                 "validation" if n_val else "training-set", hist["f"]["val"][-1],
                 time.perf_counter() - start,
             )
-            if score < best_score:
-                best_score, best_epoch, since_best = score, epoch + 1, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                since_best += 1
-                if n_val and since_best >= settings.early_stopping_patience:
-                    log.info("early stop: no validation improvement for %d epochs", since_best)
-                    break
-    if n_val and best_state is not None:
-        model.load_state_dict(best_state)
-    else:
-        best_epoch = len(trainer.training_history["f"]["train"])
+            if stop.update(epoch + 1, hist["f"]["val"][-1] + hist["e"]["val"][-1], model):
+                break
+    best_epoch = stop.restore(model, len(trainer.training_history["f"]["train"]))
     return trainer.training_history, best_epoch
 
 

@@ -18,7 +18,6 @@ are trained as that modality.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 import uuid
@@ -32,7 +31,13 @@ import pandas as pd
 import yaml
 from ase import Atoms
 
-from dualbench.finetune import FinetuneResult, FinetuneSettings, split_validation
+from dualbench.finetune import (
+    EarlyStopping,
+    FinetuneResult,
+    FinetuneSettings,
+    composition_shift,
+    split_validation,
+)
 from dualbench.io import atomic_path
 from dualbench.models.spec import ModelSpec
 
@@ -61,7 +66,6 @@ def training_config(settings: FinetuneSettings, use_stress: bool) -> dict[str, A
         "force_loss_weight": settings.force_weight,
         "stress_loss_weight": float(train["stress_loss_weight"]) if use_stress else 0.0,
         "is_train_stress": use_stress,
-        "device": "cpu",
     }
 
 
@@ -129,23 +133,64 @@ def refit_shift(
     import torch
     from ase.data import atomic_numbers
 
-    symbols = sorted({s for a in frames for s in a.get_chemical_symbols()})
-    preds = _predict(model, graphs, modal)
-    residual = np.array([a.get_potential_energy() / len(a) - p["e"]
-                         for a, p in zip(frames, preds, strict=True)])
-    fractions = np.array([[a.get_chemical_symbols().count(s) / len(a) for s in symbols]
-                          for a in frames])
-    shift, *_ = np.linalg.lstsq(fractions, residual, rcond=None)
+    shifts = composition_shift(frames, [p["e"] for p in _predict(model, graphs, modal)])
     rescale = model._modules["rescale_atomic_energy"]
     with torch.no_grad():
         row = rescale.shift
         if row.dim() == 2:  # one row per modality
             row = row[model.modal_map[modal]]
-        for sym, value in zip(symbols, shift, strict=True):
-            row[model.type_map[atomic_numbers[sym]]] += float(value)
-    shifts = {s: float(v) for s, v in zip(symbols, shift, strict=True)}
+        for sym, value in shifts.items():
+            row[model.type_map[atomic_numbers[sym]]] += value
     log.info("per-element energy shift moved by %s eV/atom", shifts)
     return shifts
+
+
+def _train(model, graphs: Sequence, frames: Sequence[Atoms], settings: FinetuneSettings,
+           seed: int, split: tuple[list[int], list[int]], modal: str | None,
+           use_stress: bool, device: str, start: float) -> tuple[list[dict[str, float]], int]:
+    """SevenNet's ``Trainer`` epoch by epoch with the shared early stopping; leaves the best
+    (or last) weights in ``model``.  Returns the training-curve rows and that epoch."""
+    import torch
+    from sevenn.train.loss import get_loss_functions_from_config
+    from sevenn.train.optim import optim_dict, scheduler_dict
+    from sevenn.train.trainer import Trainer
+    from torch_geometric.loader import DataLoader
+
+    train_idx, val_idx = split
+    config = training_config(settings, use_stress)
+    trainer = Trainer(
+        model,
+        loss_functions=get_loss_functions_from_config(config),
+        optimizer_cls=optim_dict[config["optimizer"].lower()],
+        optimizer_args=config["optim_param"],
+        scheduler_cls=scheduler_dict[config["scheduler"].lower()],
+        scheduler_args=config["scheduler_param"],
+        device=device,
+    )
+    loader = DataLoader([graphs[i] for i in train_idx],
+                        batch_size=min(settings.batch_size, len(train_idx)), shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
+    stop = EarlyStopping(settings.early_stopping_patience, bool(val_idx))
+    rows: list[dict[str, float]] = []
+    for epoch in range(1, settings.epochs + 1):
+        trainer.run_one_epoch(loader, is_train=True)
+        trainer.scheduler_step()
+        e_tr, f_tr = _errors(model, [graphs[i] for i in train_idx],
+                             [frames[i] for i in train_idx], modal)
+        row = {"epoch": epoch, "train_energy_mae_eV_per_atom": e_tr,
+               "train_force_mae_eV_per_A": f_tr}
+        e_va, f_va = e_tr, f_tr  # without a split the training frames are the check
+        if val_idx:
+            e_va, f_va = _errors(model, [graphs[i] for i in val_idx],
+                                 [frames[i] for i in val_idx], modal)
+            row.update(val_energy_mae_eV_per_atom=e_va, val_force_mae_eV_per_A=f_va)
+        rows.append(row)
+        log.info("epoch %d/%d: train force MAE %.4f eV/Å, %s force MAE %.4f eV/Å (%.0f s)",
+                 epoch, settings.epochs, f_tr, "validation" if val_idx else "training-set",
+                 f_va, time.perf_counter() - start)
+        if stop.update(epoch, f_va + e_va, model):
+            break
+    return rows, stop.restore(model, rows[-1]["epoch"] if rows else 0)
 
 
 def finetune_sevennet(
@@ -154,10 +199,6 @@ def finetune_sevennet(
     """Fine-tune the SevenNet of ``spec`` on ``frames``; returns the result and the
     checkpoint dict to save (:func:`save_sevennet_checkpoint`)."""
     import torch
-    from sevenn.train.loss import get_loss_functions_from_config
-    from sevenn.train.optim import optim_dict, scheduler_dict
-    from sevenn.train.trainer import Trainer
-    from torch_geometric.loader import DataLoader
 
     from dualbench.data import has_stress
     from dualbench.models import resolve_device
@@ -174,49 +215,13 @@ def finetune_sevennet(
     use_stress = settings.stress_weight > 0 and has_stress(frames)
     graphs = to_graphs(frames, float(cp.config["cutoff"]), modal)
     shifts = refit_shift(model, graphs, frames, modal)
-    config = training_config(settings, use_stress)
-    trainer = Trainer(
-        model,
-        loss_functions=get_loss_functions_from_config(config),
-        optimizer_cls=optim_dict[config["optimizer"].lower()],
-        optimizer_args=config["optim_param"],
-        scheduler_cls=scheduler_dict[config["scheduler"].lower()],
-        scheduler_args=config["scheduler_param"],
-        device=device,
-    )
     train_idx, val_idx = split_validation(len(frames), settings, seed)
-    loader = DataLoader([graphs[i] for i in train_idx],
-                        batch_size=min(settings.batch_size, len(train_idx)), shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))
-    check = val_idx or train_idx
     log.info(
         "fine-tuning SevenNet %s on %d frames (%d validation), stress %s, %d epochs, %s",
         spec.label(), len(train_idx), len(val_idx), use_stress, settings.epochs, device,
     )
-    rows, best = [], (np.inf, 0, None)
-    for epoch in range(1, settings.epochs + 1):
-        trainer.run_one_epoch(loader, is_train=True)
-        trainer.scheduler_step()
-        e_tr, f_tr = _errors(model, [graphs[i] for i in train_idx],
-                             [frames[i] for i in train_idx], modal)
-        e_va, f_va = _errors(model, [graphs[i] for i in check], [frames[i] for i in check], modal)
-        row = {"epoch": epoch, "train_energy_mae_eV_per_atom": e_tr,
-               "train_force_mae_eV_per_A": f_tr}
-        if val_idx:
-            row.update(val_energy_mae_eV_per_atom=e_va, val_force_mae_eV_per_A=f_va)
-        rows.append(row)
-        log.info("epoch %d/%d: train force MAE %.4f eV/Å, %s force MAE %.4f eV/Å (%.0f s)",
-                 epoch, settings.epochs, f_tr, "validation" if val_idx else "training-set",
-                 f_va, time.perf_counter() - start)
-        if f_va + e_va < best[0]:
-            best = (f_va + e_va, epoch, copy.deepcopy(model.state_dict()))
-        elif val_idx and epoch - best[1] >= settings.early_stopping_patience:
-            log.info("early stop: no validation improvement for %d epochs", epoch - best[1])
-            break
-    best_epoch = rows[-1]["epoch"] if rows else 0  # epochs 0: the shift refit alone
-    if val_idx and best[2] is not None:
-        model.load_state_dict(best[2])
-        best_epoch = best[1]
+    rows, best_epoch = _train(model, graphs, frames, settings, seed, (train_idx, val_idx),
+                              modal, use_stress, device, start)
     model.eval()
     for element, value in refit_shift(model, graphs, frames, modal).items():
         shifts[element] += value

@@ -123,7 +123,7 @@ def run_dft_metrics(
     """
     from dualbench.data import read_frames
     from dualbench.io import provenance, write_csv, write_json
-    from dualbench.models import load_model, make_calculator, parse_model_arg
+    from dualbench.models import TRAINED_ON, load_model, make_calculator, parse_model_arg
 
     spec = parse_model_arg(model)
     frames = read_frames(frames_file, frames_format)
@@ -134,7 +134,8 @@ def run_dft_metrics(
         write_csv(parity_out, parity)
     result["model"] = {"kind": spec.kind, "weights": spec.weights, "modal": spec.modal,
                        "checkpoint": spec.checkpoint, "n_frames": spec.n_frames,
-                       "seed": spec.seed}
+                       "seed": spec.seed,
+                       "trained_on": TRAINED_ON.get((spec.kind, spec.weights))}
     if spec.kind == "ase":
         from dualbench.models.ase_kind import describe
 

@@ -193,9 +193,7 @@ def fig3(
             handles.append(ax.errorbar(
                 data["n_frames"], data["mean"], yerr=data["half_width"], color=color,
                 marker=marker, ls=line, capsize=3, label=label))
-            # no score at the largest N (a one-seed reference run): nothing to converge to
-            n_conv = (converged_n(data) if not data.empty
-                      and data["n_frames"].max() == rows["n_frames"].max() else None)
+            n_conv = converged_n(data, int(rows["n_frames"].max()))
             # The largest N passes trivially: a line there would say nothing.
             if n_conv is not None and n_conv < data["n_frames"].max():
                 ax.axvline(n_conv, color=color, ls=":", lw=1.0)
@@ -203,22 +201,7 @@ def fig3(
                             xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
                             ha="right", va="top")
             table.append(data.assign(model=model, quantity=column, converged_n=n_conv))
-    if has_exafs and to_reference:
-        reference = summary["reference"].dropna().iloc[0] if "reference" in summary else "?"
-        ax_left.set_ylabel(f"MSE of $k^w\\chi(k)$ to {reference}'s simulation",
-                           color=EXAFS_COLOR)
-        ax_left.tick_params(axis="y", colors=EXAFS_COLOR)
-        ax_left.text(0.03, 0.04, "no experiment: convergence of the simulated EXAFS,\n"
-                     "not agreement with a measurement", transform=ax_left.transAxes,
-                     ha="left", va="bottom", style="italic", fontsize=7)
-    elif has_exafs:
-        ax_left.set_ylabel("EXAFS MSE of $k^w\\chi(k)$", color=EXAFS_COLOR)
-        ax_left.tick_params(axis="y", colors=EXAFS_COLOR)
-    else:
-        ax_left.text(0.03, 0.04, "no experiment given: EXAFS MSE not scored",
-                     transform=ax_left.transAxes, ha="left", va="bottom", style="italic",
-                     fontsize=8)
-        ax_left.set_yticks([])
+    _exafs_axis(ax_left, summary, has_exafs, to_reference)
     ax_right.set_ylabel("force MAE (meV/Å)", color=FORCE_COLOR)
     ax_right.tick_params(axis="y", colors=FORCE_COLOR)
     ax_left.set_xscale("symlog", linthresh=1.0)
@@ -234,6 +217,25 @@ def fig3(
         ["model", "quantity", "n_frames", "mean", "half_width", "n_seeds", "converged_n"]
     ]
     return save_figure(fig, stem, frame)
+
+
+def _exafs_axis(ax, summary: pd.DataFrame, has_exafs: bool, to_reference: bool) -> None:
+    """Fig. 3's left axis: the EXAFS MSE against the experiment, against the reference
+    model's simulation (said to be convergence, not agreement), or nothing scored."""
+    if not has_exafs:
+        ax.text(0.03, 0.04, "no experiment given: EXAFS MSE not scored",
+                transform=ax.transAxes, ha="left", va="bottom", style="italic", fontsize=8)
+        ax.set_yticks([])
+        return
+    if to_reference:
+        reference = summary["reference"].dropna().iloc[0] if "reference" in summary else "?"
+        ax.set_ylabel(f"MSE of $k^w\\chi(k)$ to {reference}'s simulation", color=EXAFS_COLOR)
+        ax.text(0.03, 0.04, "no experiment: convergence of the simulated EXAFS,\n"
+                "not agreement with a measurement", transform=ax.transAxes,
+                ha="left", va="bottom", style="italic", fontsize=7)
+    else:
+        ax.set_ylabel("EXAFS MSE of $k^w\\chi(k)$", color=EXAFS_COLOR)
+    ax.tick_params(axis="y", colors=EXAFS_COLOR)
 
 
 def parity(tables: Mapping[str, pd.DataFrame], stem: str | Path, title: str = "",

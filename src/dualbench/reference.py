@@ -21,6 +21,7 @@ applied to ``exafs_mse_ref_k``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,37 +68,50 @@ def _stderr2(means: np.ndarray) -> np.ndarray:
     return means.var(axis=0, ddof=1) / len(means)
 
 
+@dataclass
+class ReferenceSeed:
+    """One seed of the reference run, with what every score needs from it computed once:
+    averaged chi, the variance of that mean per k, and its bootstrap replicate means."""
+
+    chi: np.ndarray
+    stderr2: np.ndarray
+    replicates: np.ndarray | None  # (N_BOOTSTRAP, n_k), None with fewer than 2 snapshots
+
+    @classmethod
+    def from_run(cls, chi: np.ndarray, snapshots: np.ndarray,
+                 rng: np.random.Generator) -> ReferenceSeed:
+        reps = block_bootstrap_means(snapshots, N_BOOTSTRAP, rng) if len(snapshots) >= 2 else None
+        return cls(chi, _stderr2(snapshots), reps)
+
+
 def score_run(
     k: np.ndarray,
     chi: np.ndarray,
     snapshots: np.ndarray,
-    reference: Sequence[tuple[np.ndarray, np.ndarray]],
+    reference: Sequence[ReferenceSeed],
     ft: FTSettings,
     rng: np.random.Generator,
 ) -> dict[str, float]:
-    """The scores of one run (its averaged chi and per-snapshot means) against reference
-    seeds given as (averaged chi, per-snapshot means) pairs on the same k grid."""
-    nan = dict.fromkeys(COLUMNS[:-1], np.nan)
+    """The scores of one run (its averaged chi and per-snapshot means) against the seeds
+    of the reference, on the same k grid."""
     if not reference:
-        return nan
+        return dict.fromkeys(COLUMNS[:-1], np.nan)
     inside, weight = _window(k, ft)
-    chi_ref = np.mean([c for c, _ in reference], axis=0)
+    chi_ref = np.mean([r.chi for r in reference], axis=0)
     out = {"exafs_mse_ref_k": _mse(chi - chi_ref, inside, weight)}
-    se2_ref = np.sum([_stderr2(s) for _, s in reference], axis=0) / len(reference) ** 2
+    se2_ref = np.sum([r.stderr2 for r in reference], axis=0) / len(reference) ** 2
     out["exafs_ref_noise_floor_k"] = float(
         np.mean((weight[inside] ** 2) * (_stderr2(snapshots) + se2_ref)[inside])
     )
-    if len(snapshots) >= 2 and all(len(s) >= 2 for _, s in reference):
+    out.update(exafs_mse_ref_k_lo=np.nan, exafs_mse_ref_k_hi=np.nan)
+    if len(snapshots) >= 2 and all(r.replicates is not None for r in reference):
         run_reps = block_bootstrap_means(snapshots, N_BOOTSTRAP, rng)
-        ref_reps = np.mean([block_bootstrap_means(s, N_BOOTSTRAP, rng) for _, s in reference],
-                           axis=0)
+        ref_reps = np.mean([r.replicates for r in reference], axis=0)
         reps = np.mean((weight[inside] * (run_reps - ref_reps)[:, inside]) ** 2, axis=1)
         low, mid, high = np.percentile(reps, [2.5, 50.0, 97.5])
         score = out["exafs_mse_ref_k"]
         out["exafs_mse_ref_k_lo"] = float(max(score - (mid - low), 0.0))
         out["exafs_mse_ref_k_hi"] = float(score + (high - mid))
-    else:
-        out.update(exafs_mse_ref_k_lo=np.nan, exafs_mse_ref_k_hi=np.nan)
     return out
 
 
@@ -129,11 +143,12 @@ def reference_stage(
         if len(k) != len(k0) or not np.allclose(k, k0):
             raise ValueError(f"run {run}: k grid differs from the other runs'")
     ref_model, ref_n = reference
-    ref_seeds = {int(run["seed"]): (chi, means) for run, _, chi, means in data
+    rng = np.random.default_rng(seed)
+    ref_seeds = {int(run["seed"]): ReferenceSeed.from_run(chi, means, rng)
+                 for run, _, chi, means in data
                  if run["model"] == ref_model and int(run["n"]) == ref_n}
     if not ref_seeds:
         raise ValueError(f"no run of the reference {ref_model} N={ref_n}")
-    rng = np.random.default_rng(seed)
     rows = []
     for run, k, chi, means in data:
         own = run["model"] == ref_model and int(run["n"]) == ref_n

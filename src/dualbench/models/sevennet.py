@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 from dualbench.models.checkpoints import read_sevennet_checkpoint
 from dualbench.models.spec import SEVENNET_WEIGHTS, ModelSpec
@@ -78,8 +77,3 @@ def sevennet_calculator(model, spec: ModelSpec, device: str):
 
     return SevenNetCalculator(model=model, file_type="model_instance", device=device,
                               modal=spec.modal)
-
-
-def sevennet_config(spec: ModelSpec) -> dict[str, Any]:
-    """The (routine-filled) config of the spec's checkpoint."""
-    return sevennet_checkpoint(checkpoint_file(spec)).config
