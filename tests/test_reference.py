@@ -95,7 +95,7 @@ def test_reference_setting_resolves_and_refuses():
     assert resolve_reference({"model": "b", "n_frames": 10}, ["a", "b"], [0, 10]) == ("b", 10)
     with pytest.raises(ValueError, match="not among"):
         resolve_reference({"model": "c"}, ["a"], [0])
-    with pytest.raises(ValueError, match="not in sweep.n_frames"):
+    with pytest.raises(ValueError, match="not among the EXAFS arm's N"):
         resolve_reference({"n_frames": 5}, ["a"], [0, 10])
 
 
@@ -113,3 +113,36 @@ def test_one_seed_reference_cannot_tell_convergence(sweep, tmp_path):
     assert table.loc[table.n_frames == 50, "exafs_mse_ref_k"].isna().all()
     record = convergence_record(table.assign(force_mae=1.0))
     assert record["models"]["chgnet"]["n_converged_exafs_mse_ref_k"] is None
+
+
+def test_exafs_arm_at_fewer_n_converges_against_its_own_largest_n(sweep, tmp_path):
+    """sweep.exafs_n_frames: the DFT arm scores N = 0, 2, 10, 50, the EXAFS arm runs at
+    N = 0 and 10 only.  The summary marks which rows have the EXAFS arm, and the EXAFS
+    score converges against its own largest N (10), not against N = 50 where it has no
+    score (which would say it cannot tell)."""
+    import json
+
+    from dualbench.convergence import convergence_record
+    from dualbench.summary import build_summary
+
+    runs, chis, snaps = sweep
+    keep = [i for i, r in enumerate(runs) if r["n"] in (0, 10)]
+    reference_stage([runs[i] for i in keep], [chis[i] for i in keep], [snaps[i] for i in keep],
+                    reference=("chgnet", 10), ft=FT, out_csv=tmp_path / "ref.csv")
+    metrics = []
+    for run in runs:
+        path = tmp_path / f"dft_{run['n']}_{run['seed']}.json"
+        mae = {0: 0.5, 2: 0.35, 10: 0.30, 50: 0.30}[run["n"]] + 0.001 * run["seed"]
+        path.write_text(json.dumps({
+            "energy_mae_eV_per_atom": 0.01, "energy_mae_offset_removed_eV_per_atom": 0.005,
+            "force_mae_eV_per_A": mae, "stress_mae_GPa": None, "force_slope": 0.9}))
+        metrics.append((str(path), run["model"], run["n"], run["seed"]))
+    summary = build_summary("WS2", metrics, reference_comparison=tmp_path / "ref.csv")
+    assert len(summary) == 8
+    arm = summary.groupby("n_frames")["exafs_arm"].all().to_dict()
+    assert arm == {0: True, 2: False, 10: True, 50: False}
+    assert summary.loc[~summary.exafs_arm, "exafs_mse_ref_k"].isna().all()
+    record = convergence_record(summary)["models"]["chgnet"]
+    assert record["n_converged_exafs_mse_ref_k"] == 10
+    assert [row["n_frames"] for row in record["exafs_mse_ref_k"]] == [0, 10]
+    assert record["n_converged_force_mae"] == 10

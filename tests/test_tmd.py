@@ -37,10 +37,11 @@ def test_committed_frames_are_real_dft_frames(repo, tmd):
         assert {f.info["origin"] for f in train} == {"md", "rattle"}, name
 
 
-def tmd_config(repo, tmp_path, materials=None, **sections):
-    """config/tmd.yaml with its committed files' paths made absolute (the tests run in a
-    temporary folder), optionally fewer materials and replaced sections."""
-    config = yaml.safe_load((repo / "config" / "tmd.yaml").read_text())
+def tmd_config(repo, tmp_path, materials=None, name="tmd.yaml", **sections):
+    """config/tmd.yaml (or another config `name`) with its committed files' paths made
+    absolute (the tests run in a temporary folder), optionally fewer materials and
+    replaced sections."""
+    config = yaml.safe_load((repo / "config" / name).read_text())
     for material in config["materials"].values():
         for split in ("train", "test"):
             source = material["dft"].get(split)
@@ -64,6 +65,27 @@ def test_tmd_study_without_experiment_plans_no_comparison(repo, tmp_path, tmd):
     assert "experiment_chi" not in counts and "compare_exafs" not in counts
     # without an experiment the runs are scored against the reference model's simulation
     assert counts["compare_reference"] == n_materials
+
+
+def test_paper_config_sweeps_every_n_and_runs_md_at_three(repo, tmp_path, tmd):
+    """config/tmd_paper.yaml: the same committed frames (checksums of the files as they
+    are), the DFT arm at N in {0, 1, 2, 5, 10, 20, 35, 50} with three seeds, MD and EXAFS
+    at N in {0, 10, 50}, scored against the reference model without an experiment."""
+    import hashlib
+
+    paper = load_config(repo / "config" / "tmd_paper.yaml")
+    assert paper["materials"] == tmd["materials"]
+    for material in paper["materials"].values():
+        for split in ("train", "test"):
+            source = material["dft"][split]
+            digest = hashlib.sha256((repo / source["path"]).read_bytes()).hexdigest()
+            assert digest == source["sha256"], source["path"]
+    proc = snakemake(repo, tmp_path, "-n", "--configfile",
+                     str(tmd_config(repo, tmp_path, name="tmd_paper.yaml")))
+    counts = job_counts(proc.stdout)
+    assert counts["dft_metrics"] == 2 * 8 * 3 and counts["fine_tune"] == 2 * 7 * 3
+    assert counts["run_md"] == 2 * 3 * 3 and counts["average_chi"] == 2 * 3 * 3
+    assert counts["compare_reference"] == 2 and "compare_exafs" not in counts
 
 
 @pytest.mark.slow

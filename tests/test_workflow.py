@@ -48,6 +48,20 @@ def test_dry_run_default_study(repo, tmp_path):
     assert counts["summary"] == 1 and counts["convergence"] == 1
 
 
+def test_exafs_arm_at_fewer_n_than_the_dft_arm(repo, tmp_path):
+    """sweep.exafs_n_frames: every N is fine-tuned and scored on the DFT frames, but only
+    the listed N run MD and the EXAFS arm."""
+    text = (repo / "config" / "config.yaml").read_text()
+    cfg = tmp_path / "fewer.yaml"
+    cfg.write_text(text.replace("  n_frames: [0, 2, 10]\n",
+                                "  n_frames: [0, 2, 10]\n  exafs_n_frames: [0, 10]\n", 1))
+    proc = snakemake(repo, tmp_path, "-n", "--configfile", str(cfg))
+    counts = job_counts(proc.stdout)
+    assert counts["dft_metrics"] == 6 and counts["fine_tune"] == 4
+    assert counts["run_md"] == 4 and counts["snapshot_chi"] == 4
+    assert "/n2/seed0/md/" not in proc.stdout and "/n10/seed0/md/" in proc.stdout
+
+
 def test_bad_config_stops_before_any_job(repo, tmp_path):
     text = (repo / "config" / "config.yaml").read_text()
     bad = tmp_path / "hot.yaml"

@@ -226,6 +226,37 @@ def _fill_model_defaults(config: dict[str, Any]) -> None:
             model["modal"] = "PBE"
 
 
+def exafs_n_frames(config: Mapping[str, Any]) -> list[int]:
+    """The N whose models run the EXAFS arm (MD, simulated EXAFS): ``sweep.exafs_n_frames``,
+    or every N of the sweep when it is null."""
+    sweep = config["sweep"]
+    return sorted(sweep.get("exafs_n_frames") or sweep["n_frames"])
+
+
+def _check_sweep(config: Mapping[str, Any], source: str) -> None:
+    """The sweep's N and seeds against what refers to them (EXAFS arm, reference, plots)."""
+    sweep, plots = config["sweep"], config["plots"]
+    exafs_ns = exafs_n_frames(config)
+    extra = sorted(set(exafs_ns) - set(sweep["n_frames"]))
+    if extra:
+        raise ConfigError(source, "sweep.exafs_n_frames", f"{extra} not in sweep.n_frames")
+    arm = "the EXAFS arm's N (sweep.exafs_n_frames, else sweep.n_frames)"
+    reference = config["exafs"].get("reference_model")
+    if reference:
+        if reference.get("model") is not None and reference["model"] not in config["models"]:
+            raise ConfigError(source, "exafs.reference_model.model",
+                              f"{reference['model']!r} is not among models"
+                              f" ({', '.join(config['models'])})")
+        if reference.get("n_frames") is not None and reference["n_frames"] not in exafs_ns:
+            raise ConfigError(source, "exafs.reference_model.n_frames",
+                              f"{reference['n_frames']} is not among {arm}")
+    missing = sorted(set(plots["fig2_n_frames"]) - set(exafs_ns))
+    if missing:
+        raise ConfigError(source, "plots.fig2_n_frames", f"{missing} not among {arm}")
+    if plots["seed"] is not None and plots["seed"] not in sweep["seeds"]:
+        raise ConfigError(source, "plots.seed", f"{plots['seed']} is not in sweep.seeds")
+
+
 def _check_semantics(config: Mapping[str, Any], source: str) -> None:
     """Cross-key rules that a JSON schema cannot say."""
     _check_models(config, source)
@@ -253,22 +284,7 @@ def _check_semantics(config: Mapping[str, Any], source: str) -> None:
     fit = config.get("experiment_fit")
     if fit and fit["rmin_A"] >= fit["rmax_A"]:
         raise ConfigError(source, "experiment_fit.rmax_A", f"must exceed rmin_A ({fit['rmin_A']})")
-    reference = config["exafs"].get("reference_model")
-    if reference:
-        if reference.get("model") is not None and reference["model"] not in config["models"]:
-            raise ConfigError(source, "exafs.reference_model.model",
-                              f"{reference['model']!r} is not among models"
-                              f" ({', '.join(config['models'])})")
-        if (reference.get("n_frames") is not None
-                and reference["n_frames"] not in config["sweep"]["n_frames"]):
-            raise ConfigError(source, "exafs.reference_model.n_frames",
-                              f"{reference['n_frames']} is not in sweep.n_frames")
-    sweep, plots = config["sweep"], config["plots"]
-    missing = sorted(set(plots["fig2_n_frames"]) - set(sweep["n_frames"]))
-    if missing:
-        raise ConfigError(source, "plots.fig2_n_frames", f"{missing} not in sweep.n_frames")
-    if plots["seed"] is not None and plots["seed"] not in sweep["seeds"]:
-        raise ConfigError(source, "plots.seed", f"{plots['seed']} is not in sweep.seeds")
+    _check_sweep(config, source)
     for name, material in config["materials"].items():
         dft = material["dft"]
         if (dft["train"] is None) == (dft["label"] is None):

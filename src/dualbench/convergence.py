@@ -68,6 +68,20 @@ def converged_n(table: pd.DataFrame, largest: int | None = None) -> int | None:
     return int(table["n_frames"].to_numpy()[np.argmax(passing)])
 
 
+def largest_n(rows: pd.DataFrame, column: str) -> int:
+    """The largest N a metric's arm ran at: every N for the DFT arm, the N of rows with
+    ``exafs_arm`` for an EXAFS score (the EXAFS arm may run at fewer N than the DFT arm)."""
+    if column.startswith("exafs") and "exafs_arm" in rows and rows["exafs_arm"].any():
+        rows = rows[rows["exafs_arm"].astype(bool)]
+    return int(rows["n_frames"].max())
+
+
+def converged(rows: pd.DataFrame, column: str) -> tuple[pd.DataFrame, int | None]:
+    """One model's :func:`by_n` table of a metric and its converged N."""
+    table = by_n(rows, column)
+    return table, converged_n(table, largest_n(rows, column))
+
+
 def convergence_record(summary: pd.DataFrame, metrics: Sequence[str] = METRICS) -> dict:
     """Per model: the per-N tables and the converged N of each metric present."""
     out: dict[str, Any] = {"rule": RULE, "models": {}}
@@ -76,8 +90,7 @@ def convergence_record(summary: pd.DataFrame, metrics: Sequence[str] = METRICS) 
         for metric in metrics:
             if metric not in rows or rows[metric].isna().all():
                 continue
-            table = by_n(rows, metric)
-            entry[f"n_converged_{metric}"] = converged_n(table, int(rows["n_frames"].max()))
+            table, entry[f"n_converged_{metric}"] = converged(rows, metric)
             entry[metric] = table.to_dict(orient="records")
         out["models"][str(model)] = entry
     return out

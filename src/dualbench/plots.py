@@ -165,7 +165,7 @@ def fig3(
     symmetric-log axis.  ``exafs_column`` defaults to the score against the experiment
     (``exafs_mse_k``) or, without one, against the reference model (``exafs_mse_ref_k``),
     which the axis then calls what it is: convergence of the simulation."""
-    from dualbench.convergence import by_n, converged_n
+    from dualbench.convergence import converged
 
     def present(column: str) -> bool:
         return column in summary and summary[column].notna().any()
@@ -188,12 +188,11 @@ def fig3(
         ):
             if column == exafs_column and not has_exafs:
                 continue
-            data = by_n(rows, column)
+            data, n_conv = converged(rows, column)
             label = f"{name} ({model})" if summary["model"].nunique() > 1 else name
             handles.append(ax.errorbar(
                 data["n_frames"], data["mean"], yerr=data["half_width"], color=color,
                 marker=marker, ls=line, capsize=3, label=label))
-            n_conv = converged_n(data, int(rows["n_frames"].max()))
             # The largest N passes trivially: a line there would say nothing.
             if n_conv is not None and n_conv < data["n_frames"].max():
                 ax.axvline(n_conv, color=color, ls=":", lw=1.0)

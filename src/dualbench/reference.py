@@ -41,7 +41,7 @@ COLUMNS = [
 def resolve_reference(setting: Mapping[str, Any] | None, models: Sequence[str],
                       n_frames: Sequence[int]) -> tuple[str, int]:
     """(model, N) of ``exafs.reference_model``: its ``model`` (null: the first) at its
-    ``n_frames`` (null: the largest N of the sweep)."""
+    ``n_frames`` (null: the largest of ``n_frames``, the N the EXAFS arm runs)."""
     setting = setting or {}
     model = setting.get("model") or models[0]
     n = setting.get("n_frames")
@@ -49,7 +49,8 @@ def resolve_reference(setting: Mapping[str, Any] | None, models: Sequence[str],
     if model not in models:
         raise ValueError(f"exafs.reference_model.model {model!r} is not among {list(models)}")
     if n not in n_frames:
-        raise ValueError(f"exafs.reference_model.n_frames {n} is not in sweep.n_frames")
+        raise ValueError(f"exafs.reference_model.n_frames {n} is not among the EXAFS arm's"
+                         f" N {list(n_frames)}")
     return model, n
 
 

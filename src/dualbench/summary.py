@@ -5,7 +5,9 @@ Columns and units: ``energy_mae`` meV/atom, ``force_mae`` meV/Å, ``stress_mae``
 the material has an experiment, the EXAFS arm's ``exafs_mse_k``, ``exafs_mse_r``,
 ``exafs_rfactor``, ``e0_shift_eV`` and ``s02``; without one, when a reference model is
 set, ``exafs_mse_ref_k`` and its interval and noise floor (:mod:`dualbench.reference`:
-convergence of the simulation, not agreement with a measurement).
+convergence of the simulation, not agreement with a measurement).  ``exafs_arm`` says
+whether the run has an EXAFS score at all (``sweep.exafs_n_frames`` may run MD at a few N
+only); its EXAFS columns are empty when not.
 """
 
 from __future__ import annotations
@@ -46,10 +48,12 @@ def build_summary(
     """Rows from ``(path, model, n_frames, seed)`` metric files, joined with the EXAFS scores
     against the experiment and/or the reference model."""
     table = pd.DataFrame([dft_row(p, material, mo, n, s) for p, mo, n, s in dft_metrics])
+    table["exafs_arm"] = False
     for scores in (exafs_comparison, reference_comparison):
         if scores is None:
             continue
         exafs = pd.read_csv(scores)
         exafs["material"] = exafs["material"].astype(str)
-        table = table.merge(exafs, on=KEYS, how="left", validate="one_to_one")
+        table = table.merge(exafs, on=KEYS, how="left", validate="one_to_one", indicator=True)
+        table["exafs_arm"] |= table.pop("_merge") == "both"
     return table.sort_values(["model", "n_frames", "seed"]).reset_index(drop=True)

@@ -9,6 +9,7 @@ from dualbench.config import (
     canonical,
     canonical_config,
     check_structure,
+    exafs_n_frames,
     load_yaml,
     prepare_config,
 )
@@ -50,6 +51,8 @@ if os.environ.get(MIRROR_ENV):
 MATERIALS = list(config["materials"])
 MODELS = list(config["models"])
 N_FRAMES = sorted(config["sweep"]["n_frames"])
+# The N whose models also run MD and the EXAFS arm (sweep.exafs_n_frames; default all).
+EXAFS_N = exafs_n_frames(config)
 SEEDS = config["sweep"]["seeds"]
 DATA_ROLES = ("dft_train", "dft_test", "experiment", "structure")
 
@@ -261,20 +264,23 @@ def has_experiment(material):
     return config["materials"][material]["experiment"] is not None
 
 
-def runs(material):
-    """Every (model, n, seed) of the sweep as wildcard dicts."""
+def runs(material, arm="dft"):
+    """Every (model, n, seed) of the sweep as wildcard dicts: of the DFT arm (every N), or
+    of the EXAFS arm (`arm="exafs"`: the N of sweep.exafs_n_frames)."""
+    ns = EXAFS_N if arm == "exafs" else N_FRAMES
     return [
         {"material": material, "model": model, "n": n, "seed": seed}
         for model in MODELS
-        for n in N_FRAMES
+        for n in ns
         for seed in SEEDS
         if n == 0 or trainable(model)
     ]
 
 
-def expand_runs(pattern, material):
-    """`pattern` (with {material}, {model}, {n}, {seed}) for every run of a material."""
-    return [pattern.format(**run) for run in runs(material)]
+def expand_runs(pattern, material, arm="dft"):
+    """`pattern` (with {material}, {model}, {n}, {seed}) for every run of a material's
+    DFT arm, or of its EXAFS arm (`arm="exafs"`)."""
+    return [pattern.format(**run) for run in runs(material, arm)]
 
 
 # Input, param and resource functions of exafs.smk.
@@ -282,8 +288,8 @@ def expand_runs(pattern, material):
 
 def feff_potentials_input(wildcards):
     """The structure file (if any) and, for potentials_from: average, the snapshots of the
-    first model's smallest-N run of the first seed (the vanilla model when N = 0 is swept).
-    """
+    first model's smallest-N MD run of the first seed (the vanilla model when N = 0 is
+    swept)."""
     inputs = {}
     if "source" in config["materials"][wildcards.material]["structure"]:
         inputs["structure"] = data_file(wildcards.material, "structure")
@@ -292,7 +298,7 @@ def feff_potentials_input(wildcards):
             "results/{material}/{model}/n{n}/seed{seed}/md/snapshots.extxyz".format(
                 material=wildcards.material,
                 model=MODELS[0],
-                n=N_FRAMES[0],
+                n=EXAFS_N[0],
                 seed=SEEDS[0],
             )
         )
@@ -385,7 +391,7 @@ def has_reference(material):
 
 def reference_run(material):
     """[model, N] of a material's reference run (exafs.reference_model resolved)."""
-    model, n = resolve_reference(config["exafs"]["reference_model"], MODELS, N_FRAMES)
+    model, n = resolve_reference(config["exafs"]["reference_model"], MODELS, EXAFS_N)
     return [model, n]
 
 
@@ -395,9 +401,10 @@ def plot_seed():
 
 
 def fig2_runs():
-    """(model, n) pairs of Fig. 2: vanilla and the configured (default: largest) N."""
-    tuned = config["plots"]["fig2_n_frames"] or [n for n in N_FRAMES[-1:] if n > 0]
-    ns = ([0] if 0 in N_FRAMES else []) + sorted(tuned)
+    """(model, n) pairs of Fig. 2: vanilla and the configured (default: the EXAFS arm's
+    largest) N."""
+    tuned = config["plots"]["fig2_n_frames"] or [n for n in EXAFS_N[-1:] if n > 0]
+    ns = ([0] if 0 in EXAFS_N else []) + sorted(tuned)
     return [(model, n) for model in MODELS for n in ns if n == 0 or trainable(model)]
 
 
@@ -445,7 +452,9 @@ def sigma2_inputs(wildcards):
     material = wildcards.material
     inputs = {
         "sigma2": expand_runs(
-            "results/{material}/{model}/n{n}/seed{seed}/md/sigma2.csv", material
+            "results/{material}/{model}/n{n}/seed{seed}/md/sigma2.csv",
+            material,
+            "exafs",
         )
     }
     if has_experiment(material):
@@ -465,8 +474,10 @@ def fig2_title(wildcards):
 
 # What the `all` rule asks for.  Each rules file appends its own final outputs.
 # RUN_TARGETS are patterns with {material}, {model}, {n} and {seed} (expanded for every
-# run of the sweep), MATERIAL_TARGETS patterns with {material} only.  See all_outputs().
+# run of the sweep), EXAFS_RUN_TARGETS the same for the runs of the EXAFS arm, and
+# MATERIAL_TARGETS patterns with {material} only.  See all_outputs().
 RUN_TARGETS = []
+EXAFS_RUN_TARGETS = []
 MATERIAL_TARGETS = []
 
 
@@ -478,4 +489,6 @@ def all_outputs():
         targets += [p.format(material=material) for p in MATERIAL_TARGETS]
         for pattern in RUN_TARGETS:
             targets += expand_runs(pattern, material)
+        for pattern in EXAFS_RUN_TARGETS:
+            targets += expand_runs(pattern, material, "exafs")
     return targets

@@ -183,11 +183,14 @@ rule fit_experiment:
 rule compare_reference:
     input:
         simulations=lambda wc: expand_runs(
-            "results/{material}/{model}/n{n}/seed{seed}/exafs/chi_k.csv", wc.material
+            "results/{material}/{model}/n{n}/seed{seed}/exafs/chi_k.csv",
+            wc.material,
+            "exafs",
         ),
         snapshots=lambda wc: expand_runs(
             "results/{material}/{model}/n{n}/seed{seed}/exafs/chi_snapshots.npz",
             wc.material,
+            "exafs",
         ),
     output:
         "results/{material}/exafs/reference_comparison.csv",
@@ -203,7 +206,7 @@ rule compare_reference:
         mem_mb=1000,
         runtime=10,
     params:
-        runs=lambda wc: runs(wc.material),
+        runs=lambda wc: runs(wc.material, "exafs"),
         reference=lambda wc: reference_run(wc.material),
         ft=canonical_params(config["ft"]),
     script:
@@ -215,11 +218,14 @@ rule compare_exafs:
         experiment="results/{material}/experiment/chi_k.csv",
         fit="results/{material}/experiment/fit.json",
         simulations=lambda wc: expand_runs(
-            "results/{material}/{model}/n{n}/seed{seed}/exafs/chi_k.csv", wc.material
+            "results/{material}/{model}/n{n}/seed{seed}/exafs/chi_k.csv",
+            wc.material,
+            "exafs",
         ),
         snapshots=lambda wc: expand_runs(
             "results/{material}/{model}/n{n}/seed{seed}/exafs/chi_snapshots.npz",
             wc.material,
+            "exafs",
         ),
     output:
         csv="results/{material}/exafs/comparison.csv",
@@ -236,7 +242,7 @@ rule compare_exafs:
         mem_mb=1000,
         runtime=10,
     params:
-        runs=lambda wc: runs(wc.material),
+        runs=lambda wc: runs(wc.material, "exafs"),
         exafs=exafs_keys("s02", "e0_shift"),
         ft=canonical_params(config["ft"]),
     script:

@@ -65,7 +65,7 @@ rule md_diagnostics:
         "../scripts/md_diagnostics.py"
 
 
-RUN_TARGETS.extend(
+EXAFS_RUN_TARGETS.extend(
     [
         "results/{material}/{model}/n{n}/seed{seed}/md/diagnostics.json",
         "results/{material}/{model}/n{n}/seed{seed}/md/sigma2.csv",

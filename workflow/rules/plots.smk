@@ -90,6 +90,7 @@ rule plot_convergence:
         lambda wc: expand_runs(
             "results/{material}/{model}/n{n}/seed{seed}/exafs/convergence.csv",
             wc.material,
+            "exafs",
         ),
     output:
         png=report(
@@ -109,7 +110,7 @@ rule plot_convergence:
         mem_mb=2000,
         runtime=10,
     params:
-        runs=lambda wc: runs(wc.material),
+        runs=lambda wc: runs(wc.material, "exafs"),
     script:
         "../scripts/plot_convergence.py"
 
@@ -135,7 +136,7 @@ rule plot_sigma2:
         mem_mb=2000,
         runtime=10,
     params:
-        runs=lambda wc: runs(wc.material),
+        runs=lambda wc: runs(wc.material, "exafs"),
     script:
         "../scripts/plot_sigma2.py"
 
