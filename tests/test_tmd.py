@@ -20,7 +20,8 @@ def tmd(repo):
 
 def test_committed_frames_are_real_dft_frames(repo, tmd):
     """The committed frames: PBE+D3(BJ) labels of 24-atom 2x2x1 cells, stress included,
-    test frames from a later stretch of the MD than any training frame."""
+    test frames from a later stretch of each sampling round's MD than any of its training
+    frames, every configuration once."""
     assert "WS2" in tmd["materials"]
     for name, material in tmd["materials"].items():
         metal = material["absorber"]
@@ -32,9 +33,14 @@ def test_committed_frames_are_real_dft_frames(repo, tmd):
             assert frame.symbols.formula.count() == {metal: 8, "S": 16}, name
             assert frame.info["dft"].startswith("gpaw PBE+D3(BJ)")
             assert frame.get_stress().shape == (6,)
-        md_steps = [f.info["step"] for f in train if f.info["origin"] == "md"]
-        assert min(f.info["step"] for f in test) > max(md_steps), name
+        for r in {f.info.get("round", 0) for f in test}:
+            md_steps = [f.info["step"] for f in train
+                        if f.info["origin"] == "md" and f.info.get("round", 0) == r]
+            test_steps = [f.info["step"] for f in test if f.info.get("round", 0) == r]
+            assert min(test_steps) > max(md_steps), (name, r)
         assert {f.info["origin"] for f in train} == {"md", "rattle"}, name
+        keys = [f.info.get("config_key", f.info["frame_id"]) for f in train + test]
+        assert len(set(keys)) == len(keys), name
 
 
 def tmd_config(repo, tmp_path, materials=None, name="tmd.yaml", **sections):
