@@ -287,7 +287,10 @@ def _degeneracy_error(absorber: int, which, paths: list[FeffPath]) -> str:
     return (
         f"absorber {absorber}: FEFF's paths do not match the instances around it ("
         + "; ".join(bad[:5])
-        + "); the reference structure may be slightly off its symmetry: use exafs.engine: feff"
+        + "). FEFF's importance cut (exafs.criteria_pct) may have kept only some of several"
+        " paths of the same length and atoms, which the fast engine cannot tell apart: keep"
+        " every path with exafs.criteria_pct: [0, 0]; if they still differ, the reference"
+        " structure may be slightly off its symmetry: use exafs.engine: feff"
     )
 
 
