@@ -39,6 +39,7 @@ def test_summary_has_both_arms(study):
     for column in ("energy_mae", "force_mae", "stress_mae", "force_slope", "exafs_mse_k",
                    "exafs_mse_r", "exafs_rfactor", "e0_shift_eV", "s02"):
         assert table[column].notna().all(), column
+    assert table["exafs_arm"].all()  # sweep.exafs_n_frames unset: the EXAFS arm at every N
     vanilla, tuned = table.iloc[0], table.iloc[1]
     # Real SNAP W test set: vanilla CHGNet is soft (slope about 0.6, MAE about 500 meV/Å);
     # two frames and two epochs already reduce the held-out force error.
