@@ -208,7 +208,9 @@ def fig3(
     ax_left.set_xticks(ns)
     ax_left.set_xticklabels(["0\n(vanilla)" if n == 0 else str(n) for n in ns])
     ax_left.set_xlabel("DFT frames used for fine-tuning, N")
-    ax_left.legend(handles=handles, frameon=False, fontsize=8, loc="upper center")
+    # Below the axes: inside, it would hide the points it explains.
+    ax_left.legend(handles=handles, frameon=False, fontsize=8, loc="upper center",
+                   bbox_to_anchor=(0.5, -0.25), ncol=2)
     if title:
         ax_left.set_title(title)
     fig.tight_layout()
