@@ -100,6 +100,12 @@ def test_convergence_and_sigma2(tmp_path):
     means = table.set_index(["model", "n_frames"])["mean"]
     assert means[("soft", 0)] == pytest.approx(0.0061)
     assert means[("stiff", 0)] == pytest.approx(0.00305)
+    # a compound's shells say which element they are (metal-S vs metal-metal in WS2)
+    ws2 = pd.concat([s2.assign(neighbour="S"),
+                     s2.assign(shell=2, r_ideal_A=3.15, neighbour="W", sigma2_A2=0.005)])
+    table = _check(plots.sigma2_vs_n(ws2, tmp_path / "ws2"), tmp_path / "ws2")
+    assert table.groupby("shell")["neighbour"].unique().map(list).to_dict() == {
+        1: ["S"], 2: ["W"]}
 
 
 def test_cli_plot_fig2_and_fig3(tmp_path):

@@ -328,12 +328,15 @@ def sigma2_vs_n(table: pd.DataFrame, stem: str | Path, shells: Sequence[int] = (
             agg = pd.DataFrame({"mean": g.mean(),
                                 "std": g.std(ddof=1).fillna(0.0)}).reset_index()
             r = float(sub["r_ideal_A"].iloc[0])
-            name = f"shell {shell} ({r:.2f} Å)" + (f", {model}" if len(models) > 1 else "")
+            # the neighbour element tells metal-S from metal-metal shells of a compound
+            element = {"neighbour": sub["neighbour"].iloc[0]} if "neighbour" in sub else {}
+            who = f"{element['neighbour']} at " if element else ""
+            name = f"shell {shell} ({who}{r:.2f} Å)" + (f", {model}" if len(models) > 1 else "")
             ax.errorbar(agg["n_frames"], agg["mean"], yerr=agg["std"], capsize=3,
                         marker=MARKERS[(i + m) % len(MARKERS)], color=style["color"],
                         ls=lines[m % len(lines)] if len(models) > 1 else style["linestyle"],
                         label=name)
-            rows.append(agg.assign(model=model, shell=shell, r_ideal_A=r))
+            rows.append(agg.assign(model=model, shell=shell, r_ideal_A=r, **element))
         key = f"sigma2_shell{shell}_A2"
         if experiment_fit is not None and key in experiment_fit and rows:
             value, err = float(experiment_fit[key]), float(experiment_fit[f"{key}_err"])
