@@ -28,7 +28,7 @@ def test_committed_frames_are_real_dft_frames(repo, tmd):
         dft = material["dft"]
         train = read_frames(repo / dft["train"]["path"], "extxyz", elements={metal, "S"})
         test = read_frames(repo / dft["test"]["path"], "extxyz", elements={metal, "S"})
-        assert len(train) >= 12 and len(test) >= 4, name
+        assert len(train) >= 60 and len(test) >= 10, name
         for frame in train + test:
             assert frame.symbols.formula.count() == {metal: 8, "S": 16}, name
             assert frame.info["dft"].startswith("gpaw PBE+D3(BJ)")
