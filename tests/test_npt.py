@@ -16,7 +16,6 @@ from ase.io import read, write
 from ase.optimize import BFGS
 
 from dualbench.diagnostics import (
-    block_standard_error,
     md_diagnostics,
     radial_distribution,
     shell_sigma2,
@@ -29,6 +28,7 @@ from dualbench.md import (
     run_md,
     trajectory_params,
 )
+from dualbench.stats import block_standard_error
 
 A_W = 3.1652  # bcc W lattice parameter, Å
 T_CU = 50.0  # K: cold, so that thermal expansion (about 0.1 % for EMT Cu) stays small

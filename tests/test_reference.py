@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dualbench.convergence import by_n, converged_n
+from dualbench.convergence import convergence_record
 from dualbench.reference import reference_stage, resolve_reference
 
 K = np.round(np.arange(0.0, 16.0001, 0.05), 4)
@@ -52,16 +52,18 @@ def test_scores_are_numpys_mse_against_the_reference_seed_mean(sweep, tmp_path):
     read = {(r["n"], r["seed"]): pd.read_csv(c)["chi"].to_numpy()
             for r, c in zip(runs, chis, strict=True)}
     inside = (K >= KMIN) & (K <= KMAX)
-    ref_mean = (read[(50, 0)] + read[(50, 1)]) / 2
-    expect = np.mean((K[inside] ** KW * (read[(0, 1)] - ref_mean)[inside]) ** 2)
+    # leave one seed out at every N: seed 1 is scored against the reference's seed 0
+    expect = np.mean((K[inside] ** KW * (read[(0, 1)] - read[(50, 0)])[inside]) ** 2)
     row = table[(table.n_frames == 0) & (table.seed == 1)].iloc[0]
     assert row["exafs_mse_ref_k"] == pytest.approx(expect, rel=1e-10)
-    assert row["exafs_mse_ref_k_lo"] <= row["exafs_mse_ref_k"] <= row["exafs_mse_ref_k_hi"]
+    assert row["exafs_mse_ref_k_lo"] <= row["exafs_mse_ref_k_debiased"] <= row[
+        "exafs_mse_ref_k_hi"]
     # the reference's own runs are scored against its other seed, never against themselves
     own = table[(table.n_frames == 50) & (table.seed == 0)].iloc[0]
     other = np.mean((K[inside] ** KW * (read[(50, 0)] - read[(50, 1)])[inside]) ** 2)
     assert own["exafs_mse_ref_k"] == pytest.approx(other, rel=1e-10) and other > 0
     assert (table["reference"] == "chgnet N=50").all()
+    assert (table["n_reference_seeds"] == 1).all()  # the same number at every N
     assert pd.read_csv(tmp_path / "ref.csv").shape == table.shape
 
 
@@ -72,9 +74,9 @@ def test_noise_floor_is_the_variance_of_the_two_means(sweep, tmp_path):
     table = reference_stage(runs, chis, snaps, reference=("chgnet", 50), ft=FT,
                             out_csv=tmp_path / "ref.csv")
     inside = (K >= KMIN) & (K <= KMAX)
-    # 40 snapshots of noise 0.02/(k+1); the reference mean averages two seeds
+    # 40 independent snapshots of noise 0.02/(k+1); one reference seed (the other one)
     var_run = (0.02 / (K + 1)) ** 2 / 40
-    expect = np.mean((K[inside] ** (2 * KW)) * (var_run + var_run / 2)[inside])
+    expect = np.mean((K[inside] ** (2 * KW)) * (var_run + var_run)[inside])
     floor = table.loc[table.n_frames == 10, "exafs_ref_noise_floor_k"]
     assert floor.to_numpy() == pytest.approx(expect, rel=0.3)
     converged = table.loc[table.n_frames == 10, "exafs_mse_ref_k"].mean()
@@ -87,7 +89,8 @@ def test_the_simulation_converges_where_the_planted_difference_ends(sweep, tmp_p
     runs, chis, snaps = sweep
     table = reference_stage(runs, chis, snaps, reference=("chgnet", 50), ft=FT,
                             out_csv=tmp_path / "ref.csv")
-    assert converged_n(by_n(table, "exafs_mse_ref_k")) == 10
+    record = convergence_record(table)["models"]["chgnet"]
+    assert record["n_converged_exafs_mse_ref_k"] == 10
 
 
 def test_reference_setting_resolves_and_refuses():
@@ -100,9 +103,9 @@ def test_reference_setting_resolves_and_refuses():
 
 
 def test_one_seed_reference_cannot_tell_convergence(sweep, tmp_path):
-    """With one seed the reference run has no other seed to be scored against: its score
-    is NaN and the convergence record says it cannot tell (None), instead of comparing
-    with the next largest N."""
+    """With one seed no run has another reference seed to be scored against (leave one
+    seed out at every N): the scores are NaN and the convergence record says unresolved
+    (None), instead of comparing with the next largest N."""
     from dualbench.convergence import convergence_record
 
     runs, chis, snaps = sweep
@@ -110,9 +113,9 @@ def test_one_seed_reference_cannot_tell_convergence(sweep, tmp_path):
     table = reference_stage([runs[i] for i in keep], [chis[i] for i in keep],
                             [snaps[i] for i in keep], reference=("chgnet", 50), ft=FT,
                             out_csv=tmp_path / "ref.csv")
-    assert table.loc[table.n_frames == 50, "exafs_mse_ref_k"].isna().all()
+    assert table["exafs_mse_ref_k"].isna().all()
     record = convergence_record(table.assign(force_mae=1.0))
-    assert record["models"]["chgnet"]["n_converged_exafs_mse_ref_k"] is None
+    assert record["models"]["chgnet"].get("n_converged_exafs_mse_ref_k") is None
 
 
 def test_exafs_arm_at_fewer_n_converges_against_its_own_largest_n(sweep, tmp_path):
@@ -143,6 +146,8 @@ def test_exafs_arm_at_fewer_n_converges_against_its_own_largest_n(sweep, tmp_pat
     assert arm == {0: True, 2: False, 10: True, 50: False}
     assert summary.loc[~summary.exafs_arm, "exafs_mse_ref_k"].isna().all()
     record = convergence_record(summary)["models"]["chgnet"]
-    assert record["n_converged_exafs_mse_ref_k"] == 10
-    assert [row["n_frames"] for row in record["exafs_mse_ref_k"]] == [0, 10]
+    assert record["exafs_mse_ref_k"]["largest_n"] == 10
+    assert [row["n_frames"] for row in record["exafs_mse_ref_k"]["table"]] == [0, 10]
+    # N = 0 differs from N = 10, the only N below it: not converged below the largest N
+    assert record["exafs_mse_ref_k"]["answer"] == "not converged"
     assert record["n_converged_force_mae"] == 10

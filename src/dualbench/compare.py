@@ -17,13 +17,23 @@ closed form), minimising the k-space MSE.  Whatever the yardstick, every simulat
 also scored with its own least-squares S0^2 at the same dE (``exafs_mse_k_fitted_s02``,
 ``s02_fitted``).
 
-Uncertainty.  With the run's per-snapshot means (``chi_snapshots.npz``), a moving-block
-bootstrap over snapshots (blocks of sqrt(n) consecutive snapshots, for their time
-correlation; each snapshot carries all its absorbers) gives 95 % intervals of the MSEs
-(``_lo``, ``_hi``: the 2.5-97.5 % spread of the replicates about their median, put
-around the score), and the average's own standard error gives ``exafs_noise_floor_k``,
-the k-space MSE that sampling noise alone adds (a squared error is biased up by it):
-differences between models below it are not real.
+Uncertainty (:mod:`dualbench.stats`).  With the run's per-snapshot means
+(``chi_snapshots.npz``, in time order) the score's sampling noise counts the snapshots'
+autocorrelation: one statistical inefficiency g of the series (weighted as the score
+weighs k), ``exafs_n_eff = n / g`` effective snapshots, the noise floor
+``exafs_noise_floor_k`` = mean over the window of (S0^2 k^w se(k))^2 with se the
+autocorrelation-aware standard error of the average (the amount by which sampling noise
+alone raises a squared error), and a circular block bootstrap over snapshots (blocks of
+``ceil(3 g)``, each snapshot carrying all its absorbers) whose *basic* 95 % intervals
+(``_lo``, ``_hi``) are centred on the noise-free score: ``exafs_mse_k_debiased`` = score
+minus floor.
+
+The yardstick's own uncertainty: with the experiment's E0 shift and S0^2 (``experiment``
+modes), their fitted errors and correlation (fit.json) are propagated to the score to
+first order, ``exafs_mse_k_yardstick_sd`` (one standard deviation), from the analytic
+derivatives ``exafs_mse_k_d_s02`` and ``exafs_mse_k_d_e0`` (per eV).  It is common to every
+model of the material (the same fit scores them all), so it is reported apart from the
+per-model sampling intervals.
 
 Scores on the experiment's k grid (1/Å), with the one FT of :mod:`dualbench.exafs`:
 
@@ -45,6 +55,8 @@ import numpy as np
 
 from dualbench.exafs import FTSettings, fourier_transform, import_larch, read_chi_k
 from dualbench.io import provenance, read_json, write_csv, write_json
+from dualbench.stats import SeriesStats, basic_interval, circular_block_bootstrap_means
+from dualbench.yardstick import propagated_sd, score_gradient
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +64,15 @@ log = logging.getLogger(__name__)
 E0_BOUNDS_EV = (-25.0, 25.0)
 E0_GRID_STEP_EV = 0.1
 #: Bootstrap replicates of the score intervals.
-N_BOOTSTRAP = 200
+N_BOOTSTRAP = 400
+#: Fewest snapshots a sampling interval is given for (two cannot show a correlation).
+MIN_SNAPSHOTS = 3
 METRIC_COLUMNS = (
     "exafs_mse_k", "exafs_mse_k_lo", "exafs_mse_k_hi",
     "exafs_mse_r", "exafs_mse_r_lo", "exafs_mse_r_hi",
-    "exafs_rfactor", "exafs_noise_floor_k",
+    "exafs_rfactor", "exafs_noise_floor_k", "exafs_mse_k_debiased",
+    "exafs_n_snapshots", "exafs_g", "exafs_n_eff", "exafs_block",
+    "exafs_mse_k_yardstick_sd", "exafs_mse_k_d_s02", "exafs_mse_k_d_e0",
     "e0_shift_eV", "s02", "exafs_mse_k_fitted_s02", "s02_fitted",
 )
 
@@ -80,6 +96,14 @@ class ComparisonResult:
     exafs_mse_r_lo: float = float("nan")
     exafs_mse_r_hi: float = float("nan")
     exafs_noise_floor_k: float = float("nan")
+    exafs_mse_k_debiased: float = float("nan")
+    exafs_n_snapshots: float = float("nan")
+    exafs_g: float = float("nan")  # statistical inefficiency of the snapshot series
+    exafs_n_eff: float = float("nan")
+    exafs_block: float = float("nan")  # circular-bootstrap block, in snapshots
+    exafs_mse_k_yardstick_sd: float = float("nan")
+    exafs_mse_k_d_s02: float = float("nan")
+    exafs_mse_k_d_e0: float = float("nan")
 
     def metrics(self) -> dict[str, float]:
         return {name: getattr(self, name) for name in METRIC_COLUMNS}
@@ -277,29 +301,25 @@ def compare_spectra(
         )
         if snapshots is not None and label in snapshots:
             _add_uncertainty(result, prep, ks, np.asarray(snapshots[label]), rng)
+        _add_yardstick(result, prep, ks, cs, experiment_fit)
         results.append(result)
         log.info(
-            "%s: mse_k %.4f [%.4f, %.4f] (noise floor %.4f), mse_r %.4f, R-factor %.4f,"
+            "%s: mse_k %.4f [%.4f, %.4f] (noise floor %.5f from %s snapshots, g %.2f,"
+            " n_eff %.1f; yardstick sd %.4f), mse_r %.4f, R-factor %.4f,"
             " E0 shift %.2f eV (%s), S0^2 %.3f (%s); own S0^2 %.3f: mse_k %.4f",
             label, mse_k, result.exafs_mse_k_lo, result.exafs_mse_k_hi,
-            result.exafs_noise_floor_k, mse_r, rfac, de, e0_mode, amp, s02_mode, amp_fitted,
-            mse_fitted,
+            result.exafs_noise_floor_k, result.exafs_n_snapshots, result.exafs_g,
+            result.exafs_n_eff, result.exafs_mse_k_yardstick_sd, mse_r, rfac, de, e0_mode,
+            amp, s02_mode, amp_fitted, mse_fitted,
         )
     return results
 
 
-def block_bootstrap_means(
-    means: np.ndarray, n_boot: int, rng: np.random.Generator, block: int | None = None
-) -> np.ndarray:
-    """Moving-block bootstrap of the mean over rows (snapshots in time order):
-    (n_boot, n_k) replicate means, blocks of ``block`` (default ceil(sqrt(n))) rows."""
-    n = len(means)
-    block = block or max(1, int(np.ceil(np.sqrt(n))))
-    block = min(block, n)
-    n_blocks = int(np.ceil(n / block))
-    starts = rng.integers(0, n - block + 1, size=(n_boot, n_blocks))
-    rows = (starts[:, :, None] + np.arange(block)[None, None, :]).reshape(n_boot, -1)[:, :n]
-    return means[rows].mean(axis=1)
+def _score_weights(prep: _Prepared, ks: np.ndarray, amp: float) -> np.ndarray:
+    """Per-k weights of the k-space score on the simulation's grid (S0^2 k^w inside the
+    window), which weigh the snapshot series for its autocorrelation."""
+    ft = prep.ft
+    return np.where((ks >= ft.kmin) & (ks <= ft.kmax), amp * ks**ft.kweight, 0.0)
 
 
 def _add_uncertainty(
@@ -309,23 +329,50 @@ def _add_uncertainty(
     means: np.ndarray,
     rng: np.random.Generator,
 ) -> None:
-    """95 % bootstrap intervals of mse_k and mse_r, and the noise floor, in place."""
+    """Autocorrelation, noise floor and basic 95 % bootstrap intervals of mse_k and mse_r
+    (module text), in place.  Fewer than :data:`MIN_SNAPSHOTS` snapshots give none."""
     de, amp = result.e0_shift_eV, result.s02
-    if len(means) >= 2:
-        stderr = means.std(axis=0, ddof=1) / np.sqrt(len(means))
-        noise = amp * shifted_chi(prep.k, ks, stderr, de) * prep.kw
-        result.exafs_noise_floor_k = float(np.mean(noise[prep.inside_k] ** 2))
-        scores = np.array(
-            [_score(prep, ks, chi_b, de, amp)[:2]
-             for chi_b in block_bootstrap_means(means, N_BOOTSTRAP, rng)]
-        )
-        # The spread of the replicates, centred on the score: a squared error's replicates
-        # sit above it by about the noise floor, which is reported apart.
-        low, mid, high = np.percentile(scores, [2.5, 50.0, 97.5], axis=0)
-        observed = np.array([result.exafs_mse_k, result.exafs_mse_r])
-        lo, hi = np.clip(observed - (mid - low), 0.0, None), observed + (high - mid)
-        result.exafs_mse_k_lo, result.exafs_mse_r_lo = (float(v) for v in lo)
-        result.exafs_mse_k_hi, result.exafs_mse_r_hi = (float(v) for v in hi)
+    result.exafs_n_snapshots = len(means)
+    if len(means) < MIN_SNAPSHOTS:
+        log.warning("%s: %d snapshots, fewer than %d: no sampling interval", result.label,
+                    len(means), MIN_SNAPSHOTS)
+        return
+    series = SeriesStats.of(means, _score_weights(prep, ks, amp))
+    if not series.resolved:
+        log.warning("%s: %d snapshots are too few to resolve their autocorrelation (g about"
+                    " %.1f): the intervals are rough", result.label, len(means), series.g)
+    result.exafs_g, result.exafs_n_eff, result.exafs_block = (
+        series.g, series.n_eff, series.block)
+    stderr = np.sqrt(series.g * means.var(axis=0, ddof=1) / len(means))
+    noise = amp * shifted_chi(prep.k, ks, stderr, de) * prep.kw
+    result.exafs_noise_floor_k = float(np.mean(noise[prep.inside_k] ** 2))
+    result.exafs_mse_k_debiased = result.exafs_mse_k - result.exafs_noise_floor_k
+    replicates = circular_block_bootstrap_means(means, N_BOOTSTRAP, rng, series.block)
+    scores = np.array([_score(prep, ks, chi_b, de, amp)[:2] for chi_b in replicates])
+    lo, hi = basic_interval([result.exafs_mse_k, result.exafs_mse_r], scores)
+    lo, hi = np.clip(lo, 0.0, None), np.clip(hi, 0.0, None)
+    result.exafs_mse_k_lo, result.exafs_mse_r_lo = (float(v) for v in lo)
+    result.exafs_mse_k_hi, result.exafs_mse_r_hi = (float(v) for v in hi)
+
+
+def _add_yardstick(
+    result: ComparisonResult,
+    prep: _Prepared,
+    ks: np.ndarray,
+    cs: np.ndarray,
+    fit: Mapping[str, Any] | None,
+) -> None:
+    """The fit's E0 and S0^2 errors propagated to mse_k (:mod:`dualbench.yardstick`)."""
+    model = shifted_chi(prep.k, ks, cs, result.e0_shift_eV)
+    slope = shifted_chi(prep.k, ks, np.gradient(cs, ks), result.e0_shift_eV)
+    d_s02, d_e0 = score_gradient(
+        prep.k, prep.chi_exp, (prep.kw**2) * prep.inside_k, model, slope,
+        result.e0_shift_eV, result.s02,
+    )
+    result.exafs_mse_k_d_s02, result.exafs_mse_k_d_e0 = d_s02, d_e0
+    result.exafs_mse_k_yardstick_sd = propagated_sd(
+        d_s02, d_e0, fit, s02=result.s02_mode == "experiment", e0=result.e0_mode == "experiment"
+    )
 
 
 def _record(result: ComparisonResult) -> dict[str, Any]:

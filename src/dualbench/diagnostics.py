@@ -20,7 +20,7 @@
   and all snapshots (the shell's full distance distribution, as EXAFS sees it).
 * The mean pressure (virial plus kinetic ``N kB T / V``) and, for NPT runs, the mean cell
   (lengths, angles, volume per atom, lattice parameter per supercell repetition), each
-  with a block-average standard error (:func:`block_standard_error`).
+  with a block-average standard error (:func:`dualbench.stats.block_standard_error`).
 
 Units: Å, Å^2, Å^3, degrees, K, eV, GPa.
 """
@@ -36,6 +36,7 @@ import numpy as np
 from ase import Atoms, units
 
 from dualbench.io import provenance, write_csv, write_json
+from dualbench.stats import SeriesStats, block_standard_error, standard_error
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ SIGMA2_COLUMNS = (
     "r_ideal_A",
     "r_mean_A",
     "sigma2_A2",
+    "sigma2_stderr_A2",
+    "n_eff",
     "n_pairs",
     "coordination",
 )
@@ -247,6 +250,10 @@ def shell_sigma2(
         s0 = shell["d0"] @ inv_ref  # fractional reference pair vectors
         frac = s0[None, :, :] + dfrac[:, shell["j"], :] - dfrac[:, shell["i"], :]
         r = np.linalg.norm(np.einsum("fpk,fkl->fpl", frac, cells), axis=2)  # (frames, pairs)
+        # sigma^2 is the time average of each frame's mean square deviation from the
+        # shell's mean: its error counts that series' autocorrelation.
+        series = ((r - r.mean()) ** 2).mean(axis=1)
+        corr = SeriesStats.of(series) if len(series) >= 2 else SeriesStats(len(series), 1.0)
         rows.append(
             {
                 "shell": number,
@@ -254,6 +261,8 @@ def shell_sigma2(
                 "r_ideal_A": shell["r_ideal_A"],
                 "r_mean_A": float(r.mean()),
                 "sigma2_A2": float(r.var()),
+                "sigma2_stderr_A2": float(standard_error(series)),
+                "n_eff": corr.n_eff,
                 "n_pairs": int(r.shape[1]),
                 "coordination": r.shape[1] / n_abs,
             }
@@ -263,23 +272,6 @@ def shell_sigma2(
 
 # --------------------------------------------------------------------------------------
 # Everything for one run
-
-
-def block_standard_error(values: Sequence[float] | np.ndarray) -> float | None:
-    """Standard error of the mean of a time series from non-overlapping block averages.
-
-    Blocks of ``ceil(sqrt(n))`` consecutive samples (the first ``n mod block`` samples are
-    left out); the error is the spread of the block means over the square root of their
-    number, which holds for correlation times shorter than a block.  None for fewer than
-    two blocks.
-    """
-    x = np.asarray(values, dtype=float)
-    block = max(1, int(np.ceil(np.sqrt(x.size))))
-    n_blocks = x.size // block
-    if n_blocks < 2:
-        return None
-    means = x[x.size - n_blocks * block :].reshape(n_blocks, block).mean(axis=1)
-    return float(means.std(ddof=1) / np.sqrt(n_blocks))
 
 
 def frame_pressures_GPa(frames: Sequence[Atoms], n_dof: int | None = None) -> np.ndarray | None:

@@ -199,6 +199,9 @@ def _fit_record(result, paths: list[ShellPath], shell: list[int], n_shells: int)
     record: dict[str, Any] = {}
     for key, name in (("e0_shift_eV", "e0"), ("s02", "s02")):
         record[key], record[f"{key}_err"] = value(name)
+    # The yardstick's E0 and S0^2 are correlated: dualbench.yardstick propagates both.
+    correl = getattr(params["s02"], "correl", None) or {}
+    record["correl_s02_e0"] = float(correl.get("e0", 0.0))
     for i in range(n_shells):
         first = paths[shell.index(i)]
         record[f"sigma2_shell{i + 1}_A2"], record[f"sigma2_shell{i + 1}_A2_err"] = value(

@@ -157,15 +157,20 @@ def fig3(
     exafs_column: str | None = None,
     force_column: str = "force_mae",
     title: str = "",
+    record: Mapping | None = None,
 ) -> list[Path]:
     """EXAFS MSE (left axis, blue circles) and force MAE (right axis, meV/Å, red squares)
-    against N: mean over seeds with 95 % error bars (seed spread and the EXAFS bootstrap
-    interval, see :mod:`dualbench.convergence`), one line style per model, the converged N
-    of each arm marked by a dotted vertical line.  N = 0 (the vanilla model) sits on a
+    against N: mean over seeds with 95 % Student-t error bars of the seed spread (which
+    contains each run's sampling noise; one seed: its sampling interval), one line style
+    per model.  Against the experiment, the yardstick's 95 % band (the experiment fit's E0
+    and S0^2, common to every model) is shaded apart.  ``record`` is convergence.json
+    (:mod:`dualbench.convergence`, default: computed with the default margins): its
+    converged N is marked by a dotted vertical line and its answer (converged,
+    unresolved, not converged) is in the legend.  N = 0 (the vanilla model) sits on a
     symmetric-log axis.  ``exafs_column`` defaults to the score against the experiment
     (``exafs_mse_k``) or, without one, against the reference model (``exafs_mse_ref_k``),
     which the axis then calls what it is: convergence of the simulation."""
-    from dualbench.convergence import converged
+    from dualbench.convergence import by_n, convergence_record
 
     def present(column: str) -> bool:
         return column in summary and summary[column].notna().any()
@@ -174,8 +179,9 @@ def fig3(
         exafs_column = "exafs_mse_ref_k" if (
             not present("exafs_mse_k") and present("exafs_mse_ref_k")) else "exafs_mse_k"
     to_reference = exafs_column == "exafs_mse_ref_k"
+    record = record or convergence_record(summary)
     plt = _pyplot()
-    fig, ax_left = plt.subplots(figsize=(5.6, 4.0))
+    fig, ax_left = plt.subplots(figsize=(5.6, 4.2))
     ax_right = ax_left.twinx()
     table, handles = [], []
     has_exafs = present(exafs_column)
@@ -188,18 +194,26 @@ def fig3(
         ):
             if column == exafs_column and not has_exafs:
                 continue
-            data, n_conv = converged(rows, column)
+            data = by_n(rows, column)
+            decision = record["models"].get(str(model), {}).get(column, {})
+            n_conv, word = decision.get("n_converged"), decision.get("answer", "unresolved")
             label = f"{name} ({model})" if summary["model"].nunique() > 1 else name
+            said = f"converged at N={n_conv}" if n_conv is not None else word
             handles.append(ax.errorbar(
                 data["n_frames"], data["mean"], yerr=data["half_width"], color=color,
-                marker=marker, ls=line, capsize=3, label=label))
-            # The largest N passes trivially: a line there would say nothing.
-            if n_conv is not None and n_conv < data["n_frames"].max():
+                marker=marker, ls=line, capsize=3, label=f"{label}: {said}"))
+            if column == "exafs_mse_k" and "exafs_mse_k_yardstick_sd" in rows:
+                band = _yardstick_band(rows, data)
+                if band is not None:
+                    handles.append(ax.fill_between(
+                        data["n_frames"], data["mean"] - band, data["mean"] + band,
+                        color=color, alpha=0.12, lw=0,
+                        label="experiment fit's E0, S0$^2$ (95 %, common to all)"))
+                    data = data.assign(yardstick_half_width=band)
+            if n_conv is not None:
                 ax.axvline(n_conv, color=color, ls=":", lw=1.0)
-                ax.annotate(f"converged N={n_conv}", xy=(n_conv, 1.0), color=color,
-                            xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
-                            ha="right", va="top")
-            table.append(data.assign(model=model, quantity=column, converged_n=n_conv))
+            table.append(data.assign(model=model, quantity=column, converged_n=n_conv,
+                                     answer=word))
     _exafs_axis(ax_left, summary, has_exafs, to_reference)
     ax_right.set_ylabel("force MAE (meV/Å)", color=FORCE_COLOR)
     ax_right.tick_params(axis="y", colors=FORCE_COLOR)
@@ -209,15 +223,43 @@ def fig3(
     ax_left.set_xticklabels(["0\n(vanilla)" if n == 0 else str(n) for n in ns])
     ax_left.set_xlabel("DFT frames used for fine-tuning, N")
     # Below the axes: inside, it would hide the points it explains.
-    ax_left.legend(handles=handles, frameon=False, fontsize=8, loc="upper center",
-                   bbox_to_anchor=(0.5, -0.25), ncol=2)
+    ax_left.legend(handles=handles, frameon=False, fontsize=7, loc="upper center",
+                   bbox_to_anchor=(0.5, -0.25), ncol=1)
     if title:
         ax_left.set_title(title)
     fig.tight_layout()
-    frame = pd.concat(table, ignore_index=True)[
-        ["model", "quantity", "n_frames", "mean", "half_width", "n_seeds", "converged_n"]
-    ]
-    return save_figure(fig, stem, frame)
+    columns = ["model", "quantity", "n_frames", "mean", "half_width", "n_seeds", "interval",
+               "converged_n", "answer"]
+    frame = pd.concat(table, ignore_index=True)
+    extra = [c for c in ("yardstick_half_width",) if c in frame]
+    return save_figure(fig, stem, frame[columns + extra])
+
+
+def _sigma2_by_n(sub: pd.DataFrame) -> pd.DataFrame:
+    """Per N: mean sigma^2 over seeds, its std and 95 % half-width (module text)."""
+    from dualbench.stats import t_half_width
+
+    rows = []
+    for n, group in sub.groupby("n_frames"):
+        values = group["sigma2_A2"].to_numpy(float)
+        if len(values) >= 2:
+            half = t_half_width(values)
+        elif "sigma2_stderr_A2" in group:
+            half = 1.959964 * float(group["sigma2_stderr_A2"].iloc[0])
+        else:
+            half = float("nan")
+        rows.append({"n_frames": n, "mean": values.mean(),
+                     "std": values.std(ddof=1) if len(values) >= 2 else float("nan"),
+                     "half_width": half})
+    return pd.DataFrame(rows)
+
+
+def _yardstick_band(rows: pd.DataFrame, data: pd.DataFrame) -> np.ndarray | None:
+    """95 % half-width of the yardstick (the experiment fit's E0 and S0^2) at each N of
+    ``data``: the seed mean of each run's propagated standard deviation."""
+    sd = rows.groupby("n_frames")["exafs_mse_k_yardstick_sd"].mean()
+    band = 1.959964 * sd.reindex(data["n_frames"]).to_numpy(float)
+    return band if np.isfinite(band).any() else None
 
 
 def _exafs_axis(ax, summary: pd.DataFrame, has_exafs: bool, to_reference: bool) -> None:
@@ -304,8 +346,9 @@ def convergence(tables: Mapping[str, pd.DataFrame], stem: str | Path, value: str
 def sigma2_vs_n(table: pd.DataFrame, stem: str | Path, shells: Sequence[int] = (1, 2),
                 title: str = "", experiment_fit: Mapping[str, float] | None = None,
                 ) -> list[Path]:
-    """MD sigma^2 (Å^2) of the first absorber shells against N (mean ± std over seeds), a
-    line per shell and model (colour: shell, line style: model).
+    """MD sigma^2 (Å^2) of the first absorber shells against N, a line per shell and model
+    (colour: shell, line style: model): mean over seeds with its 95 % Student-t
+    half-width (one seed: 1.96 times the run's autocorrelation-aware standard error).
 
     ``table`` has columns ``n_frames, seed, shell, r_ideal_A, sigma2_A2`` and ``model``.  With the
     experiment's fit (fit.json), each fitted shell's sigma^2 ± its error is drawn as a
@@ -324,15 +367,13 @@ def sigma2_vs_n(table: pd.DataFrame, stem: str | Path, shells: Sequence[int] = (
             sub = table[(table["shell"] == shell) & (table["model"] == model)]
             if sub.empty:
                 continue
-            g = sub.groupby("n_frames")["sigma2_A2"]
-            agg = pd.DataFrame({"mean": g.mean(),
-                                "std": g.std(ddof=1).fillna(0.0)}).reset_index()
+            agg = _sigma2_by_n(sub)
             r = float(sub["r_ideal_A"].iloc[0])
             # the neighbour element tells metal-S from metal-metal shells of a compound
             element = {"neighbour": sub["neighbour"].iloc[0]} if "neighbour" in sub else {}
             who = f"{element['neighbour']} at " if element else ""
             name = f"shell {shell} ({who}{r:.2f} Å)" + (f", {model}" if len(models) > 1 else "")
-            ax.errorbar(agg["n_frames"], agg["mean"], yerr=agg["std"], capsize=3,
+            ax.errorbar(agg["n_frames"], agg["mean"], yerr=agg["half_width"], capsize=3,
                         marker=MARKERS[(i + m) % len(MARKERS)], color=style["color"],
                         ls=lines[m % len(lines)] if len(models) > 1 else style["linestyle"],
                         label=name)

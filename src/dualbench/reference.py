@@ -7,15 +7,22 @@ the largest N).  Every run is scored against the reference's seed-averaged chi(k
     exafs_mse_ref_k = mean over k in [kmin, kmax] of (k^w (chi_run - chi_ref))^2
 
 with no E0 shift and no S0^2 (both spectra come from the same FEFF potentials and paths).
-A run of the reference (model, N) itself is scored against the reference's *other* seeds
-(NaN with one seed), so that its score is the seed-to-seed noise rather than zero.
+Leave one seed out, at every N: a run of seed s is scored against the mean of the
+reference's seeds other than s, so that every N is compared with the same number of
+reference seeds (the reference's own runs included, whose score is then the seed-to-seed
+noise rather than zero) and a run never shares a training subset or MD seed with the
+reference it is scored against.  With a one-seed reference only runs of other seeds can
+be scored (NaN otherwise).
 
-Uncertainty, as in :mod:`dualbench.compare`: a 95 % moving-block bootstrap over the
-snapshots of the run and of each reference seed (``_lo``, ``_hi``, centred on the score),
-and the noise floor ``exafs_ref_noise_floor_k``, the mean of k^2w (se_run^2 + se_ref^2):
-the score two spectra equal in expectation would get from their sampling alone.  The N
-from which on the simulated EXAFS stops changing comes from :mod:`dualbench.convergence`
-applied to ``exafs_mse_ref_k``.
+Uncertainty, as in :mod:`dualbench.compare` (:mod:`dualbench.stats`): each snapshot
+series' autocorrelation (``exafs_ref_g``, effective snapshots ``exafs_ref_n_eff`` of the
+run), the noise floor ``exafs_ref_noise_floor_k``, the mean of k^2w (se_run^2 +
+se_ref^2) with autocorrelation-aware standard errors (the score two spectra equal in
+expectation would get from their sampling alone; ``exafs_mse_ref_k_debiased`` = score
+minus floor), and basic 95 % circular-block bootstrap intervals over the snapshots of the
+run and of each reference seed (``_lo``, ``_hi``).  The N from which on the simulated
+EXAFS stops changing comes from :mod:`dualbench.convergence` applied to
+``exafs_mse_ref_k``, paired by seed.
 """
 
 from __future__ import annotations
@@ -28,12 +35,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dualbench.compare import N_BOOTSTRAP, block_bootstrap_means, read_snapshot_means
+from dualbench.compare import MIN_SNAPSHOTS, N_BOOTSTRAP, read_snapshot_means
 from dualbench.exafs import FTSettings, read_chi_k
 from dualbench.io import write_csv
+from dualbench.stats import SeriesStats, basic_interval, circular_block_bootstrap_means
 
 COLUMNS = [
     "exafs_mse_ref_k", "exafs_mse_ref_k_lo", "exafs_mse_ref_k_hi", "exafs_ref_noise_floor_k",
+    "exafs_mse_ref_k_debiased", "exafs_ref_g", "exafs_ref_n_eff", "n_reference_seeds",
     "reference",
 ]
 
@@ -63,56 +72,52 @@ def _mse(diff: np.ndarray, inside: np.ndarray, weight: np.ndarray) -> float:
     return float(np.mean((weight[inside] * diff[inside]) ** 2))
 
 
-def _stderr2(means: np.ndarray) -> np.ndarray:
-    if len(means) < 2:
-        return np.full(means.shape[1], np.nan)
-    return means.var(axis=0, ddof=1) / len(means)
-
-
 @dataclass
-class ReferenceSeed:
-    """One seed of the reference run, with what every score needs from it computed once:
-    averaged chi, the variance of that mean per k, and its bootstrap replicate means."""
+class SnapshotSeries:
+    """One run's snapshot series with what every score needs from it computed once:
+    averaged chi, the autocorrelation-aware variance of that mean per k, its correlation
+    and its circular-bootstrap replicate means (None below :data:`MIN_SNAPSHOTS`)."""
 
     chi: np.ndarray
     stderr2: np.ndarray
-    replicates: np.ndarray | None  # (N_BOOTSTRAP, n_k), None with fewer than 2 snapshots
+    series: SeriesStats
+    replicates: np.ndarray | None
 
     @classmethod
-    def from_run(cls, chi: np.ndarray, snapshots: np.ndarray,
-                 rng: np.random.Generator) -> ReferenceSeed:
-        reps = block_bootstrap_means(snapshots, N_BOOTSTRAP, rng) if len(snapshots) >= 2 else None
-        return cls(chi, _stderr2(snapshots), reps)
+    def from_run(cls, chi: np.ndarray, snapshots: np.ndarray, weight: np.ndarray,
+                 rng: np.random.Generator) -> SnapshotSeries:
+        series = SeriesStats.of(snapshots, weight) if len(snapshots) >= 2 else SeriesStats(
+            len(snapshots), 1.0)
+        if len(snapshots) < 2:
+            stderr2 = np.full(snapshots.shape[1], np.nan)
+        else:
+            stderr2 = series.g * snapshots.var(axis=0, ddof=1) / len(snapshots)
+        reps = (circular_block_bootstrap_means(snapshots, N_BOOTSTRAP, rng, series.block)
+                if len(snapshots) >= MIN_SNAPSHOTS else None)
+        return cls(chi, stderr2, series, reps)
 
 
-def score_run(
-    k: np.ndarray,
-    chi: np.ndarray,
-    snapshots: np.ndarray,
-    reference: Sequence[ReferenceSeed],
-    ft: FTSettings,
-    rng: np.random.Generator,
-) -> dict[str, float]:
-    """The scores of one run (its averaged chi and per-snapshot means) against the seeds
-    of the reference, on the same k grid."""
+def score_run(run: SnapshotSeries, reference: Sequence[SnapshotSeries], k: np.ndarray,
+              ft: FTSettings) -> dict[str, float]:
+    """The scores of one run against the mean of ``reference`` seeds, on the same k grid."""
+    out = dict.fromkeys(COLUMNS[:-1], np.nan)
+    out.update(exafs_ref_g=run.series.g, exafs_ref_n_eff=run.series.n_eff,
+               n_reference_seeds=len(reference))
     if not reference:
-        return dict.fromkeys(COLUMNS[:-1], np.nan)
+        return out
     inside, weight = _window(k, ft)
     chi_ref = np.mean([r.chi for r in reference], axis=0)
-    out = {"exafs_mse_ref_k": _mse(chi - chi_ref, inside, weight)}
+    score = _mse(run.chi - chi_ref, inside, weight)
     se2_ref = np.sum([r.stderr2 for r in reference], axis=0) / len(reference) ** 2
-    out["exafs_ref_noise_floor_k"] = float(
-        np.mean((weight[inside] ** 2) * (_stderr2(snapshots) + se2_ref)[inside])
-    )
-    out.update(exafs_mse_ref_k_lo=np.nan, exafs_mse_ref_k_hi=np.nan)
-    if len(snapshots) >= 2 and all(r.replicates is not None for r in reference):
-        run_reps = block_bootstrap_means(snapshots, N_BOOTSTRAP, rng)
+    floor = float(np.mean((weight[inside] ** 2) * (run.stderr2 + se2_ref)[inside]))
+    out.update(exafs_mse_ref_k=score, exafs_ref_noise_floor_k=floor,
+               exafs_mse_ref_k_debiased=score - floor)
+    if run.replicates is not None and all(r.replicates is not None for r in reference):
         ref_reps = np.mean([r.replicates for r in reference], axis=0)
-        reps = np.mean((weight[inside] * (run_reps - ref_reps)[:, inside]) ** 2, axis=1)
-        low, mid, high = np.percentile(reps, [2.5, 50.0, 97.5])
-        score = out["exafs_mse_ref_k"]
-        out["exafs_mse_ref_k_lo"] = float(max(score - (mid - low), 0.0))
-        out["exafs_mse_ref_k_hi"] = float(score + (high - mid))
+        reps = np.mean((weight[inside] * (run.replicates - ref_reps)[:, inside]) ** 2, axis=1)
+        lo, hi = basic_interval(score, reps)
+        out["exafs_mse_ref_k_lo"] = float(max(lo, 0.0))
+        out["exafs_mse_ref_k_hi"] = float(max(hi, 0.0))
     return out
 
 
@@ -145,18 +150,19 @@ def reference_stage(
             raise ValueError(f"run {run}: k grid differs from the other runs'")
     ref_model, ref_n = reference
     rng = np.random.default_rng(seed)
-    ref_seeds = {int(run["seed"]): ReferenceSeed.from_run(chi, means, rng)
-                 for run, _, chi, means in data
+    inside, kw = _window(k0, settings)
+    weight = np.where(inside, kw, 0.0)
+    series = [SnapshotSeries.from_run(chi, means, weight, rng) for _, _, chi, means in data]
+    ref_seeds = {int(run["seed"]): ser for (run, *_), ser in zip(data, series, strict=True)
                  if run["model"] == ref_model and int(run["n"]) == ref_n}
     if not ref_seeds:
         raise ValueError(f"no run of the reference {ref_model} N={ref_n}")
     rows = []
-    for run, k, chi, means in data:
-        own = run["model"] == ref_model and int(run["n"]) == ref_n
-        refs = [v for s, v in sorted(ref_seeds.items()) if not (own and s == int(run["seed"]))]
+    for (run, *_), ser in zip(data, series, strict=True):
+        refs = [v for s, v in sorted(ref_seeds.items()) if s != int(run["seed"])]
         rows.append({
             "material": run["material"], "model": run["model"], "n_frames": int(run["n"]),
-            "seed": int(run["seed"]), **score_run(k, chi, means, refs, settings, rng),
+            "seed": int(run["seed"]), **score_run(ser, refs, k0, settings),
             "reference": f"{ref_model} N={ref_n}",
         })
     table = pd.DataFrame(rows, columns=["material", "model", "n_frames", "seed", *COLUMNS])

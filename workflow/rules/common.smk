@@ -462,6 +462,15 @@ def sigma2_inputs(wildcards):
     return inputs
 
 
+def convergence_inputs(wildcards):
+    """The summary and, with an experiment, its fit (the yardstick's E0 and S0^2 errors)."""
+    material = wildcards.material
+    inputs = {"summary": f"results/{material}/summary.csv"}
+    if has_experiment(material):
+        inputs["fit"] = f"results/{material}/experiment/fit.json"
+    return inputs
+
+
 def fig2_title(wildcards):
     """The title of Fig. 2: material, absorber, edge and temperature."""
     entry = config["materials"][wildcards.material]

@@ -35,7 +35,8 @@ rule plot_fig2:
 
 rule plot_fig3:
     input:
-        "results/{material}/summary.csv",
+        summary="results/{material}/summary.csv",
+        convergence="results/{material}/convergence.json",
     output:
         png=report(
             "results/{material}/figures/fig3.png",

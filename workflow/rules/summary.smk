@@ -24,7 +24,7 @@ rule summary:
 
 rule convergence:
     input:
-        "results/{material}/summary.csv",
+        unpack(convergence_inputs),
     output:
         "results/{material}/convergence.json",
     log:
@@ -37,6 +37,9 @@ rule convergence:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        convergence=canonical_params(config["convergence"]),
+        production_ps=config["md"]["production_steps"] * config["md"]["timestep_fs"] / 1000,
     script:
         "../scripts/convergence.py"
 

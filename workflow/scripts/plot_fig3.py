@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from dualbench.io import read_json
 from dualbench.plots import fig3
 from dualbench.workflow import start_script
 
 start_script(snakemake)
 fig3(
-    pd.read_csv(snakemake.input[0]),
+    pd.read_csv(snakemake.input.summary),
     Path(snakemake.output.png).with_suffix(""),
     title=snakemake.wildcards.material,
+    record=read_json(snakemake.input.convergence),
 )

@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f3.add_argument("--summary", required=True, help="results/<material>/summary.csv")
     f3.add_argument("--exafs-column", default="exafs_mse_k",
                     help="summary column on the left axis (default: exafs_mse_k)")
+    f3.add_argument("--convergence",
+                    help="results/<material>/convergence.json, whose decisions the figure"
+                    " shows (default: decided here with the default margins)")
     f3.add_argument("--title", default="")
     f3.add_argument("--out", required=True, help="output stem: writes STEM.png, .pdf, .csv")
     f3.set_defaults(func=fig3)
@@ -51,9 +54,11 @@ def fig2(args: argparse.Namespace) -> int:
 def fig3(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from dualbench.io import read_json
     from dualbench.plots import fig3 as draw
 
+    record = read_json(args.convergence) if args.convergence else None
     for path in draw(pd.read_csv(args.summary), Path(args.out), args.exafs_column,
-                     title=args.title):
+                     title=args.title, record=record):
         print(path)
     return 0

@@ -14,6 +14,7 @@ from dualbench.exafs.chunks import read_chunk
 from dualbench.exafs.ft import fourier_transform, write_chi_k, write_chi_r
 from dualbench.exafs.settings import K_GRID, FTSettings
 from dualbench.io import atomic_path, write_csv
+from dualbench.stats import statistical_inefficiency
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,10 +26,13 @@ log = logging.getLogger(__name__)
 class AveragedChi:
     """Configuration average of chi(k) on ``k`` (1/Å).
 
-    ``chi_stderr`` is the standard error of the mean on each k: the spread of the
-    per-snapshot means over sqrt(number of snapshots) (absorbers of one snapshot are not
-    independent); with one snapshot, the spread over its absorbers; NaN for one spectrum
-    (or one snapshot averaged into a single row).
+    ``chi_stderr`` is the standard error of the mean on each k from the per-snapshot
+    means (absorbers of one snapshot are not independent), counting the snapshots' time
+    correlation: sqrt(g var / n_snapshots) with ``g`` the statistical inefficiency of the
+    snapshot series (:mod:`dualbench.stats`; one g for the series weighted as the scores
+    weigh k) and ``n_eff = n_snapshots / g`` the effective number of independent
+    snapshots.  With one snapshot, the spread over its absorbers (g = 1); NaN for one
+    spectrum (or one snapshot averaged into a single row).
     """
 
     k: np.ndarray
@@ -38,6 +42,12 @@ class AveragedChi:
     n_spectra: int
     snapshot_means: np.ndarray  # (n_snapshots, nk), in frame order
     frames: np.ndarray | None = None  # (n_snapshots,) frame indices
+    g: float = 1.0  # statistical inefficiency of the snapshot series, in snapshots
+
+    @property
+    def n_eff(self) -> float:
+        """Effective number of independent snapshots, n_snapshots / g."""
+        return self.n_snapshots / self.g
 
 
 def average_spectra(
@@ -45,9 +55,12 @@ def average_spectra(
     frame_index: Sequence[int],
     k: np.ndarray | None = None,
     weights: Sequence[float] | None = None,
+    score_weight: np.ndarray | None = None,
 ) -> AveragedChi:
     """Average spectra (rows of ``chi``, on ``k``: default :data:`K_GRID`) over absorbers
-    and snapshots; a row of weight w stands for the mean of w spectra."""
+    and snapshots; a row of weight w stands for the mean of w spectra.  ``score_weight``
+    (per k; default k^2) weighs the components of the snapshot series for its one
+    autocorrelation (:func:`ft_weight` gives the scores' weights)."""
     k = K_GRID if k is None else k
     chi = np.asarray(chi, dtype=float)
     frame_index = np.asarray(frame_index)
@@ -59,8 +72,11 @@ def average_spectra(
         [np.average(chi[frame_index == f], axis=0, weights=w[frame_index == f]) for f in frames]
     )
     mean = np.average(chi, axis=0, weights=w)
+    g = 1.0
     if len(frames) >= 2:
-        stderr = means.std(axis=0, ddof=1) / np.sqrt(len(frames))
+        weight = np.asarray(k, dtype=float) ** 2 if score_weight is None else score_weight
+        g = statistical_inefficiency(means, weight)
+        stderr = np.sqrt(g * means.var(axis=0, ddof=1) / len(frames))
     elif chi.shape[0] >= 2:
         stderr = chi.std(axis=0, ddof=1) / np.sqrt(chi.shape[0])
     else:
@@ -73,11 +89,19 @@ def average_spectra(
         n_spectra=int(round(w.sum())),
         snapshot_means=means,
         frames=frames,
+        g=g,
     )
 
 
-def average_chunks(paths: Sequence[str | Path]) -> AveragedChi:
-    """Gather the chunk files of one run and average them."""
+def ft_weight(k: np.ndarray, ft: FTSettings) -> np.ndarray:
+    """k^w inside the FT's k window, 0 outside: how the scores weigh k."""
+    k = np.asarray(k, dtype=float)
+    return np.where((k >= ft.kmin) & (k <= ft.kmax), k**ft.kweight, 0.0)
+
+
+def average_chunks(paths: Sequence[str | Path], ft: FTSettings | None = None) -> AveragedChi:
+    """Gather the chunk files of one run and average them (``ft``: the scores' k weights
+    for the autocorrelation, see :func:`average_spectra`)."""
     chunks = [read_chunk(path) for path in paths]
     chunks = [c for c in chunks if c.chi.shape[0]]
     if not chunks:
@@ -88,7 +112,9 @@ def average_chunks(paths: Sequence[str | Path]) -> AveragedChi:
     if len(pairs) != len(frame_index):
         raise ValueError(f"chunks {[str(p) for p in paths]} overlap: a (frame, absorber) repeats")
     weights = np.concatenate([c.weights() for c in chunks])
-    return average_spectra(np.vstack([c.chi for c in chunks]), frame_index, weights=weights)
+    score_weight = None if ft is None else ft_weight(K_GRID, ft)
+    return average_spectra(np.vstack([c.chi for c in chunks]), frame_index, weights=weights,
+                           score_weight=score_weight)
 
 
 def convergence_record(avg: AveragedChi, ft: FTSettings) -> pd.DataFrame:
@@ -137,12 +163,15 @@ def write_average(
     if out_snapshots is not None:
         frames = avg.frames if avg.frames is not None else np.arange(avg.n_snapshots)
         with atomic_path(out_snapshots) as tmp, tmp.open("wb") as fh:
-            np.savez(fh, k=avg.k, snapshot_means=avg.snapshot_means, frames=frames)
+            np.savez(fh, k=avg.k, snapshot_means=avg.snapshot_means, frames=frames,
+                     g=avg.g, n_eff=avg.n_eff)
     r, chir = fourier_transform(avg.k, avg.chi, ft)
     write_chi_r(out_chi_r, r, chir)
     if out_convergence is not None:
         write_csv(out_convergence, convergence_record(avg, ft))
     log.info(
-        "average of %d spectra from %d snapshots: max |chi(R)| %.3f at %.2f Å",
-        avg.n_spectra, avg.n_snapshots, float(np.abs(chir).max()), float(r[np.argmax(abs(chir))]),
+        "average of %d spectra from %d snapshots (statistical inefficiency g %.2f: %.1f"
+        " effective snapshots): max |chi(R)| %.3f at %.2f Å",
+        avg.n_spectra, avg.n_snapshots, avg.g, avg.n_eff, float(np.abs(chir).max()),
+        float(r[np.argmax(abs(chir))]),
     )

@@ -10,7 +10,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dualbench.exafs.averaging import AveragedChi, average_chunks, average_spectra, write_average
+from dualbench.exafs.averaging import (
+    AveragedChi,
+    average_chunks,
+    average_spectra,
+    ft_weight,
+    write_average,
+)
 from dualbench.exafs.chunks import ChunkResult, write_chunk
 from dualbench.exafs.clusters import average_structure
 from dualbench.exafs.engine_fast import compute_chunk_fast
@@ -23,7 +29,7 @@ from dualbench.exafs.path_table import (
     write_path_table,
 )
 from dualbench.exafs.sampling import chunk_of, select_snapshots
-from dualbench.exafs.settings import FeffSettings, FTSettings
+from dualbench.exafs.settings import K_GRID, FeffSettings, FTSettings
 from dualbench.io import provenance
 from dualbench.md import read_snapshots
 
@@ -199,10 +205,9 @@ def average_stage(
     out_snapshots: str | Path | None = None,
 ) -> AveragedChi:
     """The `average_chi` job: gather the chunks of a run, write the averaged outputs."""
-    avg = average_chunks(chunk_files)
-    write_average(
-        avg, FTSettings.from_config(ft), out_chi_k, out_chi_r, out_convergence, out_snapshots
-    )
+    ft_settings = FTSettings.from_config(ft)
+    avg = average_chunks(chunk_files, ft_settings)
+    write_average(avg, ft_settings, out_chi_k, out_chi_r, out_convergence, out_snapshots)
     return avg
 
 
@@ -262,7 +267,8 @@ def average_snapshots(
         work_root=out_dir,
         workers=workers,
     )
-    avg = average_spectra(result.chi, result.frame_index, weights=result.weights())
+    avg = average_spectra(result.chi, result.frame_index, weights=result.weights(),
+                          score_weight=ft_weight(K_GRID, ft))
     write_average(
         avg, ft, out_dir / "chi_k.csv", out_dir / "chi_r.csv", out_dir / "convergence.csv",
         out_dir / "chi_snapshots.npz",
