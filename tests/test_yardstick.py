@@ -7,7 +7,6 @@ larch's own path2chi), numpy (the spread of sample means), hand formulas.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from ase.build import bulk
 
