@@ -462,6 +462,11 @@ def sigma2_inputs(wildcards):
     return inputs
 
 
+def production_ps():
+    """Production time of every MD run in ps (convergence.json sizes the MD from it)."""
+    return config["md"]["production_steps"] * config["md"]["timestep_fs"] / 1000
+
+
 def convergence_inputs(wildcards):
     """The summary and, with an experiment, its fit (the yardstick's E0 and S0^2 errors)."""
     material = wildcards.material

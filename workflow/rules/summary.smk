@@ -39,7 +39,7 @@ rule convergence:
         runtime=5,
     params:
         convergence=canonical_params(config["convergence"]),
-        production_ps=config["md"]["production_steps"] * config["md"]["timestep_fs"] / 1000,
+        production_ps=production_ps(),
     script:
         "../scripts/convergence.py"
 
