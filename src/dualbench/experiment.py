@@ -27,20 +27,17 @@ import numpy as np
 
 from dualbench.exafs import FTSettings, fourier_transform, import_larch, write_chi_k, write_chi_r
 from dualbench.io import provenance, write_json
+from dualbench.spectrum_checks import (
+    SpectrumError,
+    check_finite,
+    check_numeric_rows,
+    check_one_sweep,
+)
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("xdi", "ascii", "athena")
 MODES = ("transmission", "fluorescence", "mu")
-
-
-class SpectrumError(ValueError):
-    """A measured spectrum the study cannot use; names the file and the field."""
-
-    def __init__(self, path: str | Path, field: str, message: str):
-        self.path = str(path)
-        self.field = field
-        super().__init__(f"{path}: {field}: {message}")
 
 
 @dataclass(frozen=True)
@@ -148,7 +145,10 @@ def read_spectrum(
     """mu(E) of an XDI, column ASCII or Athena file (``fmt`` None: from the suffix).
 
     ``group`` picks an Athena project's group by label (default: the first).  Energies
-    are sorted; rows with a non-finite value are dropped.
+    are sorted.  A text file may have a free-text header (XDAC and other beamline ASCII
+    formats) and footer; a non-numeric row inside its data is refused
+    (:func:`check_numeric_rows`), and so is a NaN or infinite value in a column used
+    (:func:`check_finite`), naming the line.
     """
     import_larch()
     path = Path(path)
@@ -158,6 +158,9 @@ def read_spectrum(
         raise SpectrumError(path, "format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: spectrum file not found")
+    # Text formats: the data rows' line numbers; a broken data block is refused here,
+    # before larch reads (and silently truncates) it.
+    lines = check_numeric_rows(path) if fmt in ("xdi", "ascii") else None
 
     element = edge = None
     element_field, edge_field = "Element.symbol", "Element.edge"
@@ -210,28 +213,34 @@ def read_spectrum(
     if columns.mode == "transmission":
         i0 = _column(data, labels, columns.i0, path, fmt)
         it = _column(data, labels, columns.itrans, path, fmt)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mu = np.log(i0 / it)
+        used = {columns.i0: i0, columns.itrans: it}
+    elif columns.mode == "fluorescence":
+        i0 = _column(data, labels, columns.i0, path, fmt)
+        fl = _column(data, labels, columns.ifluor, path, fmt)
+        used = {columns.i0: i0, columns.ifluor: fl}
+    else:
+        mu = _column(data, labels, columns.mu, path, fmt)
+        used = {columns.mu: mu}
+    if lines is not None:  # a text file: the line of each data row
+        where = [f"line {n}" for n in lines]
+    else:  # an Athena group: its row
+        where = [f"{element_field.rsplit(': ', 1)[0]}: row {i + 1}" for i in range(len(energy))]
+    check_finite(path, {columns.energy: energy, **used}, where)
+    if columns.mode == "transmission":
         if np.any((i0 <= 0) | (it <= 0)):
             raise SpectrumError(
                 path, f"column {columns.i0!r}/{columns.itrans!r}",
                 "transmission needs positive i0 and itrans",
             )
+        mu = np.log(i0 / it)
     elif columns.mode == "fluorescence":
-        i0 = _column(data, labels, columns.i0, path, fmt)
-        fl = _column(data, labels, columns.ifluor, path, fmt)
         if np.any(i0 == 0):
             raise SpectrumError(path, f"column {columns.i0!r}", "i0 is zero")
         mu = fl / i0
-    else:
-        mu = _column(data, labels, columns.mu, path, fmt)
 
-    if fmt in ("xdi", "ascii"):
-        check_numeric_rows(path)
-    ok = np.isfinite(energy) & np.isfinite(mu)
-    check_one_sweep(path, energy[ok], columns.energy)
-    order = np.argsort(energy[ok], kind="stable")
-    energy, mu = energy[ok][order], mu[ok][order]
+    check_one_sweep(path, energy, columns.energy)
+    order = np.argsort(energy, kind="stable")
+    energy, mu = energy[order], mu[order]
     if len(energy) < 20:
         raise SpectrumError(path, f"column {columns.energy!r}", f"only {len(energy)} points")
     return MeasuredSpectrum(
@@ -242,37 +251,6 @@ def read_spectrum(
         edge=str(edge).strip() if edge else None,
         element_field=element_field,
         edge_field=edge_field,
-    )
-
-
-def check_numeric_rows(path: Path) -> None:
-    """Refuse a text spectrum with a data row that is not all numbers (larch would stop
-    reading there and leave a truncated spectrum): names the line."""
-    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
-        text = line.strip()
-        if not text or text.startswith(("#", ";", "!", "%")):
-            continue
-        for word in text.split():
-            try:
-                float(word)
-            except ValueError:
-                raise SpectrumError(
-                    path, f"line {number}", f"data row is not numeric: {text[:60]!r}"
-                ) from None
-
-
-def check_one_sweep(path: Path, energy: np.ndarray, name: str) -> None:
-    """Refuse energies that are not one monotonic sweep (a second, overlapping sweep
-    appended, or repeated energies): sorting them would mix the sweeps silently."""
-    steps = np.diff(energy)
-    if len(steps) == 0 or np.all(steps > 0) or np.all(steps < 0):
-        return
-    back = int(np.flatnonzero(steps <= 0)[0] if steps[0] > 0 else np.flatnonzero(steps >= 0)[0])
-    raise SpectrumError(
-        path, f"column {name!r}",
-        f"energies are not one monotonic sweep: row {back + 2} has {energy[back + 1]:.3f} eV"
-        f" after {energy[back]:.3f} eV (a second sweep appended, or a repeated point);"
-        " give one sweep, or merge the sweeps (e.g. larch merge_groups) first",
     )
 
 
