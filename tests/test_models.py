@@ -23,7 +23,6 @@ from dualbench.models import (
     parse_model_arg,
     set_threads,
     sha256_file,
-    write_model_spec,
 )
 from test_refusals import _Payload
 
@@ -96,16 +95,16 @@ def test_model_names_parse_and_wrong_ones_are_refused():
 
 def test_ase_kind_is_any_calculator_by_import_path(tmp_path, w_test_frames):
     """kind ase: the DFT metrics of ASE's Lennard-Jones equal numpy's errors of the same
-    calculator's forces, and the model.json records the calculator."""
+    calculator's forces, and the metrics record the calculator.  The spec is the caller's
+    own (the config's, see test_model_trust): a model.json of kind ase is refused."""
     from dualbench.metrics import run_dft_metrics
 
     frames = w_test_frames[:3]
     spec = ModelSpec(kind="ase", weights="", calculator=LJ, options=LJ_OPTIONS)
-    write_model_spec(tmp_path / "model.json", spec)
     from dualbench.data import write_frames
 
     write_frames(tmp_path / "frames.extxyz", frames)
-    result = run_dft_metrics(str(tmp_path / "model.json"), str(tmp_path / "frames.extxyz"),
+    result = run_dft_metrics(spec, str(tmp_path / "frames.extxyz"),
                              str(tmp_path / "m.json"), "extxyz", "cpu")
     errors = []
     for frame in frames:

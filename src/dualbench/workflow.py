@@ -10,12 +10,17 @@ from dualbench.io import set_provenance_context
 
 
 def start_script(snakemake: Any) -> None:
-    """Log to the rule's log (stderr, already redirected) and record the job's provenance.
+    """Log to the rule's log (stderr, already redirected), take the config's models as
+    the trusted ones, and record the job's provenance.
 
     Every result JSON the job writes then carries the config hash, the seeds (the run's
     seed, or the sweep's for a material-level job), the rule and the wildcards.
     """
     setup_logging()
+    # The config is trusted (a model file is data): its kind ase calculators may be imported.
+    from dualbench.models.spec import trust_config_models
+
+    trust_config_models(snakemake.config.get("models") or {})
     wildcards = dict(snakemake.wildcards.items())
     if "seed" in wildcards:
         seeds = [int(wildcards["seed"])]

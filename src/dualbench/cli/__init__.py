@@ -93,6 +93,24 @@ def schema_value(path: str):
     return convert
 
 
+#: Help of ``--trust-ase-model`` (``md``, ``dft-metrics``).
+TRUST_ASE_HELP = (
+    "read a --model model.json of kind ase: its calculator is a Python import path that is"
+    " imported and called, so give this only for a file you trust as code (without it, a"
+    " model file is data and kind ase in it is refused)"
+)
+
+
+def model_argument(args: argparse.Namespace):
+    """``--model`` as the stage code takes it: the text itself (a model file is then read
+    as data), or with ``--trust-ase-model`` the spec read with its calculator trusted."""
+    if not getattr(args, "trust_ase_model", False):
+        return args.model
+    from dualbench.models import parse_model_arg
+
+    return parse_model_arg(args.model, trust_calculator=True)
+
+
 def setup_logging(verbosity: int = 1) -> None:
     """Log to stderr (Snakemake scripts redirect stderr to the rule's log file)."""
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG

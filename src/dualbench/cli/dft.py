@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from dualbench.cli import schema_value
+from dualbench.cli import TRUST_ASE_HELP, model_argument, schema_value
 from dualbench.data import FRAME_FORMATS
 
 
@@ -16,6 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", required=True,
                    help="chgnet[:0.2.0|:r2scan], sevennet[:NAME], a model.json or a checkpoint")
+    p.add_argument("--trust-ase-model", action="store_true", help=TRUST_ASE_HELP)
     p.add_argument("--frames", required=True, help="DFT frames file")
     p.add_argument("--format", choices=FRAME_FORMATS, help="frames format (default: from name)")
     p.add_argument("--out", required=True, help="metrics JSON to write")
@@ -81,7 +82,7 @@ def dft_metrics(args: argparse.Namespace) -> int:
 
     check_writable(args.out)
     set_threads(args.threads)
-    result = run_dft_metrics(args.model, args.frames, args.out, args.format, args.device,
+    result = run_dft_metrics(model_argument(args), args.frames, args.out, args.format, args.device,
                              parity_out=args.parity_out)
     keys = ("n_frames", "n_atoms", "energy_mae_eV_per_atom", "force_mae_eV_per_A",
             "force_slope", "stress_mae_GPa")

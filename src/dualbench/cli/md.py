@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dualbench.cli import schema_value
+from dualbench.cli import TRUST_ASE_HELP, model_argument, schema_value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--model", required=True,
         help="chgnet[:0.2.0|:r2scan], sevennet[:NAME], a model.json or a checkpoint",
     )
+    p.add_argument("--trust-ase-model", action="store_true", help=TRUST_ASE_HELP)
     p.add_argument("--structure", required=True, help="unit cell file (cif, POSCAR, extxyz, ...)")
     p.add_argument(
         "--supercell", type=schema_value("$defs.material.supercell[]"), nargs=3,
@@ -121,7 +122,7 @@ def md(args: argparse.Namespace) -> int:
     unit = read_structure_file(args.structure)
     unit.pbc = True
     result = run_md_job(
-        model=args.model,
+        model=model_argument(args),
         unit_cell=unit,
         supercell=args.supercell,
         settings=settings,

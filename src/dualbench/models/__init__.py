@@ -6,8 +6,10 @@ argument may be ``chgnet`` (pretrained 0.3.0), ``chgnet:0.2.0``, ``chgnet:r2scan
 ``sevennet`` (SevenNet-0 of 11 Jul 2024), ``sevennet:NAME``, a ``model.json`` or a
 checkpoint the fine-tuning wrote.  No model file is unpickled with code: shipped weights
 and checkpoints alike go through PyTorch's restricted unpickler
-(:mod:`dualbench.models.checkpoints`), and a checkpoint this workflow wrote must still
-have the SHA-256 recorded in its ``model.json``.
+(:mod:`dualbench.models.checkpoints`), and a ``model.json`` that names a checkpoint must
+pin it by the SHA-256 it still has.  A model file is data: ``kind: ase`` (a calculator
+imported by its path) comes only from the config or an explicit command-line flag, and a
+checkpoint is read on its own, never with a file beside it (:mod:`dualbench.models.spec`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dualbench.models.spec import (
     parse_model_arg,
     read_model_spec,
     sha256_file,
+    trust_config_models,
     write_model_spec,
 )
 
@@ -34,7 +37,7 @@ __all__ = [
     "CHGNET_WEIGHTS", "KINDS", "PRETRAINED", "SEVENNET_WEIGHTS", "TRAINABLE", "TRAINED_ON",
     "ModelSpec", "load_model", "make_calculator", "parse_model_arg", "read_checkpoint",
     "read_model_spec", "resolve_device", "safe_load", "set_threads", "sha256_file",
-    "write_model_spec",
+    "trust_config_models", "write_model_spec",
 ]
 
 log = logging.getLogger(__name__)

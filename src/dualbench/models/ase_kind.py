@@ -1,10 +1,12 @@
 """``kind: ase``: any ASE calculator, named by its import path, as a vanilla model.
 
-The calculator is built as ``Class(**options)``.  A model file in ``options`` (a local
-MACE or MatterSim model, say) is opened by that calculator, not by this workflow: its
-SHA-256 is recorded with the results, and whether the calculator unpickles it safely is
-the calculator's business.  There is no trainer for this kind here: fine-tuning is
-refused.
+The calculator is built as ``Class(**options)``: importing and calling it runs code, so a
+``kind: ase`` spec is taken only from the study's config or an explicit command-line flag
+(``--trust-ase-model``), never from a ``model.json`` read as input (``read_model_spec``
+refuses it there).  A model file in ``options`` (a local MACE or MatterSim model, say) is
+opened by that calculator, not by this workflow: its SHA-256 is recorded with the
+results, and whether the calculator unpickles it safely is the calculator's business.
+There is no trainer for this kind here: fine-tuning is refused.
 """
 
 from __future__ import annotations

@@ -9,12 +9,21 @@ Every model of the sweep is described by a small ``model.json`` beside its weigh
 ``checkpoint`` is relative to the ``model.json``; null means the pretrained weights that
 ship inside the model's package (loaded offline).  A checkpoint this workflow wrote is
 recorded with its SHA-256 and refused when the file no longer matches it.
+
+A model file is data, never code.  What names code to import and call (``kind: ase``,
+its ``calculator``) is trusted only from the study's config (the ``models:`` section, see
+:func:`trust_config_models`) and from an explicit command-line flag
+(``--trust-ase-model``); :func:`read_model_spec` refuses it in a file otherwise.  A
+``model.json`` that names a checkpoint must pin it by ``checkpoint_sha256``, and a
+checkpoint given as the model is read on its own, never with a file found beside it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,29 +94,84 @@ def write_model_spec(path: str | Path, spec: ModelSpec) -> None:
     write_json(path, asdict(spec))
 
 
-def read_model_spec(path: str | Path) -> ModelSpec:
-    """Read a ``model.json``; a checkpoint path is made absolute against its folder and
-    checked against its recorded SHA-256."""
+#: (calculator, options) of each ``kind: ase`` entry of the study config's ``models:``,
+#: declared by a workflow job at its start (:func:`trust_config_models`).
+_CONFIG_CALCULATORS: list[tuple[str | None, dict[str, Any]]] = []
+
+
+def trust_config_models(models: Mapping[str, Mapping[str, Any]]) -> None:
+    """Declare the config's ``models:`` the source of the calculators this process may
+    import: a ``model.json`` of ``kind: ase`` is then read when its ``calculator`` and
+    ``options`` are exactly those of one of these entries (the ``vanilla_model`` rule
+    writes them so), so the code that runs is the config's, never the file's.  Every
+    workflow job calls this at its start (:func:`dualbench.workflow.start_script`)."""
+    _CONFIG_CALCULATORS[:] = [
+        (entry.get("calculator"), dict(entry.get("options") or {}))
+        for entry in models.values()
+        if entry.get("kind") == "ase"
+    ]
+
+
+def _declared_by_config(spec: ModelSpec) -> bool:
+    return (spec.calculator, dict(spec.options or {})) in _CONFIG_CALCULATORS
+
+
+def read_model_spec(path: str | Path, *, trust_calculator: bool = False) -> ModelSpec:
+    """Read a ``model.json`` as data.
+
+    ``kind: ase`` names a calculator that would be imported and called: it is refused
+    unless the study's config declares that calculator with those options
+    (:func:`trust_config_models`) or ``trust_calculator`` is given (the command line's
+    ``--trust-ase-model``, for a file the user vouches for).  A checkpoint path is made
+    absolute against the file's folder and must be pinned by ``checkpoint_sha256``, which
+    it must still match.  Every refusal is a ``ValueError`` naming the file and the key.
+    """
     path = Path(path)
-    data: dict[str, Any] = json.loads(path.read_text())
+    try:
+        data: Any = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not a model spec: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a model spec: a JSON object is expected")
     try:
         spec = ModelSpec(**data)
     except TypeError as err:
         raise ValueError(f"{path}: not a model spec ({err})") from None
     if spec.kind not in KINDS:
         raise ValueError(f"{path}: kind {spec.kind!r} is not one of {KINDS}")
+    if spec.kind == "ase" and not (trust_calculator or _declared_by_config(spec)):
+        raise ValueError(
+            f"{path}: kind 'ase' is refused in a model file: its calculator"
+            f" {spec.calculator!r} would be imported and called, and a model file is data,"
+            " not code. A kind ase model comes from the config's `models:` section (the"
+            " workflow reads the file only when its calculator and options are the"
+            " config's), or from a file given with --trust-ase-model (dualbench md,"
+            " dft-metrics)"
+        )
     if spec.checkpoint is not None:
+        if not isinstance(spec.checkpoint, str) or not spec.checkpoint:
+            raise ValueError(f"{path}: checkpoint {spec.checkpoint!r} is not a file name")
+        sha = spec.checkpoint_sha256
+        if sha is None:
+            raise ValueError(
+                f"{path}: checkpoint {spec.checkpoint!r} has no checkpoint_sha256; a model"
+                " file that names a checkpoint must pin it by its SHA-256 (as the fine-tuning"
+                " writes it), so that a changed or swapped file is refused"
+            )
+        if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+            raise ValueError(
+                f"{path}: checkpoint_sha256 {sha!r} is not a SHA-256 (64 lowercase hex digits)"
+            )
         spec.checkpoint = str((path.parent / spec.checkpoint).resolve())
         if not Path(spec.checkpoint).is_file():
             raise FileNotFoundError(f"{path}: checkpoint {spec.checkpoint} does not exist")
-        if spec.checkpoint_sha256 is not None:
-            actual = sha256_file(spec.checkpoint)
-            if actual != spec.checkpoint_sha256:
-                raise ValueError(
-                    f"{path}: checkpoint {spec.checkpoint} has SHA-256 {actual[:16]}…, not the"
-                    f" {spec.checkpoint_sha256[:16]}… recorded when it was written; refusing"
-                    " to load a changed file"
-                )
+        actual = sha256_file(spec.checkpoint)
+        if actual != sha:
+            raise ValueError(
+                f"{path}: checkpoint {spec.checkpoint} has SHA-256 {actual[:16]}…, not the"
+                f" checkpoint_sha256 {sha[:16]}… recorded when it was written; refusing to"
+                " load a changed file"
+            )
     return spec
 
 
@@ -125,14 +189,18 @@ def _pretrained_spec(kind: str, weights: str) -> ModelSpec:
     return ModelSpec(kind=kind, weights=weights, modal=modal)
 
 
-def parse_model_arg(model: str | Path | ModelSpec) -> ModelSpec:
+def parse_model_arg(
+    model: str | Path | ModelSpec, *, trust_calculator: bool = False
+) -> ModelSpec:
     """A MODEL argument as a spec.
 
     ``chgnet`` (0.3.0), ``chgnet:0.2.0``, ``chgnet:r2scan``, ``sevennet`` (SevenNet-0 of
     11 Jul 2024), ``sevennet:NAME`` (``7net-0_22May2024``, ``7net-l3i5``, ``7net-mf-0``,
-    ``7net-mf-0@R2SCAN``), a ``model.json``, or a checkpoint that the fine-tuning wrote
-    (the ``model.json`` beside it is used when there is one, else the file is read with
-    PyTorch's restricted unpickler and its kind recognised from its keys).
+    ``7net-mf-0@R2SCAN``), a ``model.json`` (read as data: see :func:`read_model_spec`
+    for ``trust_calculator``), or a checkpoint that the fine-tuning wrote, read on its own
+    with PyTorch's restricted unpickler and its kind recognised from its keys (no file
+    beside it is looked at).  A :class:`ModelSpec` is the caller's own (from the config or
+    the command line) and is returned as it is.
     """
     if isinstance(model, ModelSpec):
         return model
@@ -145,12 +213,7 @@ def parse_model_arg(model: str | Path | ModelSpec) -> ModelSpec:
         names = ", ".join(f"{k}[:WEIGHTS]" for k in PRETRAINED)
         raise FileNotFoundError(f"model {text!r} is neither a pretrained name ({names}) nor a file")
     if path.suffix == ".json":
-        return read_model_spec(path)
-    beside = path.parent / "model.json"
-    if beside.is_file():
-        spec = read_model_spec(beside)
-        if spec.checkpoint and Path(spec.checkpoint) == path.resolve():
-            return spec
+        return read_model_spec(path, trust_calculator=trust_calculator)
     from dualbench.models.checkpoints import checkpoint_kind
 
     try:
