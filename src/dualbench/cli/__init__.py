@@ -49,6 +49,9 @@ def _schema_property(path: str) -> dict:
         node, parts = schema["$defs"][parts[1]], parts[2:]
     for part in parts:
         node = node["properties"][part]
+    # X-or-null keys (oneOf): the branch of the wanted type holds the type and bounds
+    wanted = ("array",) if items else ("number", "integer")
+    node = next((b for b in node.get("oneOf", []) if b.get("type") in wanted), node)
     return node["items"] if items else node
 
 
@@ -109,6 +112,17 @@ def model_argument(args: argparse.Namespace):
     from dualbench.models import parse_model_arg
 
     return parse_model_arg(args.model, trust_calculator=True)
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type``: an integer of at least 1 (workers, threads)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: must be >= 1")
+    return value
 
 
 def setup_logging(verbosity: int = 1) -> None:

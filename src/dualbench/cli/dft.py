@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from dualbench.cli import TRUST_ASE_HELP, model_argument, schema_value
+from dualbench.cli import TRUST_ASE_HELP, model_argument, positive_int, schema_value
 from dualbench.data import FRAME_FORMATS
 
 
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="metrics JSON to write")
     p.add_argument("--parity-out", help="also write the force parity table (CSV)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.set_defaults(func=dft_metrics)
 
     p = sub.add_parser("finetune", help="fine-tune a model on N frames of a DFT pool")
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--freeze", nargs="*", default=["embeddings"],
                    help="parameter groups to freeze (embeddings atom_conv bond_conv ...)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.set_defaults(func=finetune)
 
     p = sub.add_parser(

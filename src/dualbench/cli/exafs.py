@@ -11,6 +11,8 @@ import argparse
 import json
 from typing import Any
 
+from dualbench.cli import positive_int, schema_value
+
 EDGES = ("K", "L1", "L2", "L3")
 WINDOWS = ("hanning", "kaiser", "gaussian", "sine", "welch", "parzen")
 
@@ -32,8 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument(f"--{col}-column", dest=f"col_{col}", metavar="NAME",
                        help=f"name of the {col} column (default {col})")
     p.add_argument("--group", help="Athena project group label (default: the first)")
-    p.add_argument("--e0", type=float, help="edge energy E0 in eV (default: from the data)")
-    p.add_argument("--rbkg", type=float, help="autobk cutoff in Å (default 1.0)")
+    p.add_argument("--e0", type=schema_value("experiment.e0_eV"),
+                   help="edge energy E0 in eV (default: from the data)")
+    p.add_argument("--rbkg", type=schema_value("experiment.rbkg_A"),
+                   help="autobk cutoff in Å (default 1.0)")
     _add_common(p)
     p.set_defaults(func=experiment)
 
@@ -49,27 +53,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--edge", required=True, choices=EDGES, help="absorption edge")
     p.add_argument("--out", required=True,
                    help="folder for chi_k.csv (k, chi, chi_stderr), chi_r.csv, convergence.csv")
-    p.add_argument("--rmax", type=float, help="FEFF RPATH in Å (default 6)")
-    p.add_argument("--nleg", type=int, help="FEFF NLEG, most legs per path (default 4)")
-    p.add_argument("--cluster-radius", type=float, help="cluster radius in Å (default 7)")
-    p.add_argument("--scf-radius", type=float, help="FEFF SCF radius in Å (default: no SCF)")
+    p.add_argument("--rmax", type=schema_value("exafs.rmax_A"), help="FEFF RPATH in Å (default 6)")
+    p.add_argument("--nleg", type=schema_value("exafs.nleg"),
+                   help="FEFF NLEG, most legs per path (default 4)")
+    p.add_argument("--cluster-radius", type=schema_value("exafs.cluster_radius_A"),
+                   help="cluster radius in Å (default 7)")
+    p.add_argument("--scf-radius", type=schema_value("exafs.scf_radius_A"),
+                   help="FEFF SCF radius in Å (default: no SCF)")
     p.add_argument("--engine", choices=["fast", "feff"],
                    help="fast: FEFF's paths of the ideal crystal carried to each snapshot;"
                         " feff: FEFF on every (snapshot, absorber) (default: fast)")
-    p.add_argument("--criteria", type=float, nargs=2, metavar=("CW", "PW"),
+    p.add_argument("--criteria", type=schema_value("exafs.criteria_pct[]"),
+                   nargs=2, metavar=("CW", "PW"),
                    help="FEFF CRITERIA in %% (default: FEFF's 4 2.5)")
-    p.add_argument("--n-snapshots", type=int,
+    p.add_argument("--n-snapshots", type=schema_value("exafs.snapshots"),
                    help="snapshots used, evenly spaced; 0 = all (default 0)")
-    p.add_argument("--absorbers-per-snapshot", type=int,
+    p.add_argument("--absorbers-per-snapshot",
+                   type=schema_value("exafs.absorbers_per_snapshot"),
                    help="absorbers per snapshot chosen by --seed; 0 = all (default 0)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the absorber draw")
+    p.add_argument("--seed", type=schema_value("sweep.seeds[]"), default=0,
+                   help="seed of the absorber draw")
     p.add_argument("--potentials", help="folder of fixed potentials computed earlier")
     p.add_argument("--reference",
                    help="ideal structure in the snapshots' atom order: the potentials are"
                         " computed from it (unless --potentials) and the fast engine maps"
                         " its paths onto it (default: potentials from the mean positions of"
                         " the snapshots, lattice from supercell.extxyz beside them)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=positive_int, default=1,
                    help="FEFF runs (feff engine) or snapshots (fast engine) at once")
     _add_common(p)
     p.set_defaults(func=exafs_average)
@@ -88,7 +98,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--e0-shift",
                    help="experiment (the --fit's), shared, per_model, or a number in eV"
                         " (default: experiment with --fit, else shared)")
-    p.add_argument("--fit", help="the experiment's fit.json (dualbench experiment-fit)")
+    p.add_argument("--fit", help="the experiment's fit.json (the workflow's"
+                        " results/<material>/experiment/fit.json, rule fit_experiment)")
     _add_common(p)
     p.set_defaults(func=compare)
 
@@ -96,13 +107,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="study config whose exafs/experiment/ft sections to use")
     g = p.add_argument_group("Fourier transform (larch xftf)")
-    g.add_argument("--kmin", type=float, help="k window start, 1/Å (default 3)")
-    g.add_argument("--kmax", type=float, help="k window end, 1/Å (default 14)")
-    g.add_argument("--dk", type=float, help="window sill, 1/Å (default 1)")
+    g.add_argument("--kmin", type=schema_value("ft.kmin"), help="k window start, 1/Å (default 3)")
+    g.add_argument("--kmax", type=schema_value("ft.kmax"), help="k window end, 1/Å (default 14)")
+    g.add_argument("--dk", type=schema_value("ft.dk"), help="window sill, 1/Å (default 1)")
     g.add_argument("--window", choices=WINDOWS, help="window shape (default hanning)")
-    g.add_argument("--kweight", type=int, help="k-weight w (default 2)")
-    g.add_argument("--rmin", type=float, help="R range start of the scores, Å (default 1)")
-    g.add_argument("--rmax-r", dest="rmax_r", type=float,
+    g.add_argument("--kweight", type=schema_value("ft.kweight"), help="k-weight w (default 2)")
+    g.add_argument("--rmin", type=schema_value("ft.rmin"),
+                   help="R range start of the scores, Å (default 1)")
+    g.add_argument("--rmax-r", dest="rmax_r", type=schema_value("ft.rmax"),
                    help="R range end of the scores, Å (default 5)")
 
 
@@ -187,6 +199,7 @@ def exafs_average(args: argparse.Namespace) -> int:
         potentials_dir=args.potentials,
         reference_file=args.reference,
         workers=args.workers,
+        allow_periodic_images=bool(exafs.get("allow_periodic_images", False)),
     )
     print(json.dumps({"engine": exafs["engine"], "n_snapshots": avg.n_snapshots,
                       "n_spectra": avg.n_spectra, "out": args.out}, indent=2))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dualbench.cli import TRUST_ASE_HELP, model_argument, schema_value
+from dualbench.cli import TRUST_ASE_HELP, model_argument, positive_int, schema_value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=schema_value("sweep.seeds[]"), default=0,
                    help="seed of velocities and thermostat")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: auto")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=md)
 

@@ -225,8 +225,13 @@ def average_snapshots(
     potentials_dir: str | Path | None = None,
     reference_file: str | Path | None = None,
     workers: int = 1,
+    allow_periodic_images: bool = False,
 ) -> AveragedChi:
     """All of it in one process (the ``exafs-average`` command).
+
+    A cluster radius beyond the snapshots' inscribed radius (periodic images of the
+    absorber's own neighbours in its cluster) is refused, as from a config, unless
+    ``allow_periodic_images``.
 
     Potentials: ``potentials_dir`` when given (computed earlier), else computed into
     ``out_dir/potentials`` from ``reference_file`` (a structure file) or, without one,
@@ -238,6 +243,7 @@ def average_snapshots(
     """
     out_dir = Path(out_dir)
     frames = read_snapshots(snapshots_file)
+    _check_cluster_radius(frames[0], settings, snapshots_file, allow_periodic_images)
     lattice = _lattice(engine, snapshots_file, reference_file)
     if potentials_dir is not None:
         potentials = load_potentials(potentials_dir)
@@ -274,6 +280,20 @@ def average_snapshots(
         out_dir / "chi_snapshots.npz",
     )
     return avg
+
+
+def _check_cluster_radius(frame: Atoms, settings: FeffSettings, source: str | Path,
+                          allow_periodic_images: bool) -> None:
+    from dualbench.exafs.clusters import inscribed_radius_of
+
+    radius = inscribed_radius_of(frame)
+    if radius is not None and settings.cluster_radius_A > radius and not allow_periodic_images:
+        raise ValueError(
+            f"{source}: exafs.cluster_radius_A (--cluster-radius) {settings.cluster_radius_A:g}"
+            f" Å exceeds the inscribed radius {radius:.2f} Å of the snapshots' cell: the"
+            " cluster would hold periodic images of the absorber's own neighbours; use a"
+            " smaller radius, a larger supercell, or exafs.allow_periodic_images: true"
+        )
 
 
 def _lattice(engine: str, snapshots_file: str | Path, reference_file: str | Path | None):
