@@ -54,7 +54,8 @@ from typing import Any
 import numpy as np
 
 from dualbench.exafs import FTSettings, fourier_transform, import_larch, read_chi_k
-from dualbench.io import provenance, read_json, write_csv, write_json
+from dualbench.fit_record import check_fit_values, read_fit
+from dualbench.io import provenance, write_csv, write_json
 from dualbench.stats import SeriesStats, basic_interval, circular_block_bootstrap_means
 from dualbench.yardstick import propagated_sd, score_gradient
 
@@ -235,6 +236,7 @@ def _modes(
             raise ValueError(
                 "exafs.s02 / exafs.e0_shift: experiment needs the experiment's fit (fit.json)"
             )
+        check_fit_values(fit, "the experiment's fit")
         if s02_mode == "experiment":
             amp = float(fit["s02"])
         if e0_mode == "experiment":
@@ -430,7 +432,7 @@ def compare_dirs(
         sims[label] = read_chi_k(Path(folder) / "chi_k.csv")
         if (Path(folder) / "chi_snapshots.npz").is_file():
             snaps[label] = Path(folder) / "chi_snapshots.npz"
-    fit = read_json(experiment_fit) if experiment_fit is not None else None
+    fit = read_fit(experiment_fit, exp_file) if experiment_fit is not None else None
     results = compare_spectra(
         read_chi_k(exp_file), sims, ft, s02=s02, e0_shift=e0_shift,
         experiment_name=str(exp_file), experiment_fit=fit,
@@ -474,7 +476,8 @@ def compare_stage(
     results = compare_spectra(
         read_chi_k(experiment_chi_k), sims, ft_settings, s02=s02, e0_shift=e0_shift,
         experiment_name=str(experiment_chi_k),
-        experiment_fit=read_json(experiment_fit) if experiment_fit is not None else None,
+        experiment_fit=(None if experiment_fit is None
+                        else read_fit(experiment_fit, experiment_chi_k)),
         snapshots=_snapshots_on_grid(sims, snaps),
     )
     keys = [{"material": run["material"], "model": run["model"], "n_frames": int(run["n"]),

@@ -291,9 +291,12 @@ def convergence_stage(summary_csv: str | Path, out: str | Path, *,
     """The `convergence` job: convergence.json from the material's summary.csv, the
     ``convergence`` config section and the experiment's fit.json (its E0 and S0^2
     errors), when there is one."""
+    from dualbench.fit_record import check_fit_values
     from dualbench.io import read_json
 
     fit = read_json(experiment_fit) if experiment_fit is not None else None
+    if fit is not None:
+        check_fit_values(fit, str(experiment_fit))
     record = convergence_record(pd.read_csv(summary_csv), settings=Settings.from_config(config),
                                 fit=fit, production_ps=production_ps)
     write_json(out, {**record, "summary": str(summary_csv), "provenance": provenance()})

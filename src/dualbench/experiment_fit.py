@@ -12,7 +12,9 @@ the measurement, and its disorder is not absorbed into a fitted amplitude.
 
 ``results/{material}/experiment/fit.json`` holds ``e0_shift_eV``, ``s02``,
 ``sigma2_shell{i}_A2`` and ``r_shell{i}_A`` (i = 1, 2, ...), each with an ``_err`` twin
-(larch's standard errors), and the fit's R-factor, reduced chi-square and ranges.
+(larch's standard errors), and the fit's R-factor, reduced chi-square and ranges, and
+the experiment it belongs to: ``experiment`` (its chi_k.csv) and ``experiment_sha256``
+(that file's SHA-256, which the comparison checks: :mod:`dualbench.fit_record`).
 
 Units: energies in eV, distances in Å, sigma^2 in Å^2, k in 1/Å.
 """
@@ -42,6 +44,7 @@ from dualbench.exafs import (
     run_feff_modules,
 )
 from dualbench.exafs.feff import work_folder
+from dualbench.fetch import sha256_of
 from dualbench.io import provenance, write_json
 
 if TYPE_CHECKING:
@@ -258,6 +261,8 @@ def fit_stage(
             **record,
             "settings": {**asdict(settings), "ft": asdict(ft_settings)},
             "experiment": str(experiment_chi_k),
+            # compare checks that a fit scores the chi_k.csv it was made from
+            "experiment_sha256": sha256_of(experiment_chi_k),
             "potentials": str(potentials_dir),
             "provenance": provenance(),
         },

@@ -34,7 +34,7 @@ import numpy as np
 from dualbench.exafs.chunks import ChunkResult
 from dualbench.exafs.path_model import half_length, spline_matrix
 from dualbench.exafs.path_table import PathTable
-from dualbench.exafs.sampling import select_absorbers
+from dualbench.exafs.sampling import check_finite_frame, select_absorbers
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -45,9 +45,10 @@ log = logging.getLogger(__name__)
 def site_positions(table: PathTable, atoms: Atoms, frame: int) -> tuple[np.ndarray, np.ndarray]:
     """Fractional positions of ``atoms`` unwrapped to their ideal sites, and the cell (Å).
 
-    Refuses a frame with other atoms than the table's, or with an atom farther than half
-    the nearest-neighbour distance from its site.
+    Refuses a frame with other atoms than the table's, a non-finite position or cell, or
+    an atom farther than half the nearest-neighbour distance from its site.
     """
+    check_finite_frame(atoms, f"frame {frame}")
     if len(atoms) != len(table.numbers) or not np.array_equal(atoms.numbers, table.numbers):
         raise ValueError(
             f"frame {frame}: {len(atoms)} atoms {atoms.get_chemical_formula()} differ from the"

@@ -6,8 +6,10 @@ is removed after success and kept (and named in the error) after a failure.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 import shutil
 import subprocess
 import tempfile
@@ -132,6 +134,29 @@ def run_feff_modules(folder: str | Path, modules: Sequence[str]) -> None:
             )
 
 
+def no_path_error(settings: FeffSettings, where: str) -> str:
+    """The refusal of a FEFF run that kept no path (its chi(k) would be 0)."""
+    criteria = "FEFF's default [4, 2.5]" if settings.criteria_pct is None else (
+        f"{[float(c) for c in settings.criteria_pct]}")
+    return (
+        f"{where}: FEFF kept no path (exafs.criteria_pct {criteria} %, RPATH"
+        f" {settings.rmax_A:g} Å, NLEG {settings.nleg}): chi(k) would be 0. The importance"
+        " cuts are in % of the strongest path: keep them within 0-100 (e.g. [4, 2.5], FEFF's"
+        " default; [0, 0] keeps every path), and RPATH beyond the first shell"
+    )
+
+
+def require_paths(folder: str | Path, settings: FeffSettings) -> None:
+    """Refuse (ValueError, the work folder removed) an ff2x run that summed no path: its
+    chi.dat says ``0/ N paths used``."""
+    folder = Path(folder)
+    text = (folder / "chi.dat").read_text(errors="replace")
+    used = re.search(r"^#\s*(\d+)/\s*(\d+)\s+paths used", text, flags=re.MULTILINE)
+    if used is not None and int(used.group(1)) == 0:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ValueError(no_path_error(settings, "a cluster's FEFF run (ff2x: 0 paths used)"))
+
+
 def read_feff_chi(folder: str | Path) -> np.ndarray:
     """FEFF's chi(k) (chi.dat of ff2x) on :data:`K_GRID`."""
     path = Path(folder) / "chi.dat"
@@ -155,6 +180,15 @@ class Potentials:
     ipots: dict[str, int]
     scf_radius_A: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the potentials' files (phase.pad, xsect.json) and their ipots: what
+        a path table built with them records and is checked against."""
+        digest = hashlib.sha256(json.dumps(self.ipots, sort_keys=True).encode())
+        for name in POTENTIAL_FILES:
+            digest.update(name.encode())
+            digest.update((self.folder / name).read_bytes())
+        return digest.hexdigest()
 
     def check(self, absorber: str, edge: str) -> None:
         if absorber != self.absorber or edge != self.edge:
@@ -281,6 +315,7 @@ def chi_fixed_potentials(
     for name in POTENTIAL_FILES:
         shutil.copyfile(potentials.folder / name, work / name)
     run_feff_modules(work, FIXED_POTENTIAL_MODULES[1:])
+    require_paths(work, settings)
     chi = read_feff_chi(work)
     shutil.rmtree(work)
     return chi
@@ -298,6 +333,7 @@ def chi_full_feff(
     work = work_folder(work_root, ".feff-full-")
     (work / "feff.inp").write_text(feff_input(cluster, ipots, settings))
     run_feff_modules(work, FEFF_MODULES)
+    require_paths(work, settings)
     chi = read_feff_chi(work)
     shutil.rmtree(work)
     return chi

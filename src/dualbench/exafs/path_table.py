@@ -10,6 +10,8 @@ import json
 import logging
 import shutil
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,7 @@ from dualbench.exafs.feff import (
     POTENTIAL_FILES,
     Potentials,
     feff_input,
+    no_path_error,
     run_feff_modules,
     work_folder,
 )
@@ -49,7 +52,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PATH_TABLE_VERSION = 5
+#: 6: the potentials' fingerprint in ``meta`` (``potentials_sha256``), checked by every job.
+PATH_TABLE_VERSION = 6
+#: What a damaged .npz raises while it is read (truncated, a flipped byte, an array missing).
+_UNREADABLE = (
+    zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, ValueError, TypeError,
+    AttributeError, IndexError,
+)
 
 
 @dataclass
@@ -106,29 +115,82 @@ def write_path_table(target: str | Path, table: PathTable) -> None:
         np.savez_compressed(fh, **arrays)
 
 
+class _OtherVersion(ValueError):
+    """A readable path table of another format version or k grid."""
+
+
 def read_path_table(path: str | Path) -> PathTable:
-    """A table written by :func:`write_path_table`; refuses another version or k grid."""
+    """A table written by :func:`write_path_table`; refuses another version or k grid, a
+    damaged file (truncated, corrupted, an array missing) and a table with no path."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such path table")
-    with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(str(data["meta"]))
-        same_grids = np.array_equal(data["k"], K_GRID) and np.array_equal(
-            data["k_coarse"], K_COARSE
-        )
-        if meta.get("version") != PATH_TABLE_VERSION or not same_grids:
-            raise ValueError(f"{path}: a path table of another version or k grid; rebuild it")
-        instances = {
-            int(name.split("_")[1]): (
-                np.array(data[name]),
-                np.array(data[name.replace("atoms", "shifts")]).astype(int),
-                np.array(data[name.replace("atoms", "path")]),
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            same_grids = np.array_equal(data["k"], K_GRID) and np.array_equal(
+                data["k_coarse"], K_COARSE
             )
-            for name in data.files
-            if name.startswith("atoms_")
-        }
-        arrays = {name: np.array(data[name]) for name in _ARRAYS}
-    return PathTable(**arrays, instances=instances, meta=meta)
+            if not isinstance(meta, dict) or meta.get("version") != PATH_TABLE_VERSION or (
+                not same_grids
+            ):
+                raise _OtherVersion(
+                    f"{path}: a path table of another version or k grid; rebuild it"
+                )
+            instances = {
+                int(name.split("_")[1]): (
+                    np.array(data[name]),
+                    np.array(data[name.replace("atoms", "shifts")]).astype(int),
+                    np.array(data[name.replace("atoms", "path")]),
+                )
+                for name in data.files
+                if name.startswith("atoms_")
+            }
+            arrays = {name: np.array(data[name]) for name in _ARRAYS}
+    except _OtherVersion:
+        raise
+    except _UNREADABLE as err:
+        raise ValueError(
+            f"{path}: not a readable path table ({type(err).__name__}: {err}); rebuild it"
+            " (delete the file and rerun feff_paths)"
+        ) from err
+    table = PathTable(**arrays, instances=instances, meta=meta)
+    if len(table.reff) == 0 or table.n_instances == 0:
+        raise ValueError(
+            f"{path}: a path table with no path (exafs.criteria_pct"
+            f" {meta.get('criteria_pct')}, RPATH {meta.get('rmax_A')} Å): chi(k) would be 0;"
+            " rebuild it with importance cuts within 0-100 %"
+        )
+    return table
+
+
+def check_path_table(
+    table: PathTable, source: str | Path, potentials: Potentials, settings: FeffSettings
+) -> None:
+    """Refuse a path table made for another absorber, edge, potentials or path settings
+    (RPATH, NLEG, criteria) than the job's, naming ``source`` and the field."""
+    meta = table.meta
+    criteria = None if settings.criteria_pct is None else [float(c) for c in
+                                                           settings.criteria_pct]
+    wanted = {
+        "absorber": (potentials.absorber, f"the potentials' absorber ({potentials.folder})"),
+        "edge": (settings.edge, "the job's edge"),
+        "potentials_sha256": (
+            potentials.fingerprint(), f"the fingerprint of the potentials in {potentials.folder}"
+        ),
+        "rmax_A": (settings.rmax_A, "exafs.rmax_A"),
+        "nleg": (settings.nleg, "exafs.nleg"),
+        "criteria_pct": (criteria, "exafs.criteria_pct"),
+    }
+    for key, (want, what) in wanted.items():
+        have = meta.get(key)
+        if key == "criteria_pct" and have is not None:
+            have = [float(c) for c in have]
+        if have != want:
+            raise ValueError(
+                f"{source}: the path table was made for {key} {have!r}, not {want!r}"
+                f" ({what}); rebuild it (feff_paths) for this job"
+            )
 
 
 # ----------------------------------------------------------------------------- building
@@ -158,6 +220,9 @@ def _feff_path_list(
         shutil.copyfile(potentials.folder / name, work / name)
     run_feff_modules(work, ("pathfinder", "genfmt"))
     paths = feff_path_list(work)
+    if not paths:
+        shutil.rmtree(work)
+        raise ValueError(no_path_error(settings, "the path table's FEFF path list"))
     geometries: list[np.ndarray] = [p.vertices for p in paths]
     owners: list[FeffPath] = list(paths)
     plans = []
@@ -264,6 +329,7 @@ def build_path_table(
         cluster_radius_A=settings.cluster_radius_A,
         criteria_pct=settings.criteria_pct,
         potentials=str(potentials.folder),
+        potentials_sha256=potentials.fingerprint(),
         seconds=round(time.perf_counter() - start, 3),
         provenance=provenance(),
     )

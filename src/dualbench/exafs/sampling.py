@@ -1,15 +1,45 @@
-"""Which snapshots and absorbers a run uses, and how the snapshots are chunked into jobs."""
+"""Which snapshots and absorbers a run uses, how the snapshots are chunked into jobs, and
+the snapshots as the EXAFS arm reads them (every position and cell finite)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
     from ase import Atoms
+
+
+def read_finite_snapshots(path: str | Path) -> list[Atoms]:
+    """The frames of an MD snapshots file as the EXAFS arm takes them: every position and
+    cell finite, else refused naming the file, the frame and the atom (a NaN atom would
+    drop every path through it and shrink the mean structure's cluster, silently)."""
+    from dualbench.md import read_snapshots
+
+    frames = read_snapshots(path)
+    for index, atoms in enumerate(frames):
+        check_finite_frame(atoms, f"{path}: frame {index}")
+    return frames
+
+
+def check_finite_frame(atoms: Atoms, where: str) -> None:
+    """Refuse a frame with a non-finite cell or position; ``where`` names it."""
+    cell = np.asarray(atoms.cell.array, dtype=float)
+    if not np.isfinite(cell).all():
+        raise ValueError(f"{where}: the cell is not finite ({cell.tolist()}); check the MD run")
+    bad = np.flatnonzero(~np.isfinite(np.asarray(atoms.positions, dtype=float)).all(axis=1))
+    if len(bad):
+        atom = int(bad[0])
+        raise ValueError(
+            f"{where}: atom {atom} ({atoms.get_chemical_symbols()[atom]}) has a non-finite"
+            f" position {atoms.positions[atom].tolist()} ({len(bad)} such atom(s)): the"
+            " EXAFS average would silently drop every path through it; check the MD run"
+        )
+
 
 def planned_snapshots(config: Mapping[str, Any]) -> int:
     """Snapshots the EXAFS arm plans to use per run (known before the MD runs).

@@ -25,13 +25,13 @@ from dualbench.exafs.feff import Potentials, compute_potentials, load_potentials
 from dualbench.exafs.path_table import (
     PathTable,
     build_path_table,
+    check_path_table,
     read_path_table,
     write_path_table,
 )
-from dualbench.exafs.sampling import chunk_of, select_snapshots
+from dualbench.exafs.sampling import chunk_of, read_finite_snapshots, select_snapshots
 from dualbench.exafs.settings import K_GRID, FeffSettings, FTSettings
 from dualbench.io import provenance
-from dualbench.md import read_snapshots
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -97,7 +97,7 @@ def potentials_stage(
     if exafs["potentials_from"] == "average":
         if snapshots_file is None:
             raise ValueError("exafs.potentials_from: average needs an MD snapshots file")
-        frames = read_snapshots(snapshots_file)
+        frames = read_finite_snapshots(snapshots_file)
         reference, label = average_structure(frames), "average"
         log.info("reference: mean positions of %d frames of %s", len(frames), snapshots_file)
     else:
@@ -145,7 +145,8 @@ def chunk_stage(
     The snapshots used are ``exafs.snapshots`` frames evenly spaced over the file (all when
     0); chunk ``chunk`` of ``n_chunks`` takes ``exafs.chunk_size`` of them, the last chunk
     the rest.  FEFF works in folders beside ``out``, or under $DUALBENCH_FEFF_WORK (e.g. a
-    node-local disk) when set.
+    node-local disk) when set.  Refused: a snapshot with a non-finite position or cell, a
+    path table of another absorber, edge, potentials or path settings than the job's.
     """
     settings = FeffSettings.from_config(exafs, edge)
     engine = str(exafs.get("engine", "fast"))
@@ -156,7 +157,8 @@ def chunk_stage(
         if paths_file is None:
             raise ValueError("exafs.engine: fast needs the path table (feff_paths)")
         table = read_path_table(paths_file)
-    frames = read_snapshots(snapshots_file)
+        check_path_table(table, paths_file, potentials, settings)
+    frames = read_finite_snapshots(snapshots_file)
     selected = select_snapshots(len(frames), int(exafs["snapshots"]))
     if int(exafs["snapshots"]) > len(frames):
         log.warning(
@@ -242,7 +244,7 @@ def average_snapshots(
     ``out_dir``.
     """
     out_dir = Path(out_dir)
-    frames = read_snapshots(snapshots_file)
+    frames = read_finite_snapshots(snapshots_file)
     _check_cluster_radius(frames[0], settings, snapshots_file, allow_periodic_images)
     lattice = _lattice(engine, snapshots_file, reference_file)
     if potentials_dir is not None:
