@@ -145,11 +145,21 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, str]:
         relevant = [e for e in error.context if e.validator != "type"]
         if relevant:
             return _message(relevant[0])
+        return _key(error.absolute_path), _type_message(error)
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
         return _key(error.absolute_path), f"{error.message}{hint}"
     return _key(error.absolute_path), error.message
+
+
+def _type_message(error: jsonschema.ValidationError) -> str:
+    """A value of none of a oneOf's types, e.g. ``weights: 9.9`` (a number, not a name)."""
+    types = [str(e.validator_value) for e in error.context]
+    message = f"{error.instance!r} is not of type {' or '.join(map(repr, types))}"
+    if "string" in types and isinstance(error.instance, (int, float)):
+        message += f' (YAML reads {error.instance!r} as a number: write it in quotes)'
+    return message
 
 
 def _check_finite(node: Any, path: tuple[Any, ...], source: str) -> None:
@@ -309,6 +319,9 @@ def _check_semantics(config: Mapping[str, Any], source: str) -> None:
                     f"{model!r} is not among models ({', '.join(config['models'])})",
                 )
         _check_symbols_structure(config, name, source)
+    from dualbench.config_checks import check_study
+
+    check_study(config, source)
 
 
 def _check_symbols_structure(config: Mapping[str, Any], name: str, source: str) -> None:

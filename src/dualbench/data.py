@@ -174,17 +174,66 @@ def _read_ase_db(path: Path) -> list[Atoms]:
 
 
 def _read_with_ase(path: Path, fmt: str) -> list[Atoms]:
-    from ase.io import read
+    """Frames of a file ASE reads; a frame it cannot parse is refused naming the file and
+    the frame index (and, for extended XYZ, the line)."""
+    from ase.io import iread
 
-    images = read(str(path), index=":", format=_ASE_FORMATS[fmt])
-    frames = []
-    for i, atoms in enumerate(images):
-        energy, forces, stress = _results(atoms)
-        frame_id = atoms.info.get("frame_id", f"{path.name}:{i}")
-        plain = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-        plain.info.update(atoms.info)  # provenance such as a labelled frame's origin and `dft`
-        frames.append(_attach(plain, energy, forces, stress, str(frame_id), f"{path}: frame {i}"))
+    frames: list[Atoms] = []
+    try:
+        for i, atoms in enumerate(iread(str(path), index=":", format=_ASE_FORMATS[fmt])):
+            energy, forces, stress = _results(atoms)
+            frame_id = atoms.info.get("frame_id", f"{path.name}:{i}")
+            plain = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell,
+                          pbc=atoms.pbc)
+            plain.info.update(atoms.info)  # provenance such as a labelled frame's origin
+            frames.append(_attach(plain, energy, forces, stress, str(frame_id),
+                                  f"{path}: frame {i}"))
+    except FrameError:
+        raise
+    except Exception as err:  # ASE's readers raise many kinds
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if isinstance(err, KeyError):  # e.g. a species that is no element
+            detail = f"unknown symbol or key {err.args[0]!r}"
+        detail = detail if len(detail) <= 120 else detail[:117] + "..."
+        where = _xyz_count_problem(path) if fmt == "extxyz" else None
+        if where is None and (frames or fmt == "extxyz"):
+            # extended XYZ is scanned for its frames first, then parsed one by one
+            where = f"frame {len(frames)}"
+        where = f"{where}: " if where else ""
+        raise FrameError(f"{path}: {where}cannot read as {fmt}: {detail}") from err
     return frames
+
+
+def _xyz_count_problem(path: Path) -> str | None:
+    """Where an (extended) XYZ file's frames stop matching their atom-count lines: a frame
+    with another number of atom rows than its first line says (an atom added or removed
+    by hand) shifts every later frame.  None when the counts are consistent."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    start, frame = 0, 0
+    previous: tuple[int, int] | None = None  # (line index, count) of the frame before
+    while start < len(lines) and lines[start].strip():
+        try:
+            count = int(lines[start])
+        except ValueError:
+            if previous is None:
+                return f"line 1 ({lines[0].strip()[:40]!r}) is not an atom count"
+            line, n = previous
+            return (
+                f"frame {frame - 1} (line {line + 1}) has another number of atom rows than"
+                f" the {n} its first line says (line {start + 1} should start frame {frame})"
+            )
+        rows = len(lines) - start - 2
+        if rows < count:
+            return (
+                f"frame {frame} (line {start + 1}) says {count} atom(s), but the file ends"
+                f" after {max(rows, 0)} atom rows"
+            )
+        previous = (start, count)
+        start, frame = start + 2 + count, frame + 1
+    return None
 
 
 def guess_format(path: str | Path) -> str:

@@ -101,6 +101,12 @@ class LabelSettings:
     def n_configs(self) -> int:
         return sum(r.n_configs for r in self.sampling_rounds())
 
+    @property
+    def n_train(self) -> int:
+        """Frames of the training pool, every round's MD and rattled frames: the largest N
+        of the sweep it can serve (the config check refuses a larger one before any job)."""
+        return sum(r.md_frames + r.rattled_frames for r in self.sampling_rounds())
+
     def n_chunks(self, round_index: int = 0) -> int:
         """Labelling jobs of round ``round_index``."""
         return -(-self.sampling_rounds()[round_index].n_configs // self.chunk_size)

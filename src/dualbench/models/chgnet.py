@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from dualbench.models.checkpoints import read_checkpoint
-from dualbench.models.spec import ModelSpec
+from dualbench.models.spec import CHGNET_WEIGHTS, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +16,13 @@ def load_chgnet(spec: ModelSpec, device: str):
     from chgnet.model import CHGNet
 
     if spec.checkpoint is None:
+        if spec.weights not in CHGNET_WEIGHTS:
+            # CHGNet.load would say only "Unknown model_name"
+            raise ValueError(
+                f"chgnet has no weights {spec.weights!r}: the installed chgnet package ships"
+                f" {', '.join(CHGNET_WEIGHTS)} (nothing is downloaded); a fine-tuned model is"
+                " given by its checkpoint or model.json"
+            )
         net = CHGNet.load(model_name=spec.weights, use_device=device, verbose=False)
     else:
         net = CHGNet.from_dict(read_checkpoint(spec.checkpoint)).to(device)

@@ -54,16 +54,23 @@ def sevennet_checkpoint(path: str | Path):
     return cp
 
 
+def modality_error(weights: str, modal: str | None, valid: list[str]) -> str:
+    """Why a modality is refused, for a config entry and a command line alike."""
+    what = "needs a modality" if modal is None else f"has no modality {modal!r}"
+    return (
+        f"sevennet {weights} {what}: its modalities are {', '.join(valid)} (case-sensitive;"
+        f" `modal: {valid[0]}` in a config's model entry, sevennet:{weights}@{valid[0]} as a"
+        " MODEL argument)"
+    )
+
+
 def load_sevennet(spec: ModelSpec, device: str):
     """The SevenNet model (``AtomGraphSequential``) of ``spec`` on ``device``, eval mode."""
     cp = sevennet_checkpoint(checkpoint_file(spec))
     model = cp.build_model()
     modal_map = getattr(model, "modal_map", None) or {}
     if modal_map and spec.modal not in modal_map:
-        raise ValueError(
-            f"sevennet {spec.weights} needs a modality, one of {sorted(modal_map)}"
-            f" (got {spec.modal!r}): set `modal` in the model's config entry"
-        )
+        raise ValueError(modality_error(spec.weights, spec.modal, sorted(modal_map)))
     if not modal_map and spec.modal:
         raise ValueError(f"sevennet {spec.weights} has no modalities (got modal {spec.modal!r})")
     model.to(device)
