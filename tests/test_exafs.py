@@ -234,7 +234,7 @@ def test_exafs_average_cli(tmp_path):
     code = main(["exafs-average", "--snapshots", str(traj), "--absorber", "W", "--edge", "L3",
                  "--engine", "feff", "--rmax", "4.5", "--nleg", "2", "--cluster-radius",
                  str(RADIUS), "--n-snapshots", "0", "--absorbers-per-snapshot", "1", "--out",
-                 str(out)])
+                 str(out), "--allow-periodic-images"])
     assert code == 0
     chi_k = pd.read_csv(out / "chi_k.csv")
     assert list(chi_k.columns) == ["k", "chi", "chi_stderr"]
@@ -246,7 +246,7 @@ def test_exafs_average_cli(tmp_path):
     # Refusal: an absorber with no atoms in the snapshots.
     code = main(["exafs-average", "--snapshots", str(traj), "--absorber", "Mo", "--edge", "K",
                  "--engine", "feff", "--rmax", "4.5", "--nleg", "2", "--cluster-radius",
-                 str(RADIUS), "--out", str(tmp_path / "bad")])
+                 str(RADIUS), "--out", str(tmp_path / "bad"), "--allow-periodic-images"])
     assert code == 2
 
 

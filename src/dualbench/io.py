@@ -49,11 +49,14 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
-def check_writable(target: str | Path, folder: bool = False) -> Path:
+def check_writable(
+    target: str | Path, folder: bool = False, name: str | Path | None = None
+) -> Path:
     """Make sure ``target`` (a folder when ``folder``; else a file, or a folder when it has
     no suffix) can be written, before a long computation whose result goes there.
 
-    Creates the folder and a probe file in it; a ValueError names the path otherwise.
+    Creates the folder and a probe file in it; a ValueError names the path (or ``name``,
+    the file to be written there) otherwise.
     """
     target = Path(target)
     directory = target if folder or not target.suffix else target.parent
@@ -64,7 +67,8 @@ def check_writable(target: str | Path, folder: bool = False) -> Path:
         os.unlink(probe)
     except OSError as err:
         raise ValueError(
-            f"{target}: cannot write there ({err.strerror or err}); nothing was computed"
+            f"{name or target}: cannot write there ({err.strerror or err}); nothing was"
+            " computed"
         ) from None
     return directory
 

@@ -248,7 +248,8 @@ class _Run:
 
 
 def _prepare(
-    atoms: Atoms, calculator: Any, settings: MDSettings, out_dir: Path, model_id: str
+    atoms: Atoms, calculator: Any, settings: MDSettings, out_dir: Path, model_id: str,
+    refuse_other: bool = False,
 ) -> _Run:
     """Atoms with FixCom and the calculator, from the checkpoint of the same inputs when
     there is one (positions, momenta, cell, random and integrator state, accumulated
@@ -266,7 +267,8 @@ def _prepare(
     atoms.set_constraint(FixCom())
     atoms.calc = calculator
     rng = np.random.default_rng(settings.seed)
-    ckpt = load_checkpoint(checkpoint, atoms, fingerprint) if checkpoint.exists() else None
+    ckpt = (load_checkpoint(checkpoint, atoms, fingerprint, refuse_other)
+            if checkpoint.exists() else None)
     if ckpt is not None:
         start_step = int(ckpt["step"])
         atoms.set_cell(ckpt["cell"], scale_atoms=False, apply_constraint=False)
@@ -448,6 +450,7 @@ def run_md(
     model_id: str = "",
     step_hook: Callable[[int, Atoms], None] | None = None,
     run_info: Mapping[str, Any] | None = None,
+    refuse_other_checkpoint: bool = False,
 ) -> MDResult:
     """Run NVT (or NPT) MD of ``atoms`` (the starting, usually ideal, supercell).
 
@@ -456,7 +459,8 @@ def run_md(
     temperature_K, epot_eV, ekin_eV, under NPT volume_A3 and pressure_GPa, then phase),
     ``supercell.extxyz`` (the starting structure) and ``md_run.json`` (settings, timing,
     provenance plus ``run_info``).  A checkpoint ``md_checkpoint.npz`` there from an
-    interrupted run with the same inputs (``model_id`` names the model) is continued.
+    interrupted run with the same inputs (``model_id`` names the model) is continued; one
+    of other inputs is ignored, or with ``refuse_other_checkpoint`` refused (ValueError).
     ``step_hook(step, atoms)`` is called after every step (after the checkpoint of that
     step); an exception from it, like any other, stops the run and leaves only the
     checkpoint.
@@ -466,7 +470,7 @@ def run_md(
     settings.validate()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run = _prepare(atoms, calculator, settings, out_dir, model_id)
+    run = _prepare(atoms, calculator, settings, out_dir, model_id, refuse_other_checkpoint)
     t_start = time.perf_counter()
     with warnings.catch_warnings():
         # pymatgen's converter warns on every call that it cannot carry FixCom: harmless.
@@ -504,6 +508,7 @@ def run_md_job(
     threads: int | None = None,
     config_hash: str | None = None,
     step_hook: Callable[[int, Atoms], None] | None = None,
+    refuse_other_checkpoint: bool = False,
 ) -> MDResult:
     """Load ``model`` (see :func:`dualbench.models.load_model`), build the supercell, run.
 
@@ -534,5 +539,6 @@ def run_md_job(
         "provenance": provenance(config_hash=config_hash, model_fingerprint=model_id),
     }
     return run_md(
-        atoms, calc, settings, out_dir, model_id=model_id, step_hook=step_hook, run_info=run_info
+        atoms, calc, settings, out_dir, model_id=model_id, step_hook=step_hook, run_info=run_info,
+        refuse_other_checkpoint=refuse_other_checkpoint,
     )

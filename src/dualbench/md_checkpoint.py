@@ -79,8 +79,12 @@ def save_checkpoint(
         )
 
 
-def load_checkpoint(path: Path, atoms: Atoms, fingerprint: str) -> dict[str, Any] | None:
-    """The checkpoint's contents, or None (with a warning) when it belongs to another run."""
+def load_checkpoint(
+    path: Path, atoms: Atoms, fingerprint: str, refuse_other: bool = False
+) -> dict[str, Any] | None:
+    """The checkpoint's contents, or None (with a warning) when it belongs to another run;
+    with ``refuse_other`` (``dualbench md`` without ``--overwrite``), a ValueError instead:
+    the unfinished run of other inputs is not discarded."""
     try:
         with np.load(path) as data:
             ckpt = {key: data[key] for key in data.files}
@@ -88,7 +92,14 @@ def load_checkpoint(path: Path, atoms: Atoms, fingerprint: str) -> dict[str, Any
         log.warning("ignoring unreadable checkpoint %s (%s); starting from step 0", path, err)
         return None
     version = int(ckpt.get("version", -1))
-    if version != CHECKPOINT_VERSION or str(ckpt.get("fingerprint", "")) != fingerprint:
+    other = version != CHECKPOINT_VERSION or str(ckpt.get("fingerprint", "")) != fingerprint
+    if refuse_other and (other or not np.array_equal(ckpt["numbers"], atoms.numbers)):
+        raise ValueError(
+            f"{path}: the checkpoint of an unfinished run with other inputs (model,"
+            " structure or settings): continue it with the arguments it was started with,"
+            " give another --out, or discard it with --overwrite"
+        )
+    if other:
         log.warning(
             "ignoring checkpoint %s: it was written for other inputs (model, structure or"
             " settings changed); starting from step 0",

@@ -202,6 +202,12 @@ def fig3(
             handles.append(ax.errorbar(
                 data["n_frames"], data["mean"], yerr=data["half_width"], color=color,
                 marker=marker, ls=line, capsize=3, label=f"{label}: {said}"))
+            # each seed's own value: with two or three seeds the t interval is wide, the
+            # points show what it is made of
+            seeds = rows.dropna(subset=[column])
+            ax.plot(seeds["n_frames"], seeds[column], ls="none", marker=marker, ms=3,
+                    mfc="none", color=color, alpha=0.6)
+            _clip_to_data(ax, seeds[column])
             if column == "exafs_mse_k" and "exafs_mse_k_yardstick_sd" in rows:
                 band = _yardstick_band(rows, data)
                 if band is not None:
@@ -224,7 +230,9 @@ def fig3(
     ax_left.set_xlabel("DFT frames used for fine-tuning, N")
     # Below the axes: inside, it would hide the points it explains.
     ax_left.legend(handles=handles, frameon=False, fontsize=7, loc="upper center",
-                   bbox_to_anchor=(0.5, -0.25), ncol=1)
+                   bbox_to_anchor=(0.5, -0.25), ncol=1,
+                   title="seed mean, 95 % Student t over seeds; open: each seed",
+                   title_fontsize=7)
     if title:
         ax_left.set_title(title)
     fig.tight_layout()
@@ -252,6 +260,14 @@ def _sigma2_by_n(sub: pd.DataFrame) -> pd.DataFrame:
                      "std": values.std(ddof=1) if len(values) >= 2 else float("nan"),
                      "half_width": half})
     return pd.DataFrame(rows)
+
+
+def _clip_to_data(ax, values: pd.Series) -> None:
+    """Scores are >= 0: the axis spans 0 to a margin above the largest seed value, so a
+    Student-t bar of two seeds (12.7 standard errors) runs off the axis, not into
+    negative scores."""
+    top = float(values.max()) * 1.35 if len(values) else 1.0
+    ax.set_ylim(0.0, max(top, ax.get_ylim()[1] if top <= 0 else top))
 
 
 def _yardstick_band(rows: pd.DataFrame, data: pd.DataFrame) -> np.ndarray | None:

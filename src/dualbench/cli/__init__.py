@@ -140,6 +140,7 @@ def setup_logging(verbosity: int = 1) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in output locks
     if args.command is None:
         parser.print_help()
         return 0

@@ -6,7 +6,11 @@ import argparse
 import json
 
 from dualbench.cli import TRUST_ASE_HELP, model_argument, positive_int, schema_value
+from dualbench.cli.outputs import add_overwrite, command_line, output_files, output_folder
 from dualbench.data import FRAME_FORMATS
+
+#: What `finetune` writes into --out (what a failure removes).
+FINETUNE_OUTPUTS = ("checkpoint.pth.tar", "model.json", "training_curve.csv", "frame_ids.json")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="parameter groups to freeze (embeddings atom_conv bond_conv ...)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    add_overwrite(p)
     p.set_defaults(func=finetune)
 
     p = sub.add_parser(
@@ -76,14 +81,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def dft_metrics(args: argparse.Namespace) -> int:
-    from dualbench.io import check_writable
     from dualbench.metrics import run_dft_metrics
     from dualbench.models import set_threads
 
-    check_writable(args.out)
-    set_threads(args.threads)
-    result = run_dft_metrics(model_argument(args), args.frames, args.out, args.format, args.device,
-                             parity_out=args.parity_out)
+    with output_files(args.out, args.parity_out):  # folders made before, removed on failure
+        set_threads(args.threads)
+        result = run_dft_metrics(model_argument(args), args.frames, args.out, args.format,
+                                 args.device, parity_out=args.parity_out)
     keys = ("n_frames", "n_atoms", "energy_mae_eV_per_atom", "force_mae_eV_per_A",
             "force_slope", "stress_mae_GPa")
     print(json.dumps({k: result[k] for k in keys}, indent=2))
@@ -96,10 +100,6 @@ def finetune(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ValueError("--n must be at least 1 (N = 0 is the vanilla model itself)")
-    from dualbench.io import check_writable
-
-    check_writable(args.out, folder=True)  # before the training, not after it
-    set_threads(args.threads)
     settings = FinetuneSettings(
         epochs=args.epochs,
         learning_rate=args.learning_rate,
@@ -108,8 +108,12 @@ def finetune(args: argparse.Namespace) -> int:
         freeze=list(args.freeze),
         device=args.device,
     )
-    path = run_finetune(args.frames, args.n, args.seed, settings, args.out, args.model,
-                        pool_format=args.format)
+    # Made, probed and locked before the training, not after it.
+    with output_folder(args.out, command_line(args), overwrite=args.overwrite,
+                       finished=("model.json", "checkpoint.pth.tar"), outputs=FINETUNE_OUTPUTS):
+        set_threads(args.threads)
+        path = run_finetune(args.frames, args.n, args.seed, settings, args.out, args.model,
+                            pool_format=args.format)
     print(path)
     return 0
 

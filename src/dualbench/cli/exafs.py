@@ -12,8 +12,13 @@ import json
 from typing import Any
 
 from dualbench.cli import positive_int, schema_value
+from dualbench.cli.outputs import add_overwrite, command_line, output_files, output_folder
 
 EDGES = ("K", "L1", "L2", "L3")
+#: What `experiment` and `exafs-average` write into --out (what a failure removes).
+EXPERIMENT_OUTPUTS = ("chi_k.csv", "chi_r.csv", "experiment.json")
+AVERAGE_OUTPUTS = ("chi_k.csv", "chi_r.csv", "convergence.csv", "chi_snapshots.npz",
+                   "paths.npz", "potentials")
 WINDOWS = ("hanning", "kaiser", "gaussian", "sine", "welch", "parzen")
 
 
@@ -38,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="edge energy E0 in eV (default: from the data)")
     p.add_argument("--rbkg", type=schema_value("experiment.rbkg_A"),
                    help="autobk cutoff in Å (default 1.0)")
+    add_overwrite(p)
     _add_common(p)
     p.set_defaults(func=experiment)
 
@@ -79,8 +85,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         " computed from it (unless --potentials) and the fast engine maps"
                         " its paths onto it (default: potentials from the mean positions of"
                         " the snapshots, lattice from supercell.extxyz beside them)")
+    p.add_argument("--allow-periodic-images", action="store_true",
+                   help="accept a --cluster-radius beyond the snapshots' inscribed radius"
+                        " (exafs.allow_periodic_images): the cluster then holds periodic"
+                        " images of the absorber's own neighbours")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="FEFF runs (feff engine) or snapshots (fast engine) at once")
+    add_overwrite(p)
     _add_common(p)
     p.set_defaults(func=exafs_average)
 
@@ -158,17 +169,14 @@ def experiment(args: argparse.Namespace) -> int:
         reduction["e0_eV"] = args.e0
     if args.rbkg is not None:
         reduction["rbkg_A"] = args.rbkg
-    result = process_experiment(
-        args.data,
-        args.element,
-        args.edge,
-        args.out,
-        fmt=args.format,
-        columns=ColumnSpec.from_config(columns),
-        settings=ReductionSettings.from_config(reduction),
-        ft=_ft(args, sections),
-        group=args.group,
-    )
+    column_spec = ColumnSpec.from_config(columns)
+    settings = ReductionSettings.from_config(reduction)
+    ft = _ft(args, sections)
+    with output_folder(args.out, command_line(args), overwrite=args.overwrite,
+                       finished=EXPERIMENT_OUTPUTS, outputs=EXPERIMENT_OUTPUTS):
+        result = process_experiment(args.data, args.element, args.edge, args.out,
+                                    fmt=args.format, columns=column_spec, settings=settings,
+                                    ft=ft, group=args.group)
     print(json.dumps({"e0_eV": result.e0_eV, "edge_step": result.edge_step,
                       "kmax_data": result.info["kmax_data"],
                       "chir_mag_max": float(result.chir_mag.max()), "out": args.out}, indent=2))
@@ -185,22 +193,26 @@ def exafs_average(args: argparse.Namespace) -> int:
                  "absorbers_per_snapshot": args.absorbers_per_snapshot,
                  "engine": args.engine, "criteria_pct": args.criteria}
     exafs.update({k: v for k, v in overrides.items() if v is not None})
-    settings = FeffSettings.from_config(exafs, args.edge)
-    avg = average_snapshots(
-        args.snapshots,
-        args.absorber,
-        settings,
-        _ft(args, sections),
-        args.out,
-        engine=str(exafs["engine"]),
-        snapshots=int(exafs["snapshots"]),
-        absorbers_per_snapshot=int(exafs["absorbers_per_snapshot"]),
-        seed=args.seed,
-        potentials_dir=args.potentials,
-        reference_file=args.reference,
-        workers=args.workers,
-        allow_periodic_images=bool(exafs.get("allow_periodic_images", False)),
-    )
+    settings, ft = FeffSettings.from_config(exafs, args.edge), _ft(args, sections)
+    # A failed FEFF run's work folder (.feff-*) stays: the error names it.
+    with output_folder(args.out, command_line(args), overwrite=args.overwrite,
+                       finished=("chi_k.csv",), outputs=AVERAGE_OUTPUTS, keep=(".feff-*",)):
+        avg = average_snapshots(
+            args.snapshots,
+            args.absorber,
+            settings,
+            ft,
+            args.out,
+            engine=str(exafs["engine"]),
+            snapshots=int(exafs["snapshots"]),
+            absorbers_per_snapshot=int(exafs["absorbers_per_snapshot"]),
+            seed=args.seed,
+            potentials_dir=args.potentials,
+            reference_file=args.reference,
+            workers=args.workers,
+            allow_periodic_images=args.allow_periodic_images
+        or bool(exafs.get("allow_periodic_images", False)),
+        )
     print(json.dumps({"engine": exafs["engine"], "n_snapshots": avg.n_snapshots,
                       "n_spectra": avg.n_spectra, "out": args.out}, indent=2))
     return 0
@@ -229,9 +241,9 @@ def compare(args: argparse.Namespace) -> int:
     if e0_shift is None:
         e0_shift = sections["exafs"].get("e0_shift", "shared")
         e0_shift = "shared" if e0_shift == "experiment" and not args.fit else e0_shift
-    results = compare_dirs(
-        args.experiment, args.simulation, args.out, _ft(args, sections), s02=s02,
-        e0_shift=e0_shift, experiment_fit=args.fit,
-    )
+    ft = _ft(args, sections)
+    with output_files(args.out):  # its folder made and probed first, removed on failure
+        results = compare_dirs(args.experiment, args.simulation, args.out, ft, s02=s02,
+                               e0_shift=e0_shift, experiment_fit=args.fit)
     print(json.dumps([{"simulation": r.label, **r.metrics()} for r in results], indent=2))
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from dualbench.cli import TRUST_ASE_HELP, model_argument, positive_int, schema_value
+from dualbench.cli.outputs import add_overwrite, command_line, output_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             " target temperature, at the structure's cell; or, with --ensemble npt, NPT"
             " (Langevin atoms, Langevin-Hoover barostat, the cell's shape kept) at --pressure,"
             " where the volume finds the model's own lattice. An interrupted run started"
-            " again with the same arguments continues from OUT/md_checkpoint.npz. Options"
+            " again with the same arguments continues from OUT/md_checkpoint.npz. A folder"
+            " in use by another run is refused, and so are a finished run's folder and an"
+            " unfinished run's checkpoint of other arguments, unless --overwrite. Options"
             " left out take the defaults of the config schema's md section."
         ),
     )
@@ -60,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: auto")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--out", required=True, help="output folder")
+    add_overwrite(p)
     p.set_defaults(func=md)
 
     p = sub.add_parser(
@@ -115,20 +119,29 @@ def md(args: argparse.Namespace) -> int:
         max_temperature_factor=args.max_temperature_factor,
         device=args.device,
     )
-    from dualbench.io import check_writable
+    from dualbench import md as stage
     from dualbench.structure import read_structure_file
 
-    check_writable(args.out)  # before the MD, not after it
-    unit = read_structure_file(args.structure)
-    unit.pbc = True
-    result = run_md_job(
-        model=model_argument(args),
-        unit_cell=unit,
-        supercell=args.supercell,
-        settings=settings,
-        out_dir=args.out,
-        threads=args.threads,
-    )
+    # Made, probed and locked before the MD; its checkpoint (continued by a rerun with
+    # the same arguments) and a guard failure stay when the run fails.
+    with output_folder(
+        args.out, command_line(args), overwrite=args.overwrite,
+        finished=(stage.SNAPSHOTS_FILE, stage.RUN_INFO_FILE),
+        outputs=(stage.SNAPSHOTS_FILE, stage.LOG_FILE, stage.SUPERCELL_FILE,
+                 stage.RUN_INFO_FILE),
+        keep=(stage.CHECKPOINT_FILE, stage.FAILURE_FILE),
+    ):
+        unit = read_structure_file(args.structure)
+        unit.pbc = True
+        result = run_md_job(
+            model=model_argument(args),
+            unit_cell=unit,
+            supercell=args.supercell,
+            settings=settings,
+            out_dir=args.out,
+            threads=args.threads,
+            refuse_other_checkpoint=not args.overwrite,
+        )
     rate = f", {result.steps_per_s:.2f} steps/s" if result.steps_per_s else ""
     print(f"{result.n_snapshots} snapshots, {result.n_log_rows} log rows in {result.out_dir}{rate}")
     return 0

@@ -12,6 +12,7 @@ There is no trainer for this kind here: fine-tuning is refused.
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,31 @@ def ase_calculator(spec: ModelSpec):
     """The calculator of a ``kind: ase`` spec."""
     if not spec.calculator:
         raise ValueError("a model of kind 'ase' needs `calculator`, an import path")
-    calc = import_calculator(spec.calculator)(**spec.options)
+    factory = import_calculator(spec.calculator)
+    try:
+        calc = factory(**spec.options)
+    except TypeError as err:  # an option it does not take, or one it needs and lacks
+        raise ValueError(_rejected(spec, factory, err)) from err
     if not hasattr(calc, "get_potential_energy") and not hasattr(calc, "calculate"):
         raise ValueError(f"calculator {spec.calculator!r} did not return an ASE calculator")
     return calc
+
+
+def _rejected(spec: ModelSpec, factory: Any, err: TypeError) -> str:
+    """The refusal of options the calculator rejects: the calculator, the options given,
+    and (when its signature says) those it does not take and those it does."""
+    given = ", ".join(sorted(spec.options)) or "none"
+    hint = ""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = None
+    if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(spec.options) - set(params))
+        if unknown:
+            hint = f"; it takes no {', '.join(unknown)} (it takes: {', '.join(params) or 'none'})"
+    return (f"calculator {spec.calculator!r} rejected the model's options (given:"
+            f" {given}){hint}: {err}")
 
 
 def option_files(spec: ModelSpec) -> dict[str, str]:
