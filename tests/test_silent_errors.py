@@ -343,3 +343,15 @@ def test_the_fit_stage_records_its_experiment(w16, tmp_path):
     assert read_fit(tmp_path / "fit.json", tmp_path / "exp" / "chi_k.csv")["s02"] > 0
     with pytest.raises(ValueError, match="experiment_sha256"):
         read_fit(tmp_path / "fit.json", tmp_path / "other" / "chi_k.csv")
+
+
+def test_snapshots_with_other_atoms_name_the_file_and_frame():
+    """Potentials from the mean positions of snapshots whose second frame has another
+    atom count: refused naming the file and the frame (issue 27 item 7)."""
+    from ase.build import bulk
+
+    from dualbench.exafs.clusters import average_structure
+
+    cell = bulk("W", "bcc", a=3.1652, cubic=True).repeat((2, 2, 2))
+    with pytest.raises(ValueError, match=r"snaps\.extxyz: frame 1: 15 atoms"):
+        average_structure([cell, cell[:-1]], "snaps.extxyz")

@@ -91,15 +91,20 @@ def potential_indices(scatterers: Sequence[str]) -> dict[str, int]:
     return {el: i + 1 for i, el in enumerate(elements)}
 
 
-def average_structure(frames: Sequence[Atoms]) -> Atoms:
-    """Mean positions of ``frames`` (unwrapped against the first frame), mean cell."""
+def average_structure(frames: Sequence[Atoms], source: str = "snapshots") -> Atoms:
+    """Mean positions of ``frames`` (unwrapped against the first frame), mean cell;
+    ``source`` (the file) names where a frame with other atoms came from."""
     first = frames[0]
     cell0 = np.asarray(first.cell.array)
     frac0 = first.get_scaled_positions(wrap=False)
     fracs = []
-    for atoms in frames:
+    for index, atoms in enumerate(frames):
         if len(atoms) != len(first) or atoms.get_chemical_symbols() != first.get_chemical_symbols():
-            raise ValueError("frames differ in their atoms: cannot average positions")
+            raise ValueError(
+                f"{source}: frame {index}: {len(atoms)} atoms ({atoms.get_chemical_formula()})"
+                f" where frame 0 has {len(first)} ({first.get_chemical_formula()}) in another"
+                " order or number: cannot average positions"
+            )
         frac = np.linalg.solve(np.asarray(atoms.cell.array).T, atoms.positions.T).T
         delta = frac - frac0
         delta -= np.round(delta) * np.asarray(atoms.pbc, dtype=float)

@@ -98,7 +98,7 @@ def potentials_stage(
         if snapshots_file is None:
             raise ValueError("exafs.potentials_from: average needs an MD snapshots file")
         frames = read_finite_snapshots(snapshots_file)
-        reference, label = average_structure(frames), "average"
+        reference, label = average_structure(frames, str(snapshots_file)), "average"
         log.info("reference: mean positions of %d frames of %s", len(frames), snapshots_file)
     else:
         reference, label = ideal_supercell(material, structure_file), "ideal"
@@ -254,7 +254,7 @@ def average_snapshots(
         if reference_file is not None:
             reference, label = lattice, "reference"
         else:
-            reference, label = average_structure(frames), "average"
+            reference, label = average_structure(frames, str(snapshots_file)), "average"
         potentials = compute_potentials(
             reference, absorber, settings, out_dir / "potentials", label=label,
             work_root=out_dir,
