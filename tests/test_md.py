@@ -386,7 +386,8 @@ def test_md_diagnostics_files(tmp_path):
     )
     sigma2 = pd.read_csv(tmp_path / "sigma2.csv")
     assert list(sigma2.columns) == [
-        "shell", "neighbour", "r_ideal_A", "r_mean_A", "sigma2_A2", "n_pairs", "coordination"
+        "shell", "neighbour", "r_ideal_A", "r_mean_A", "sigma2_A2", "sigma2_stderr_A2",
+        "n_eff", "n_pairs", "coordination",
     ]
     assert list(pd.read_csv(tmp_path / "rdf.csv").columns) == ["r_A", "g_r", "g_absorber_r"]
     saved = json.loads((tmp_path / "diagnostics.json").read_text())
