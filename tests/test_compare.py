@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from scipy import constants
 
-from dualbench.compare import compare_spectra, compare_stage, shifted_chi
 from dualbench.exafs import K_GRID, FTSettings, write_chi_k
+from dualbench.scoring.against_experiment import compare_spectra, compare_stage
+from dualbench.scoring.spectrum_scores import shifted_chi
 
 #: 2 m_e / hbar^2 in 1/(Å^2 eV), from CODATA (scipy), not from larch: k^2 = ETOK (E - E0).
 ETOK_PER_A2_EV = 2 * constants.m_e * constants.e / constants.hbar**2 * 1e-20

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 
 from dualbench.exafs import FTSettings
-from dualbench.experiment import (
+from dualbench.scoring.measured import (
     ColumnSpec,
     ReductionSettings,
-    SpectrumError,
     process_experiment,
     read_spectrum,
 )
+from dualbench.scoring.measured_checks import SpectrumError
 
 FT = FTSettings(kmin=3.0, kmax=14.0, dk=1.0, window="hanning", kweight=2, rmin=1.0, rmax=5.0)
 

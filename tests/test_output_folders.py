@@ -309,8 +309,8 @@ def test_dft_metrics_and_finetune_refused_leave_no_folder(tmp_path):
 @pytest.mark.parametrize(
     ("command", "stage"),
     [("exafs-average", "dualbench.exafs.average_snapshots"),
-     ("experiment", "dualbench.experiment.process_experiment"),
-     ("compare", "dualbench.compare.compare_dirs")],
+     ("experiment", "dualbench.scoring.measured.process_experiment"),
+     ("compare", "dualbench.scoring.against_experiment.compare_dirs")],
 )
 def test_out_under_a_file_is_refused_before_computing(command, stage, tmp_path, capsys,
                                                        monkeypatch):

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dualbench.convergence import convergence_record
-from dualbench.reference import reference_stage, resolve_reference
+from dualbench.scoring.against_reference_model import reference_stage, resolve_reference
+from dualbench.scoring.convergence import convergence_record
 
 K = np.round(np.arange(0.0, 16.0001, 0.05), 4)
 KMIN, KMAX, KW = 3.0, 14.0, 2
@@ -106,7 +106,7 @@ def test_one_seed_reference_cannot_tell_convergence(sweep, tmp_path):
     """With one seed no run has another reference seed to be scored against (leave one
     seed out at every N): the scores are NaN and the convergence record says unresolved
     (None), instead of comparing with the next largest N."""
-    from dualbench.convergence import convergence_record
+    from dualbench.scoring.convergence import convergence_record
 
     runs, chis, snaps = sweep
     keep = [i for i, r in enumerate(runs) if r["seed"] == 0]
@@ -125,7 +125,7 @@ def test_exafs_arm_at_fewer_n_converges_against_its_own_largest_n(sweep, tmp_pat
     score (which would say it cannot tell)."""
     import json
 
-    from dualbench.convergence import convergence_record
+    from dualbench.scoring.convergence import convergence_record
     from dualbench.summary import build_summary
 
     runs, chis, snaps = sweep

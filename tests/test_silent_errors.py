@@ -20,10 +20,10 @@ from ase.build import bulk
 from ase.io import write
 
 from dualbench import exafs as ex
-from dualbench.compare import compare_dirs, compare_spectra, compare_stage
 from dualbench.exafs.engine_fast import site_positions
 from dualbench.fetch import sha256_of
-from dualbench.fit_record import read_fit
+from dualbench.scoring.against_experiment import compare_dirs, compare_spectra, compare_stage
+from dualbench.scoring.fit_record import read_fit
 
 A_W = 3.1652  # Å
 SETTINGS = ex.FeffSettings(edge="L3", rmax_A=3.0, nleg=2, cluster_radius_A=3.5)
@@ -327,7 +327,7 @@ def test_a_malformed_fit_names_the_file_and_key(scored, text, says):
 def test_the_fit_stage_records_its_experiment(w16, tmp_path):
     """fit.json from the fit_experiment job carries the chi_k.csv's SHA-256, which the
     comparison accepts for that experiment and refuses for another."""
-    from dualbench.experiment_fit import fit_stage
+    from dualbench.scoring.experiment_fit import fit_stage
 
     # A 'measurement': the fast engine's chi(k) of a thermal frame (the potentials' paths).
     k = K_EXP

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from dualbench.exafs import FTSettings
-from dualbench.experiment import ColumnSpec, SpectrumError, process_experiment, read_spectrum
+from dualbench.scoring.measured import ColumnSpec, process_experiment, read_spectrum
+from dualbench.scoring.measured_checks import SpectrumError
 
 FT = FTSettings(kmin=3.0, kmax=14.0, dk=1.0, window="hanning", kweight=2, rmin=1.0, rmax=5.0)
 E0 = 10207.0  # W L3 (xraydb: 10207 eV)

@@ -14,9 +14,9 @@ import pytest
 from scipy import stats as st
 
 from dualbench import stats
-from dualbench.compare import compare_spectra
-from dualbench.convergence import Settings, convergence_record, decide
 from dualbench.exafs import FTSettings
+from dualbench.scoring.against_experiment import compare_spectra
+from dualbench.scoring.convergence import Settings, convergence_record, decide
 
 FT = FTSettings(kmin=3.0, kmax=14.0, dk=1.0, window="hanning", kweight=2, rmin=1.0, rmax=5.0)
 K_EXP = np.round(np.arange(0, 17.0 + 1e-9, 0.05), 6)
@@ -193,7 +193,7 @@ def test_noisy_table_does_not_converge():
 
 
 def test_student_t_half_widths_in_by_n():
-    from dualbench.convergence import by_n
+    from dualbench.scoring.convergence import by_n
 
     table = by_n(_table({10: [1.0, 2.0], 50: [1.0, 2.0, 3.0]}), "force_mae")
     half = dict(zip(table.n_frames, table.half_width, strict=True))
@@ -260,7 +260,7 @@ def test_shell_sigma2_error_counts_the_autocorrelation():
 def test_md_sizing_from_the_score_noise_and_the_margin():
     """Noise^2 falls as 1 / production time: a run whose score's standard error is twice
     a tenth of the margin needs four times its production."""
-    from dualbench.convergence import md_sizing
+    from dualbench.scoring.convergence import md_sizing
 
     half = 2 * 1.959964 * 0.001  # basic 95 % half-width of a score se of 0.002
     rows = pd.DataFrame({"n_frames": [0], "seed": [0], "exafs_mse_k": [0.2],

@@ -11,8 +11,8 @@ import pytest
 from ase.build import bulk
 
 from dualbench import exafs as ex
-from dualbench.compare import compare_spectra
-from dualbench.experiment_fit import ShellFitSettings, fit_shells, shell_paths
+from dualbench.scoring.against_experiment import compare_spectra
+from dualbench.scoring.experiment_fit import ShellFitSettings, fit_shells, shell_paths
 
 FT = ex.FTSettings(kmin=3.0, kmax=14.0, dk=1.0, window="hanning", kweight=2, rmin=1.0, rmax=5.0)
 K_EXP = np.round(np.arange(0, 17.0 + 1e-9, 0.05), 6)

@@ -164,13 +164,13 @@ def fig3(
     contains each run's sampling noise; one seed: its sampling interval), one line style
     per model.  Against the experiment, the yardstick's 95 % band (the experiment fit's E0
     and S0^2, common to every model) is shaded apart.  ``record`` is convergence.json
-    (:mod:`dualbench.convergence`, default: computed with the default margins): its
-    converged N is marked by a dotted vertical line and its answer (converged,
+    (:mod:`dualbench.scoring.convergence`, default: computed with the default margins):
+    its converged N is marked by a dotted vertical line and its answer (converged,
     unresolved, not converged) is in the legend.  N = 0 (the vanilla model) sits on a
     symmetric-log axis.  ``exafs_column`` defaults to the score against the experiment
     (``exafs_mse_k``) or, without one, against the reference model (``exafs_mse_ref_k``),
     which the axis then calls what it is: convergence of the simulation."""
-    from dualbench.convergence import by_n, convergence_record
+    from dualbench.scoring.convergence import by_n, convergence_record
 
     def present(column: str) -> bool:
         return column in summary and summary[column].notna().any()
@@ -465,8 +465,8 @@ def fig2_from_files(
 def _as_scored(chi_k: pd.DataFrame, de: float, s02: float, ft) -> tuple[pd.DataFrame,
                                                                          pd.DataFrame]:
     """A simulation's chi(k) with the comparison's E0 shift and S0^2, and its |chi(R)|."""
-    from dualbench.compare import shifted_chi
     from dualbench.exafs import fourier_transform
+    from dualbench.scoring.spectrum_scores import shifted_chi
 
     k = chi_k["k"].to_numpy(float)
     chi = s02 * shifted_chi(k, k, chi_k["chi"].to_numpy(float), de)

@@ -4,10 +4,11 @@ Columns and units: ``energy_mae`` meV/atom, ``force_mae`` meV/Å, ``stress_mae``
 ``force_slope`` (predicted vs DFT forces through the origin; 1 is unsoftened), and, when
 the material has an experiment, the EXAFS arm's ``exafs_mse_k``, ``exafs_mse_r``,
 ``exafs_rfactor``, ``e0_shift_eV`` and ``s02``; without one, when a reference model is
-set, ``exafs_mse_ref_k`` and its interval and noise floor (:mod:`dualbench.reference`:
-convergence of the simulation, not agreement with a measurement).  ``exafs_arm`` says
-whether the run has an EXAFS score at all (``sweep.exafs_n_frames`` may run MD at a few N
-only); its EXAFS columns are empty when not.
+set, ``exafs_mse_ref_k`` and its interval and noise floor
+(:mod:`dualbench.scoring.against_reference_model`: convergence of the simulation, not
+agreement with a measurement).  ``exafs_arm`` says whether the run has an EXAFS score at
+all (``sweep.exafs_n_frames`` may run MD at a few N only); its EXAFS columns are empty
+when not.
 """
 
 from __future__ import annotations

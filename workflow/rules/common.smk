@@ -20,7 +20,7 @@ from dualbench.label import LabelSettings
 from dualbench.models.spec import TRAINABLE
 from dualbench.md import trajectory_params
 from dualbench.plots import run_label
-from dualbench.reference import resolve_reference
+from dualbench.scoring.against_reference_model import resolve_reference
 
 # A config given with --configfile replaces config/config.yaml instead of being merged
 # into it (Snakemake's default), so that another study does not inherit its materials.

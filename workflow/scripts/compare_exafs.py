@@ -2,7 +2,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from dualbench.compare import compare_stage
+from dualbench.scoring.against_experiment import compare_stage
 from dualbench.workflow import start_script
 
 start_script(snakemake)

@@ -2,7 +2,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from dualbench.convergence import convergence_stage
+from dualbench.scoring.convergence import convergence_stage
 from dualbench.workflow import start_script
 
 start_script(snakemake)

@@ -2,7 +2,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from dualbench.experiment import process_experiment
+from dualbench.scoring.measured import process_experiment
 from dualbench.workflow import start_script
 
 start_script(snakemake)

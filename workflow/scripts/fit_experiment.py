@@ -3,7 +3,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 
 from dualbench.exafs import ideal_supercell
-from dualbench.experiment_fit import fit_stage
+from dualbench.scoring.experiment_fit import fit_stage
 from dualbench.workflow import start_script
 
 start_script(snakemake)

@@ -158,7 +158,7 @@ def _ft(args: argparse.Namespace, sections: dict[str, dict[str, Any]]):
 
 
 def experiment(args: argparse.Namespace) -> int:
-    from dualbench.experiment import ColumnSpec, ReductionSettings, process_experiment
+    from dualbench.scoring.measured import ColumnSpec, ReductionSettings, process_experiment
 
     sections = _sections(args)
     columns = {name: getattr(args, f"col_{name}")
@@ -228,7 +228,7 @@ def _number_or(value: str | None, words: tuple[str, ...], option: str) -> str | 
 
 
 def compare(args: argparse.Namespace) -> int:
-    from dualbench.compare import compare_dirs
+    from dualbench.scoring.against_experiment import compare_dirs
 
     sections = _sections(args)
     # Defaults: the config's (schema: experiment), which need --fit; without it, S0^2

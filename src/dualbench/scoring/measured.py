@@ -27,7 +27,7 @@ import numpy as np
 
 from dualbench.exafs import FTSettings, fourier_transform, import_larch, write_chi_k, write_chi_r
 from dualbench.io import provenance, write_json
-from dualbench.spectrum_checks import (
+from dualbench.scoring.measured_checks import (
     SpectrumError,
     check_finite,
     check_numeric_rows,
@@ -136,6 +136,112 @@ def _column(group: Any, labels: list[str], name: str, path: Path, fmt: str) -> n
     )
 
 
+@dataclass
+class _Opened:
+    """A spectrum file as larch read it: its group, the column labels, and the element
+    and edge its header states (with the fields that name them in a refusal)."""
+
+    data: Any
+    labels: list[str]
+    element: str | None = None
+    edge: str | None = None
+    element_field: str = "Element.symbol"
+    edge_field: str = "Element.edge"
+
+
+def _open_xdi(path: Path) -> _Opened:
+    from larch.io import read_xdi
+
+    try:
+        data = read_xdi(str(path))
+    except Exception as err:  # larch raises bare errors for malformed XDI
+        raise SpectrumError(path, "format", f"not a readable XDI file: {err}") from None
+    attrs = getattr(data, "attrs", {}) or {}
+    element = (attrs.get("element", {}) or {}).get("symbol") or None
+    edge = (attrs.get("element", {}) or {}).get("edge") or None
+    labels = list(getattr(data, "array_labels", []))
+    return _Opened(data, labels, element, edge)
+
+
+def _open_ascii(path: Path) -> _Opened:
+    from larch.io import read_ascii
+
+    data = read_ascii(str(path))
+    if data is None or not hasattr(data, "array_labels"):
+        raise SpectrumError(path, "format", "not a readable column ASCII file")
+    labels = list(data.array_labels) + list(getattr(data, "array_labels_orig", []) or [])
+    return _Opened(data, labels)
+
+
+def _open_athena(path: Path, group: str | None) -> _Opened:
+    from larch.io import read_athena
+
+    try:
+        project = read_athena(str(path), do_preedge=False)
+    except Exception as err:
+        raise SpectrumError(path, "format", f"not a readable Athena project: {err}") from None
+    names = list(getattr(project, "groups", {}) or {})
+    if not names:
+        raise SpectrumError(path, "group", "the Athena project holds no group")
+    if group is None:
+        name = names[0]
+        if len(names) > 1:
+            log.warning("%s: %d groups, using the first, %r", path, len(names), name)
+    else:
+        matches = [n for n in names if n == group or getattr(
+            project.groups[n], "label", None) == group]
+        if not matches:
+            raise SpectrumError(path, "group", f"no group {group!r} (groups: {names})")
+        name = matches[0]
+    data = project.groups[name]
+    labels = [a for a in ("energy", "mu", "i0", "itrans", "ifluor", "signal")
+              if hasattr(data, a)]
+    return _Opened(
+        data, labels,
+        element=getattr(data, "atsym", None) or None,
+        edge=getattr(data, "edge", None) or None,
+        element_field=f"group {name}: element", edge_field=f"group {name}: edge",
+    )
+
+
+def _energy_and_mu(
+    opened: _Opened, path: Path, fmt: str, columns: ColumnSpec, lines: list[int] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(energy, mu) as read, in file order: the columns of ``columns.mode``, checked
+    finite (``lines``: the data rows' line numbers of a text file) and combined."""
+    data, labels = opened.data, opened.labels
+    energy = _column(data, labels, columns.energy, path, fmt)
+    if columns.mode == "transmission":
+        i0 = _column(data, labels, columns.i0, path, fmt)
+        it = _column(data, labels, columns.itrans, path, fmt)
+        used = {columns.i0: i0, columns.itrans: it}
+    elif columns.mode == "fluorescence":
+        i0 = _column(data, labels, columns.i0, path, fmt)
+        fl = _column(data, labels, columns.ifluor, path, fmt)
+        used = {columns.i0: i0, columns.ifluor: fl}
+    else:
+        mu = _column(data, labels, columns.mu, path, fmt)
+        used = {columns.mu: mu}
+    if lines is not None:  # a text file: the line of each data row
+        where = [f"line {n}" for n in lines]
+    else:  # an Athena group: its row
+        group_field = opened.element_field.rsplit(": ", 1)[0]
+        where = [f"{group_field}: row {i + 1}" for i in range(len(energy))]
+    check_finite(path, {columns.energy: energy, **used}, where)
+    if columns.mode == "transmission":
+        if np.any((i0 <= 0) | (it <= 0)):
+            raise SpectrumError(
+                path, f"column {columns.i0!r}/{columns.itrans!r}",
+                "transmission needs positive i0 and itrans",
+            )
+        mu = np.log(i0 / it)
+    elif columns.mode == "fluorescence":
+        if np.any(i0 == 0):
+            raise SpectrumError(path, f"column {columns.i0!r}", "i0 is zero")
+        mu = fl / i0
+    return energy, mu
+
+
 def read_spectrum(
     path: str | Path,
     fmt: str | None = None,
@@ -161,96 +267,28 @@ def read_spectrum(
     # Text formats: the data rows' line numbers; a broken data block is refused here,
     # before larch reads (and silently truncates) it.
     lines = check_numeric_rows(path) if fmt in ("xdi", "ascii") else None
-
-    element = edge = None
-    element_field, edge_field = "Element.symbol", "Element.edge"
     if fmt == "xdi":
-        from larch.io import read_xdi
-
-        try:
-            data = read_xdi(str(path))
-        except Exception as err:  # larch raises bare errors for malformed XDI
-            raise SpectrumError(path, "format", f"not a readable XDI file: {err}") from None
-        attrs = getattr(data, "attrs", {}) or {}
-        element = (attrs.get("element", {}) or {}).get("symbol") or None
-        edge = (attrs.get("element", {}) or {}).get("edge") or None
-        labels = list(getattr(data, "array_labels", []))
+        opened = _open_xdi(path)
     elif fmt == "ascii":
-        from larch.io import read_ascii
-
-        data = read_ascii(str(path))
-        if data is None or not hasattr(data, "array_labels"):
-            raise SpectrumError(path, "format", "not a readable column ASCII file")
-        labels = list(data.array_labels) + list(getattr(data, "array_labels_orig", []) or [])
+        opened = _open_ascii(path)
     else:
-        from larch.io import read_athena
-
-        try:
-            project = read_athena(str(path), do_preedge=False)
-        except Exception as err:
-            raise SpectrumError(path, "format", f"not a readable Athena project: {err}") from None
-        names = list(getattr(project, "groups", {}) or {})
-        if not names:
-            raise SpectrumError(path, "group", "the Athena project holds no group")
-        if group is None:
-            name = names[0]
-            if len(names) > 1:
-                log.warning("%s: %d groups, using the first, %r", path, len(names), name)
-        else:
-            matches = [n for n in names if n == group or getattr(
-                project.groups[n], "label", None) == group]
-            if not matches:
-                raise SpectrumError(path, "group", f"no group {group!r} (groups: {names})")
-            name = matches[0]
-        data = project.groups[name]
-        element = getattr(data, "atsym", None) or None
-        edge = getattr(data, "edge", None) or None
-        element_field, edge_field = f"group {name}: element", f"group {name}: edge"
-        labels = [a for a in ("energy", "mu", "i0", "itrans", "ifluor", "signal")
-                  if hasattr(data, a)]
-
-    energy = _column(data, labels, columns.energy, path, fmt)
-    if columns.mode == "transmission":
-        i0 = _column(data, labels, columns.i0, path, fmt)
-        it = _column(data, labels, columns.itrans, path, fmt)
-        used = {columns.i0: i0, columns.itrans: it}
-    elif columns.mode == "fluorescence":
-        i0 = _column(data, labels, columns.i0, path, fmt)
-        fl = _column(data, labels, columns.ifluor, path, fmt)
-        used = {columns.i0: i0, columns.ifluor: fl}
-    else:
-        mu = _column(data, labels, columns.mu, path, fmt)
-        used = {columns.mu: mu}
-    if lines is not None:  # a text file: the line of each data row
-        where = [f"line {n}" for n in lines]
-    else:  # an Athena group: its row
-        where = [f"{element_field.rsplit(': ', 1)[0]}: row {i + 1}" for i in range(len(energy))]
-    check_finite(path, {columns.energy: energy, **used}, where)
-    if columns.mode == "transmission":
-        if np.any((i0 <= 0) | (it <= 0)):
-            raise SpectrumError(
-                path, f"column {columns.i0!r}/{columns.itrans!r}",
-                "transmission needs positive i0 and itrans",
-            )
-        mu = np.log(i0 / it)
-    elif columns.mode == "fluorescence":
-        if np.any(i0 == 0):
-            raise SpectrumError(path, f"column {columns.i0!r}", "i0 is zero")
-        mu = fl / i0
+        opened = _open_athena(path, group)
+    energy, mu = _energy_and_mu(opened, path, fmt, columns, lines)
 
     check_one_sweep(path, energy, columns.energy)
     order = np.argsort(energy, kind="stable")
     energy, mu = energy[order], mu[order]
     if len(energy) < 20:
         raise SpectrumError(path, f"column {columns.energy!r}", f"only {len(energy)} points")
+    element, edge = opened.element, opened.edge
     return MeasuredSpectrum(
         path=path,
         energy=energy,
         mu=mu,
         element=str(element).strip() if element else None,
         edge=str(edge).strip() if edge else None,
-        element_field=element_field,
-        edge_field=edge_field,
+        element_field=opened.element_field,
+        edge_field=opened.edge_field,
     )
 
 

@@ -1,6 +1,6 @@
-"""The experiment's fit (fit.json of :mod:`dualbench.experiment_fit`) as a comparison
-reads it: a malformed record, unphysical values or a fit of another experiment are
-refused, naming the file and the key, before any model is scored with it.
+"""The experiment's fit (fit.json of :mod:`dualbench.scoring.experiment_fit`) as a
+comparison reads it: a malformed record, unphysical values or a fit of another experiment
+are refused, naming the file and the key, before any model is scored with it.
 
 The fit belongs to the measured chi_k.csv it was made from: ``experiment_sha256`` (the
 file's SHA-256, recorded at fit time) must be that of the chi_k.csv being scored; a record

@@ -14,14 +14,15 @@ noise rather than zero) and a run never shares a training subset or MD seed with
 reference it is scored against.  With a one-seed reference only runs of other seeds can
 be scored (NaN otherwise).
 
-Uncertainty, as in :mod:`dualbench.compare` (:mod:`dualbench.stats`): each snapshot
-series' autocorrelation (``exafs_ref_g``, effective snapshots ``exafs_ref_n_eff`` of the
-run), the noise floor ``exafs_ref_noise_floor_k``, the mean of k^2w (se_run^2 +
-se_ref^2) with autocorrelation-aware standard errors (the score two spectra equal in
-expectation would get from their sampling alone; ``exafs_mse_ref_k_debiased`` = score
-minus floor), and basic 95 % circular-block bootstrap intervals over the snapshots of the
-run and of each reference seed (``_lo``, ``_hi``).  The N from which on the simulated
-EXAFS stops changing comes from :mod:`dualbench.convergence` applied to
+Uncertainty, as against the experiment (:mod:`dualbench.scoring.sampling_uncertainty`,
+:mod:`dualbench.stats`): each snapshot series' autocorrelation (``exafs_ref_g``,
+effective snapshots ``exafs_ref_n_eff`` of the run), the noise floor
+``exafs_ref_noise_floor_k``, the mean of k^2w (se_run^2 + se_ref^2) with
+autocorrelation-aware standard errors (the score two spectra equal in expectation would
+get from their sampling alone; ``exafs_mse_ref_k_debiased`` = score minus floor), and
+basic 95 % circular-block bootstrap intervals over the snapshots of the run and of each
+reference seed (``_lo``, ``_hi``).  The N from which on the simulated
+EXAFS stops changing comes from :mod:`dualbench.scoring.convergence` applied to
 ``exafs_mse_ref_k``, paired by seed.
 """
 
@@ -35,9 +36,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dualbench.compare import MIN_SNAPSHOTS, N_BOOTSTRAP, read_snapshot_means
 from dualbench.exafs import FTSettings, read_chi_k
 from dualbench.io import write_csv
+from dualbench.scoring.sampling_uncertainty import (
+    MIN_SNAPSHOTS,
+    N_BOOTSTRAP,
+    read_snapshot_means,
+)
 from dualbench.stats import SeriesStats, basic_interval, circular_block_bootstrap_means
 
 COLUMNS = [

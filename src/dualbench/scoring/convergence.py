@@ -17,8 +17,8 @@ model's simulation for the EXAFS arm):
   (1 - 2 alpha) interval of the mean difference lies inside +-margin); else *different*:
   the (1 - alpha) interval excludes zero; else *unresolved*.  For ``exafs_mse_k`` the
   interval is widened by the yardstick's effect on the difference (the experiment fit's
-  E0 and S0^2, :mod:`dualbench.yardstick`, fully correlated between the two N), since a
-  systematic shift that large would turn the decision.
+  E0 and S0^2, :mod:`dualbench.scoring.yardstick`, fully correlated between the two N),
+  since a systematic shift that large would turn the decision.
 * **The converged N** is the smallest N from which every N below the largest is
   equivalent to it.  When the N just below the largest is not equivalent, the answer is
   ``not converged`` (different) or ``unresolved``, never an N: noise cannot make a sweep
@@ -291,8 +291,8 @@ def convergence_stage(summary_csv: str | Path, out: str | Path, *,
     """The `convergence` job: convergence.json from the material's summary.csv, the
     ``convergence`` config section and the experiment's fit.json (its E0 and S0^2
     errors), when there is one."""
-    from dualbench.fit_record import check_fit_values
     from dualbench.io import read_json
+    from dualbench.scoring.fit_record import check_fit_values
 
     fit = read_json(experiment_fit) if experiment_fit is not None else None
     if fit is not None:

@@ -4,17 +4,17 @@ larch's ``feffit`` fits the measured chi(k) over the first shell(s) with FEFF8L'
 single-scattering paths of the ideal crystal, computed from the same fixed potentials the
 simulations use: one E0 shift and S0^2 for all paths, and each fitted shell's sigma^2 and
 distance R = reff + deltaR.  The E0 shift is larch's ``e0`` of a path, the convention of
-:mod:`dualbench.compare`, so the fitted value places FEFF's energy origin (the
-simulations' too) against the experiment's; S0^2 is the many-body amplitude factor.  By
-default every simulation is scored with these two (``exafs.e0_shift: experiment``,
-``exafs.s02: experiment``): a model's score then depends on nothing but the model and
-the measurement, and its disorder is not absorbed into a fitted amplitude.
+:mod:`dualbench.scoring.against_experiment`, so the fitted value places FEFF's energy
+origin (the simulations' too) against the experiment's; S0^2 is the many-body amplitude
+factor.  By default every simulation is scored with these two (``exafs.e0_shift:
+experiment``, ``exafs.s02: experiment``): a model's score then depends on nothing but the
+model and the measurement, and its disorder is not absorbed into a fitted amplitude.
 
 ``results/{material}/experiment/fit.json`` holds ``e0_shift_eV``, ``s02``,
 ``sigma2_shell{i}_A2`` and ``r_shell{i}_A`` (i = 1, 2, ...), each with an ``_err`` twin
 (larch's standard errors), and the fit's R-factor, reduced chi-square and ranges, and
 the experiment it belongs to: ``experiment`` (its chi_k.csv) and ``experiment_sha256``
-(that file's SHA-256, which the comparison checks: :mod:`dualbench.fit_record`).
+(that file's SHA-256, which the comparison checks: :mod:`dualbench.scoring.fit_record`).
 
 Units: energies in eV, distances in Å, sigma^2 in Å^2, k in 1/Å.
 """
@@ -202,7 +202,7 @@ def _fit_record(result, paths: list[ShellPath], shell: list[int], n_shells: int)
     record: dict[str, Any] = {}
     for key, name in (("e0_shift_eV", "e0"), ("s02", "s02")):
         record[key], record[f"{key}_err"] = value(name)
-    # The yardstick's E0 and S0^2 are correlated: dualbench.yardstick propagates both.
+    # The yardstick's E0 and S0^2 are correlated: scoring.yardstick propagates both.
     correl = getattr(params["s02"], "correl", None) or {}
     record["correl_s02_e0"] = float(correl.get("e0", 0.0))
     for i in range(n_shells):

@@ -1,8 +1,8 @@
 """The yardstick's own uncertainty: the experiment fit's E0 shift and S0^2 in a score.
 
 Every model of a material is scored with the E0 shift dE and S0^2 of the experiment's own
-fit (:mod:`dualbench.experiment_fit`), which are known only to within their fitted errors
-(and are correlated).  To first order a k-space score
+fit (:mod:`dualbench.scoring.experiment_fit`), which are known only to within their
+fitted errors (and are correlated).  To first order a k-space score
 
     MSE_k(A, dE) = mean over the window of k^2w (chi_exp(k) - A chi_sim(q(k, dE)))^2,
     q = sqrt(k^2 - ETOK dE),

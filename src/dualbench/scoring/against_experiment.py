@@ -9,33 +9,30 @@ scaled by S0^2:
     chi_model(k) = S0^2 * chi_sim(q)
 
 By default dE and S0^2 are the experiment's own (``experiment``: the shell fit of
-:mod:`dualbench.experiment_fit`), so that a model's score depends on nothing but that
-model and the measurement.  Otherwise dE is fitted as one value shared by every
+:mod:`dualbench.scoring.experiment_fit`), so that a model's score depends on nothing but
+that model and the measurement.  Otherwise dE is fitted as one value shared by every
 simulation of the sweep (``shared``), one per simulation (``per_model``), or fixed (a
 number); S0^2 is fixed (a number) or fitted per simulation (``fitted``, least squares,
 closed form), minimising the k-space MSE.  Whatever the yardstick, every simulation is
 also scored with its own least-squares S0^2 at the same dE (``exafs_mse_k_fitted_s02``,
 ``s02_fitted``).
 
-Uncertainty (:mod:`dualbench.stats`).  With the run's per-snapshot means
-(``chi_snapshots.npz``, in time order) the score's sampling noise counts the snapshots'
-autocorrelation: one statistical inefficiency g of the series (weighted as the score
-weighs k), ``exafs_n_eff = n / g`` effective snapshots, the noise floor
-``exafs_noise_floor_k`` = mean over the window of (S0^2 k^w se(k))^2 with se the
-autocorrelation-aware standard error of the average (the amount by which sampling noise
-alone raises a squared error), and a circular block bootstrap over snapshots (blocks of
-``ceil(3 g)``, each snapshot carrying all its absorbers) whose *basic* 95 % intervals
-(``_lo``, ``_hi``) are centred on the noise-free score: ``exafs_mse_k_debiased`` = score
-minus floor.
+Uncertainty (:mod:`dualbench.scoring.sampling_uncertainty`).  With the run's per-snapshot
+means (``chi_snapshots.npz``) the score's sampling noise counts the snapshots'
+autocorrelation (``exafs_g``, ``exafs_n_eff``), with a noise floor
+``exafs_noise_floor_k`` (``exafs_mse_k_debiased`` = score minus floor) and basic 95 %
+circular-block bootstrap intervals (``_lo``, ``_hi``).
 
-The yardstick's own uncertainty: with the experiment's E0 shift and S0^2 (``experiment``
-modes), their fitted errors and correlation (fit.json) are propagated to the score to
-first order, ``exafs_mse_k_yardstick_sd`` (one standard deviation), from the analytic
-derivatives ``exafs_mse_k_d_s02`` and ``exafs_mse_k_d_e0`` (per eV).  It is common to every
-model of the material (the same fit scores them all), so it is reported apart from the
-per-model sampling intervals.
+The yardstick's own uncertainty (:mod:`dualbench.scoring.yardstick`): with the
+experiment's E0 shift and S0^2 (``experiment`` modes), their fitted errors and
+correlation (fit.json) are propagated to the score to first order,
+``exafs_mse_k_yardstick_sd`` (one standard deviation), from the analytic derivatives
+``exafs_mse_k_d_s02`` and ``exafs_mse_k_d_e0`` (per eV).  It is common to every model of
+the material (the same fit scores them all), so it is reported apart from the per-model
+sampling intervals.
 
-Scores on the experiment's k grid (1/Å), with the one FT of :mod:`dualbench.exafs`:
+Scores on the experiment's k grid (1/Å), with the one FT of :mod:`dualbench.exafs`
+(:mod:`dualbench.scoring.spectrum_scores`):
 
 * ``exafs_mse_k``: mean of (k^w chi_exp - k^w chi_model)^2 over kmin <= k <= kmax;
 * ``exafs_mse_r``: mean of (|chi_exp(R)| - |chi_model(R)|)^2 over rmin <= R <= rmax;
@@ -53,21 +50,24 @@ from typing import Any
 
 import numpy as np
 
-from dualbench.exafs import FTSettings, fourier_transform, import_larch, read_chi_k
-from dualbench.fit_record import check_fit_values, read_fit
+from dualbench.exafs import FTSettings, read_chi_k
 from dualbench.io import provenance, write_csv, write_json
-from dualbench.stats import SeriesStats, basic_interval, circular_block_bootstrap_means
-from dualbench.yardstick import propagated_sd, score_gradient
+from dualbench.scoring.fit_record import check_fit_values, read_fit
+from dualbench.scoring.sampling_uncertainty import add_sampling_uncertainty, read_snapshot_means
+from dualbench.scoring.spectrum_scores import (
+    PreparedExperiment,
+    check_grid,
+    profile,
+    score_model,
+    shifted_chi,
+)
+from dualbench.scoring.yardstick import propagated_sd, score_gradient
 
 log = logging.getLogger(__name__)
 
 #: Range (eV) and step of the E0-shift grid search before the local refinement.
 E0_BOUNDS_EV = (-25.0, 25.0)
 E0_GRID_STEP_EV = 0.1
-#: Bootstrap replicates of the score intervals.
-N_BOOTSTRAP = 400
-#: Fewest snapshots a sampling interval is given for (two cannot show a correlation).
-MIN_SNAPSHOTS = 3
 METRIC_COLUMNS = (
     "exafs_mse_k", "exafs_mse_k_lo", "exafs_mse_k_hi",
     "exafs_mse_r", "exafs_mse_r_lo", "exafs_mse_r_hi",
@@ -110,68 +110,8 @@ class ComparisonResult:
         return {name: getattr(self, name) for name in METRIC_COLUMNS}
 
 
-def shifted_chi(
-    k: np.ndarray, k_sim: np.ndarray, chi_sim: np.ndarray, e0_shift_eV: float
-) -> np.ndarray:
-    """chi_sim at q = sign * sqrt(|k^2 - ETOK dE|), on ``k`` (linear interpolation)."""
-    import_larch()
-    from larch.xafs.xafsutils import ETOK
-
-    en = np.asarray(k, dtype=float) ** 2 - ETOK * float(e0_shift_eV)
-    q = np.sign(en) * np.sqrt(np.abs(en))
-    return np.interp(q, k_sim, chi_sim)
-
-
-def _check_grid(path: str, k: np.ndarray, ft: FTSettings) -> None:
-    steps = np.diff(k)
-    if len(k) < 2 or not np.allclose(steps, steps[0], rtol=1e-4, atol=1e-6):
-        raise ValueError(f"{path}: column 'k': chi(k) must be on a uniform k grid")
-    if k[-1] < ft.window_end - 1e-6:
-        raise ValueError(
-            f"{path}: ft.kmax: the FT window reaches k = {ft.window_end:g} 1/Å but the data"
-            f" end at k = {k[-1]:.2f} 1/Å"
-        )
-
-
-@dataclass
-class _Prepared:
-    k: np.ndarray
-    chi_exp: np.ndarray
-    inside_k: np.ndarray
-    kw: np.ndarray
-    ft: FTSettings
-    _chir_exp: tuple[np.ndarray, np.ndarray] | None = None
-
-    def chir_exp(self) -> tuple[np.ndarray, np.ndarray]:
-        """(R, chi(R)) of the experiment, transformed once (every score and bootstrap
-        replicate compares against it)."""
-        if self._chir_exp is None:
-            self._chir_exp = fourier_transform(self.k, self.chi_exp, self.ft)
-        return self._chir_exp
-
-
-def _mse_k(prep: _Prepared, model: np.ndarray) -> float:
-    diff = (prep.chi_exp - model)[prep.inside_k] * prep.kw[prep.inside_k]
-    return float(np.mean(diff**2))
-
-
-def _profile(
-    prep: _Prepared, k_sim: np.ndarray, chi_sim: np.ndarray, de: float, s02: float | None
-) -> tuple[float, float]:
-    """(k-space MSE, S0^2) at E0 shift ``de``: S0^2 fixed or its least-squares value."""
-    base = shifted_chi(prep.k, k_sim, chi_sim, de)
-    if s02 is None:
-        y = (prep.chi_exp * prep.kw)[prep.inside_k]
-        m = (base * prep.kw)[prep.inside_k]
-        denom = float(np.dot(m, m))
-        amp = max(0.0, float(np.dot(y, m)) / denom) if denom > 0 else 0.0
-    else:
-        amp = float(s02)
-    return _mse_k(prep, amp * base), amp
-
-
 def _fit_shift(
-    prep: _Prepared,
+    prep: PreparedExperiment,
     sims: Sequence[tuple[np.ndarray, np.ndarray]],
     s02: float | None,
     bounds: tuple[float, float] = E0_BOUNDS_EV,
@@ -180,7 +120,7 @@ def _fit_shift(
     from scipy.optimize import minimize_scalar
 
     def cost(de: float) -> float:
-        return sum(_profile(prep, ks, cs, de, s02)[0] for ks, cs in sims)
+        return sum(profile(prep, ks, cs, de, s02)[0] for ks, cs in sims)
 
     grid = np.arange(bounds[0], bounds[1] + 0.5 * E0_GRID_STEP_EV, E0_GRID_STEP_EV)
     costs = np.array([cost(de) for de in grid])
@@ -192,23 +132,6 @@ def _fit_shift(
     if abs(de - bounds[0]) < 2 * E0_GRID_STEP_EV or abs(de - bounds[1]) < 2 * E0_GRID_STEP_EV:
         log.warning("the fitted E0 shift %.2f eV is at the edge of the search range %s", de, bounds)
     return de
-
-
-def _score(
-    prep: _Prepared, k_sim: np.ndarray, chi_sim: np.ndarray, de: float, amp: float
-) -> tuple[float, float, float]:
-    """(mse_k, mse_r, rfactor) of the model with shift ``de`` and S0^2 ``amp``."""
-    ft = prep.ft
-    model = amp * shifted_chi(prep.k, k_sim, chi_sim, de)
-    mse_k = _mse_k(prep, model)
-    r, chir_exp = prep.chir_exp()
-    _, chir_mod = fourier_transform(prep.k, model, ft)
-    inside_r = (r >= ft.rmin) & (r <= ft.rmax)
-    mag_diff = np.abs(chir_exp[inside_r]) - np.abs(chir_mod[inside_r])
-    mse_r = float(np.mean(mag_diff**2))
-    num = float(np.sum(np.abs(chir_exp[inside_r] - chir_mod[inside_r]) ** 2))
-    den = float(np.sum(np.abs(chir_exp[inside_r]) ** 2))
-    return mse_k, mse_r, num / den if den > 0 else float("nan")
 
 
 def _modes(
@@ -269,10 +192,10 @@ def compare_spectra(
     if not simulations:
         raise ValueError("no simulation to compare")
     k, chi_exp = (np.asarray(a, dtype=float) for a in experiment)
-    _check_grid(experiment_name, k, ft)
+    check_grid(experiment_name, k, ft)
     for label, (ks, _) in simulations.items():
-        _check_grid(label, np.asarray(ks, dtype=float), ft)
-    prep = _Prepared(
+        check_grid(label, np.asarray(ks, dtype=float), ft)
+    prep = PreparedExperiment(
         k=k, chi_exp=chi_exp, inside_k=(k >= ft.kmin) & (k <= ft.kmax), kw=k**ft.kweight, ft=ft
     )
     sims = {
@@ -293,16 +216,16 @@ def compare_spectra(
     results = []
     for label, (ks, cs) in sims.items():
         de = float(shifts[label])
-        _, amp = _profile(prep, ks, cs, de, amp_fixed)
-        mse_k, mse_r, rfac = _score(prep, ks, cs, de, amp)
-        mse_fitted, amp_fitted = _profile(prep, ks, cs, de, None)
+        _, amp = profile(prep, ks, cs, de, amp_fixed)
+        mse_k, mse_r, rfac = score_model(prep, ks, cs, de, amp)
+        mse_fitted, amp_fitted = profile(prep, ks, cs, de, None)
         result = ComparisonResult(
             label=label, exafs_mse_k=mse_k, exafs_mse_r=mse_r, exafs_rfactor=rfac,
             e0_shift_eV=de, s02=amp, s02_mode=s02_mode, e0_mode=e0_mode,
             exafs_mse_k_fitted_s02=mse_fitted, s02_fitted=amp_fitted,
         )
         if snapshots is not None and label in snapshots:
-            _add_uncertainty(result, prep, ks, np.asarray(snapshots[label]), rng)
+            add_sampling_uncertainty(result, prep, ks, np.asarray(snapshots[label]), rng)
         _add_yardstick(result, prep, ks, cs, experiment_fit)
         results.append(result)
         log.info(
@@ -317,54 +240,14 @@ def compare_spectra(
     return results
 
 
-def _score_weights(prep: _Prepared, ks: np.ndarray, amp: float) -> np.ndarray:
-    """Per-k weights of the k-space score on the simulation's grid (S0^2 k^w inside the
-    window), which weigh the snapshot series for its autocorrelation."""
-    ft = prep.ft
-    return np.where((ks >= ft.kmin) & (ks <= ft.kmax), amp * ks**ft.kweight, 0.0)
-
-
-def _add_uncertainty(
-    result: ComparisonResult,
-    prep: _Prepared,
-    ks: np.ndarray,
-    means: np.ndarray,
-    rng: np.random.Generator,
-) -> None:
-    """Autocorrelation, noise floor and basic 95 % bootstrap intervals of mse_k and mse_r
-    (module text), in place.  Fewer than :data:`MIN_SNAPSHOTS` snapshots give none."""
-    de, amp = result.e0_shift_eV, result.s02
-    result.exafs_n_snapshots = len(means)
-    if len(means) < MIN_SNAPSHOTS:
-        log.warning("%s: %d snapshots, fewer than %d: no sampling interval", result.label,
-                    len(means), MIN_SNAPSHOTS)
-        return
-    series = SeriesStats.of(means, _score_weights(prep, ks, amp))
-    if not series.resolved:
-        log.warning("%s: %d snapshots are too few to resolve their autocorrelation (g about"
-                    " %.1f): the intervals are rough", result.label, len(means), series.g)
-    result.exafs_g, result.exafs_n_eff, result.exafs_block = (
-        series.g, series.n_eff, series.block)
-    stderr = np.sqrt(series.g * means.var(axis=0, ddof=1) / len(means))
-    noise = amp * shifted_chi(prep.k, ks, stderr, de) * prep.kw
-    result.exafs_noise_floor_k = float(np.mean(noise[prep.inside_k] ** 2))
-    result.exafs_mse_k_debiased = result.exafs_mse_k - result.exafs_noise_floor_k
-    replicates = circular_block_bootstrap_means(means, N_BOOTSTRAP, rng, series.block)
-    scores = np.array([_score(prep, ks, chi_b, de, amp)[:2] for chi_b in replicates])
-    lo, hi = basic_interval([result.exafs_mse_k, result.exafs_mse_r], scores)
-    lo, hi = np.clip(lo, 0.0, None), np.clip(hi, 0.0, None)
-    result.exafs_mse_k_lo, result.exafs_mse_r_lo = (float(v) for v in lo)
-    result.exafs_mse_k_hi, result.exafs_mse_r_hi = (float(v) for v in hi)
-
-
 def _add_yardstick(
     result: ComparisonResult,
-    prep: _Prepared,
+    prep: PreparedExperiment,
     ks: np.ndarray,
     cs: np.ndarray,
     fit: Mapping[str, Any] | None,
 ) -> None:
-    """The fit's E0 and S0^2 errors propagated to mse_k (:mod:`dualbench.yardstick`)."""
+    """The fit's E0 and S0^2 errors propagated to mse_k (:mod:`dualbench.scoring.yardstick`)."""
     model = shifted_chi(prep.k, ks, cs, result.e0_shift_eV)
     slope = shifted_chi(prep.k, ks, np.gradient(cs, ks), result.e0_shift_eV)
     d_s02, d_e0 = score_gradient(
@@ -381,12 +264,6 @@ def _record(result: ComparisonResult) -> dict[str, Any]:
     record = asdict(result)
     record["simulation"] = record.pop("label")
     return record
-
-
-def read_snapshot_means(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(k, per-snapshot mean chi (n_snapshots, n_k)) of a run's chi_snapshots.npz."""
-    with np.load(path, allow_pickle=False) as data:
-        return np.array(data["k"]), np.array(data["snapshot_means"])
 
 
 def _snapshots_on_grid(

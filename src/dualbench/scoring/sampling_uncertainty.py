@@ -1,0 +1,82 @@
+"""A score's MD sampling noise, from the run's per-snapshot means (:mod:`dualbench.stats`).
+
+With the run's per-snapshot means (``chi_snapshots.npz``, in time order) the score's
+sampling noise counts the snapshots' autocorrelation: one statistical inefficiency g of
+the series (weighted as the score weighs k), ``exafs_n_eff = n / g`` effective snapshots,
+the noise floor ``exafs_noise_floor_k`` = mean over the window of (S0^2 k^w se(k))^2 with
+se the autocorrelation-aware standard error of the average (the amount by which sampling
+noise alone raises a squared error), and a circular block bootstrap over snapshots
+(blocks of ``ceil(3 g)``, each snapshot carrying all its absorbers) whose *basic* 95 %
+intervals (``_lo``, ``_hi``) are centred on the noise-free score: ``exafs_mse_k_debiased``
+= score minus floor.
+
+:data:`N_BOOTSTRAP`, :data:`MIN_SNAPSHOTS` and :func:`read_snapshot_means` are shared
+with :mod:`dualbench.scoring.against_reference_model`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dualbench.scoring.spectrum_scores import PreparedExperiment, score_model, shifted_chi
+from dualbench.stats import SeriesStats, basic_interval, circular_block_bootstrap_means
+
+if TYPE_CHECKING:
+    from dualbench.scoring.against_experiment import ComparisonResult
+
+log = logging.getLogger(__name__)
+
+#: Bootstrap replicates of the score intervals.
+N_BOOTSTRAP = 400
+#: Fewest snapshots a sampling interval is given for (two cannot show a correlation).
+MIN_SNAPSHOTS = 3
+
+
+def read_snapshot_means(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(k, per-snapshot mean chi (n_snapshots, n_k)) of a run's chi_snapshots.npz."""
+    with np.load(path, allow_pickle=False) as data:
+        return np.array(data["k"]), np.array(data["snapshot_means"])
+
+
+def _score_weights(prep: PreparedExperiment, ks: np.ndarray, amp: float) -> np.ndarray:
+    """Per-k weights of the k-space score on the simulation's grid (S0^2 k^w inside the
+    window), which weigh the snapshot series for its autocorrelation."""
+    ft = prep.ft
+    return np.where((ks >= ft.kmin) & (ks <= ft.kmax), amp * ks**ft.kweight, 0.0)
+
+
+def add_sampling_uncertainty(
+    result: ComparisonResult,
+    prep: PreparedExperiment,
+    ks: np.ndarray,
+    means: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
+    """Autocorrelation, noise floor and basic 95 % bootstrap intervals of mse_k and mse_r
+    (module text), in place.  Fewer than :data:`MIN_SNAPSHOTS` snapshots give none."""
+    de, amp = result.e0_shift_eV, result.s02
+    result.exafs_n_snapshots = len(means)
+    if len(means) < MIN_SNAPSHOTS:
+        log.warning("%s: %d snapshots, fewer than %d: no sampling interval", result.label,
+                    len(means), MIN_SNAPSHOTS)
+        return
+    series = SeriesStats.of(means, _score_weights(prep, ks, amp))
+    if not series.resolved:
+        log.warning("%s: %d snapshots are too few to resolve their autocorrelation (g about"
+                    " %.1f): the intervals are rough", result.label, len(means), series.g)
+    result.exafs_g, result.exafs_n_eff, result.exafs_block = (
+        series.g, series.n_eff, series.block)
+    stderr = np.sqrt(series.g * means.var(axis=0, ddof=1) / len(means))
+    noise = amp * shifted_chi(prep.k, ks, stderr, de) * prep.kw
+    result.exafs_noise_floor_k = float(np.mean(noise[prep.inside_k] ** 2))
+    result.exafs_mse_k_debiased = result.exafs_mse_k - result.exafs_noise_floor_k
+    replicates = circular_block_bootstrap_means(means, N_BOOTSTRAP, rng, series.block)
+    scores = np.array([score_model(prep, ks, chi_b, de, amp)[:2] for chi_b in replicates])
+    lo, hi = basic_interval([result.exafs_mse_k, result.exafs_mse_r], scores)
+    lo, hi = np.clip(lo, 0.0, None), np.clip(hi, 0.0, None)
+    result.exafs_mse_k_lo, result.exafs_mse_r_lo = (float(v) for v in lo)
+    result.exafs_mse_k_hi, result.exafs_mse_r_hi = (float(v) for v in hi)
