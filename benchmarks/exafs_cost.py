@@ -78,7 +78,7 @@ def _inputs(args):
     from ase.build import bulk
     from ase.io import read
 
-    from dualbench.md import read_snapshots
+    from dualbench.md.snapshots import read_snapshots
 
     if args.snapshots_file:
         frames = read_snapshots(args.snapshots_file)

@@ -4,7 +4,7 @@ every model kind.
     python benchmarks/md_throughput.py                      # every kind; 54, 128, 250 atoms
     python benchmarks/md_throughput.py --models chgnet sevennet --sizes 128 --steps 20
 
-For each model and size it runs ``dualbench.md.run_md`` (Langevin, every guard on, one
+For each model and size it runs ``dualbench.md.driver.run_md`` (Langevin, every guard on, one
 checkpoint) and times the same number of bare calculator calls (energy, forces, stress) on
 the same cell, then prints atom-steps per second of both, the driver's overhead (time per
 driver step / time per bare call; 1.0 means the driver costs nothing beyond the model)
@@ -25,7 +25,9 @@ import warnings
 import numpy as np
 from ase.build import bulk
 
-from dualbench.md import make_quiet_calculator, md_settings, run_md
+from dualbench.md.calculator import make_quiet_calculator
+from dualbench.md.driver import run_md
+from dualbench.md.settings import md_settings
 from dualbench.models import ModelSpec, resolve_device, set_threads
 
 A_W = 3.1652  # Å

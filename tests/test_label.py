@@ -18,7 +18,7 @@ from dualbench.label import (
     rattled_cells,
     sample_configs,
 )
-from dualbench.md import read_snapshots
+from dualbench.md.snapshots import read_snapshots
 from dualbench.structure import build_structure
 from test_workflow import snakemake
 

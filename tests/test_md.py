@@ -27,15 +27,10 @@ from dualbench.diagnostics import (
     shell_sigma2,
     temperature_stats,
 )
-from dualbench.md import (
-    CHECKPOINT_FILE,
-    LOG_COLUMNS,
-    MDGuardError,
-    check_state,
-    md_defaults,
-    md_settings,
-    run_md,
-)
+from dualbench.md.checkpoint import CHECKPOINT_FILE
+from dualbench.md.driver import run_md
+from dualbench.md.guards import MDGuardError, check_state
+from dualbench.md.settings import LOG_COLUMNS, md_defaults, md_settings
 
 A_W = 3.1652  # bcc W lattice parameter, Å
 
@@ -60,7 +55,7 @@ def tiny(**overrides):
 @pytest.fixture(scope="module")
 def chgnet_calc():
     """Pretrained CHGNet 0.3.0 as an ASE calculator (offline, CPU)."""
-    from dualbench.md import make_quiet_calculator
+    from dualbench.md.calculator import make_quiet_calculator
     from dualbench.models import set_threads
 
     # One thread: on a busy 2-core machine two OpenMP threads run ~10x slower.
@@ -74,6 +69,16 @@ class Killed(Exception):
 
 # --------------------------------------------------------------------------------------
 # Settings
+
+
+def test_md_defaults_are_the_schema_defaults_of_the_md_section():
+    """One function gives every flat section's schema defaults; md uses it."""
+    from dualbench.config import load_schema, section_defaults
+
+    props = load_schema()["properties"]["md"]["properties"]
+    assert md_defaults() == section_defaults("md")
+    assert set(md_defaults()) == {name for name, spec in props.items() if "default" in spec}
+    assert md_defaults()["thermostat"] == props["thermostat"]["default"]
 
 
 def test_settings_take_schema_defaults_and_overrides():
@@ -203,7 +208,7 @@ def test_checkpoint_of_other_inputs_is_ignored(chgnet_calc, tmp_path):
 def test_checkpoint_of_another_model_is_ignored(chgnet_calc, tmp_path, caplog):
     """A checkpoint left by another model's run (another fine-tuned checkpoint file) is
     not continued: the run starts again from step 0."""
-    from dualbench.md import model_fingerprint
+    from dualbench.md.calculator import model_fingerprint
 
     first, second = tmp_path / "a.pth.tar", tmp_path / "b.pth.tar"
     first.write_bytes(b"weights of model A")

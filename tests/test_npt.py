@@ -20,14 +20,9 @@ from dualbench.diagnostics import (
     radial_distribution,
     shell_sigma2,
 )
-from dualbench.md import (
-    CHECKPOINT_FILE,
-    LOG_COLUMNS,
-    _fingerprint,
-    md_settings,
-    run_md,
-    trajectory_params,
-)
+from dualbench.md.checkpoint import CHECKPOINT_FILE, inputs_fingerprint
+from dualbench.md.driver import run_md
+from dualbench.md.settings import LOG_COLUMNS, md_settings, trajectory_params
 from dualbench.stats import block_standard_error
 
 A_W = 3.1652  # bcc W lattice parameter, Å
@@ -167,7 +162,7 @@ def test_npt_refuses_bussi_and_bad_settings():
 
 @pytest.fixture(scope="module")
 def chgnet_calc():
-    from dualbench.md import make_quiet_calculator
+    from dualbench.md.calculator import make_quiet_calculator
     from dualbench.models import set_threads
 
     set_threads(1)
@@ -274,9 +269,9 @@ def test_nvt_is_the_default_and_its_identity_is_unchanged():
     # The fingerprint of this input computed by the code before NPT existed (commit
     # 48ab7f5): an interrupted NVT run's checkpoint stays valid.
     w16 = bulk("W", "bcc", a=A_W, cubic=True).repeat(2)
-    assert _fingerprint(w16, settings, "chgnet-id") == "0cf2e17944f4ea31"
+    assert inputs_fingerprint(w16, settings, "chgnet-id") == "0cf2e17944f4ea31"
     # The run_md rule's params of a default md config are the pre-NPT keys; NPT adds its own.
-    from dualbench.md import md_defaults
+    from dualbench.md.settings import md_defaults
 
     assert sorted(trajectory_params(md_defaults())) == [
         "equilibration_steps", "friction_per_fs", "production_steps", "snapshot_every",

@@ -19,7 +19,7 @@ from ase.build import bulk
 from ase.io import read, write
 
 from dualbench.cli import main
-from dualbench.md import CHECKPOINT_FILE
+from dualbench.md.checkpoint import CHECKPOINT_FILE
 from dualbench.models import ModelSpec, write_model_spec
 
 EMT_PATH = "ase.calculators.emt:EMT"
@@ -65,7 +65,8 @@ def dead_pid() -> int:
 def killed_md(cu: tuple[Path, Path], out: Path, seed: int = 0, steps: int = 12) -> None:
     """What `md_args(cu, out, seed=seed, steps=steps)` leaves when killed after step 7:
     the checkpoint of step 6, through the stage function (as a Snakemake job runs it)."""
-    from dualbench.md import md_settings, run_md_job
+    from dualbench.md.driver import run_md_job
+    from dualbench.md.settings import md_settings
     from dualbench.models import parse_model_arg
     from dualbench.structure import read_structure_file
 

@@ -30,7 +30,9 @@ from ase.io import write
 
 from dualbench import exafs as ex
 from dualbench.exafs.engine_fast import chi_of_frame
-from dualbench.md import md_settings, read_snapshots, run_md
+from dualbench.md.driver import run_md
+from dualbench.md.settings import md_settings
+from dualbench.md.snapshots import read_snapshots
 from dualbench.stats import statistical_inefficiency
 
 A_CU = 3.61  # Å, EMT Cu's lattice parameter is 3.59 Å: close enough for an NVT run

@@ -122,6 +122,13 @@ def _fill_defaults(instance: Any, schema: Mapping[str, Any], root: Mapping[str, 
                 _fill_defaults(value, extra, root)
 
 
+def section_defaults(section: str) -> dict[str, Any]:
+    """The schema defaults of a flat config section (``md``, ``exafs``, ``experiment``,
+    ``ft``): its keys that have a default, with that default (one source of truth)."""
+    props = load_schema()["properties"][section]["properties"]
+    return {name: spec["default"] for name, spec in props.items() if "default" in spec}
+
+
 def fill_defaults(entry: Mapping[str, Any], definition: str) -> dict[str, Any]:
     """A copy of ``entry`` with the defaults of the schema's ``$defs/<definition>`` filled in."""
     schema = load_schema()

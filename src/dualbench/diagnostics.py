@@ -79,7 +79,7 @@ def temperature_stats(
     """Mean and spread of the kinetic temperature against the canonical expectation.
 
     ``n_dof`` defaults to ``3 * n_atoms - 3`` (centre of mass fixed, as in
-    :mod:`dualbench.md`).  ``expected_std_T_K = target * sqrt(2 / n_dof)``.
+    :mod:`dualbench.md.driver`).  ``expected_std_T_K = target * sqrt(2 / n_dof)``.
     """
     t = np.asarray(temperatures_K, dtype=float)
     if t.size == 0:
@@ -406,13 +406,13 @@ def md_diagnostics(
     """Write ``rdf.csv``, ``sigma2.csv`` and ``diagnostics.json`` to ``out_dir``.
 
     Temperature statistics come from the production rows of ``md_log`` (md_log.csv of
-    :func:`dualbench.md.run_md`) when given, else from the snapshots' momenta; the
+    :func:`dualbench.md.driver.run_md`) when given, else from the snapshots' momenta; the
     pressure from the log's pressure_GPa column (NPT runs) or else the snapshots; the
     cell from the snapshots.  ``supercell`` (repetitions of the unit cell; default: those
     in md_run.json beside ``md_log``) gives the lattice per repetition.  Returns the
     diagnostics dict.
     """
-    from dualbench.md import read_snapshots
+    from dualbench.md.snapshots import read_snapshots
     from dualbench.structure import inscribed_radius
 
     frames = read_snapshots(snapshots) if isinstance(snapshots, (str, Path)) else list(snapshots)

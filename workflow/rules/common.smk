@@ -18,7 +18,7 @@ from dualbench.fetch import MIRROR_ENV, mirror_folder, source_filename
 from dualbench.finetune import scheduled
 from dualbench.label import LabelSettings
 from dualbench.models.spec import TRAINABLE
-from dualbench.md import trajectory_params
+from dualbench.md.settings import trajectory_params
 from dualbench.plots import run_label
 from dualbench.scoring.against_reference_model import resolve_reference
 

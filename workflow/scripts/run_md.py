@@ -5,7 +5,8 @@ sys.stderr = open(snakemake.log[0], "a")
 
 from pathlib import Path
 
-from dualbench.md import md_settings, run_md_job
+from dualbench.md.driver import run_md_job
+from dualbench.md.settings import md_settings
 from dualbench.structure import build_structure
 from dualbench.workflow import start_script
 

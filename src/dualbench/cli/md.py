@@ -98,7 +98,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def md(args: argparse.Namespace) -> int:
-    from dualbench.md import md_settings, run_md_job
+    from dualbench.md.checkpoint import CHECKPOINT_FILE
+    from dualbench.md.driver import FAILURE_FILE, LOG_FILE, RUN_INFO_FILE, run_md_job
+    from dualbench.md.settings import md_settings
+    from dualbench.md.snapshots import SNAPSHOTS_FILE, SUPERCELL_FILE
 
     settings = md_settings(
         {},
@@ -119,17 +122,15 @@ def md(args: argparse.Namespace) -> int:
         max_temperature_factor=args.max_temperature_factor,
         device=args.device,
     )
-    from dualbench import md as stage
     from dualbench.structure import read_structure_file
 
     # Made, probed and locked before the MD; its checkpoint (continued by a rerun with
     # the same arguments) and a guard failure stay when the run fails.
     with output_folder(
         args.out, command_line(args), overwrite=args.overwrite,
-        finished=(stage.SNAPSHOTS_FILE, stage.RUN_INFO_FILE),
-        outputs=(stage.SNAPSHOTS_FILE, stage.LOG_FILE, stage.SUPERCELL_FILE,
-                 stage.RUN_INFO_FILE),
-        keep=(stage.CHECKPOINT_FILE, stage.FAILURE_FILE),
+        finished=(SNAPSHOTS_FILE, RUN_INFO_FILE),
+        outputs=(SNAPSHOTS_FILE, LOG_FILE, SUPERCELL_FILE, RUN_INFO_FILE),
+        keep=(CHECKPOINT_FILE, FAILURE_FILE),
     ):
         unit = read_structure_file(args.structure)
         unit.pbc = True

@@ -18,7 +18,7 @@ def read_finite_snapshots(path: str | Path) -> list[Atoms]:
     """The frames of an MD snapshots file as the EXAFS arm takes them: every position and
     cell finite, else refused naming the file, the frame and the atom (a NaN atom would
     drop every path through it and shrink the mean structure's cluster, silently)."""
-    from dualbench.md import read_snapshots
+    from dualbench.md.snapshots import read_snapshots
 
     frames = read_snapshots(path)
     for index, atoms in enumerate(frames):

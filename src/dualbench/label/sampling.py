@@ -62,7 +62,9 @@ def sample_configs(
     ``settings.seed + round_index``, so that adding a round leaves the earlier rounds'
     configurations as they were.  Returns counts for the log.
     """
-    from dualbench.md import md_settings, read_snapshots, run_md_job
+    from dualbench.md.driver import run_md_job
+    from dualbench.md.settings import md_settings
+    from dualbench.md.snapshots import read_snapshots
     from dualbench.structure import build_supercell
 
     if settings.sampling_rounds()[0].n_configs < 1:

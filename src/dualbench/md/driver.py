@@ -3,9 +3,11 @@
 The driver propagates an ASE integrator that samples the canonical ensemble (Langevin
 or Bussi stochastic velocity rescaling; never Berendsen) at the starting cell, or with
 ``ensemble = "npt"`` the isothermal-isobaric one (Langevin atoms and a Langevin-Hoover
-barostat at ``pressure_GPa``, the cell's shape kept; see :mod:`dualbench.ensembles`),
-one step at a time, so that it can check every step (:class:`MDGuardError`), log
-progress, and save a restart checkpoint every ``checkpoint_every`` steps.
+barostat at ``pressure_GPa``, the cell's shape kept; see :mod:`dualbench.md.ensembles`),
+one step at a time, so that it can check every step (:mod:`dualbench.md.guards`), log
+progress, and save a restart checkpoint (:mod:`dualbench.md.checkpoint`) every
+``checkpoint_every`` steps.  Settings: :mod:`dualbench.md.settings`; the snapshot files:
+:mod:`dualbench.md.snapshots`.
 
 Steps are counted from 0, the Maxwell-Boltzmann start at the target temperature.  Steps
 ``1..equilibration_steps`` are equilibration, the next ``production_steps`` production;
@@ -28,9 +30,6 @@ Units: positions Å, energies eV, forces eV/Å, time fs, temperature K, pressure
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
 import json
 import logging
 import math
@@ -44,37 +43,33 @@ from typing import Any
 import numpy as np
 from ase import Atoms, units
 
-from dualbench.ensembles import (
-    make_dynamics,
-    pressure_GPa,
-    restore_dynamics_state,
-    trajectory_settings,
-)
-from dualbench.io import atomic_path, provenance, write_csv, write_json
-from dualbench.md_checkpoint import (
+from dualbench.io import provenance, write_csv, write_json
+from dualbench.md.calculator import make_quiet_calculator, model_fingerprint
+from dualbench.md.checkpoint import (
+    CHECKPOINT_FILE,
     RunState,
+    inputs_fingerprint,
     load_checkpoint,
     save_checkpoint,
     state_from_checkpoint,
 )
-from dualbench.md_config import (  # noqa: F401  (re-exported: the package's MD names)
-    LOG_COLUMNS,
-    NON_TRAJECTORY_SETTINGS,
-    MDGuardError,
-    MDSettings,
-    check_state,
-    md_defaults,
-    md_settings,
-    trajectory_params,
+from dualbench.md.ensembles import pressure_GPa, start_classical_dynamics
+from dualbench.md.guards import MDGuardError, check_state
+from dualbench.md.settings import MDSettings
+from dualbench.md.snapshots import (
+    SNAPSHOTS_FILE,
+    SUPERCELL_FILE,
+    snapshot_frames,
+    write_snapshots,
 )
 
-log = logging.getLogger(__name__)
+# The package's one logger name (the CLI's log lines name it), whatever the module.
+log = logging.getLogger("dualbench.md")
 
-SNAPSHOTS_FILE = "snapshots.extxyz"
+#: A run's other files in its output folder (the snapshot files are named in
+#: :mod:`dualbench.md.snapshots`, the checkpoint in :mod:`dualbench.md.checkpoint`).
 LOG_FILE = "md_log.csv"
-SUPERCELL_FILE = "supercell.extxyz"
 RUN_INFO_FILE = "md_run.json"
-CHECKPOINT_FILE = "md_checkpoint.npz"
 FAILURE_FILE = "md_guard_failure.extxyz"
 
 
@@ -92,48 +87,6 @@ class MDResult:
     wall_s: float
     steps_per_s: float | None  # None when a resumed run had no step left to do
     device: str | None = None
-
-
-
-# --------------------------------------------------------------------------------------
-# Setup helpers
-
-
-def make_quiet_calculator(model: Any, device: str = "auto"):
-    """:func:`dualbench.models.make_calculator` with CHGNet's stdout chatter sent to the log."""
-    from dualbench.models import make_calculator
-
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        calc = make_calculator(model, device)
-    for line in buffer.getvalue().splitlines():
-        log.debug("model: %s", line)
-    return calc
-
-
-def model_fingerprint(model: Any) -> str:
-    """A short hash of what a MODEL argument loads (spec and checkpoint file contents)."""
-    from dualbench.models import parse_model_arg
-
-    spec = asdict(parse_model_arg(model))
-    checkpoint = spec.pop("checkpoint", None)
-    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
-    if checkpoint:
-        with open(checkpoint, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def _fingerprint(atoms: Atoms, settings: MDSettings, model_id: str) -> str:
-    payload = {
-        "settings": trajectory_settings(asdict(settings), NON_TRAJECTORY_SETTINGS),
-        "numbers": atoms.numbers.tolist(),
-        "positions": np.round(atoms.positions, 6).tolist(),
-        "cell": np.round(np.asarray(atoms.cell), 6).tolist(),
-        "model": model_id,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------
@@ -156,56 +109,6 @@ def _phase(step: int, settings: MDSettings) -> str:
     if step == 0:
         return "initial"
     return "equilibration" if step <= settings.equilibration_steps else "production"
-
-
-def _snapshot_frames(atoms: Atoms, state: RunState, settings: MDSettings) -> list[Atoms]:
-    from ase.calculators.singlepoint import SinglePointCalculator
-
-    frames = []
-    n_dof = 3 * len(atoms) - 3
-    for k, step in enumerate(state.snap_steps):
-        frame = Atoms(
-            numbers=atoms.numbers,
-            positions=state.snap_positions[k],
-            cell=state.snap_cells[k],
-            pbc=atoms.pbc,
-            momenta=state.snap_momenta[k],
-        )
-        ekin = 0.5 * float(np.sum(state.snap_momenta[k] ** 2 / atoms.get_masses()[:, None]))
-        frame.info.update(
-            step=int(step),
-            time_fs=float(step * settings.timestep_fs),
-            temperature_K=2.0 * ekin / (n_dof * units.kB),
-        )
-        frame.calc = SinglePointCalculator(
-            frame,
-            energy=float(state.snap_energies[k]),
-            forces=state.snap_forces[k],
-            stress=state.snap_stresses[k],
-        )
-        frames.append(frame)
-    return frames
-
-
-def write_snapshots(path: str | Path, frames: list[Atoms]) -> None:
-    """Write frames (with cell, momenta, energy, forces, stress) as extxyz atomically."""
-    from ase.io import write
-
-    with atomic_path(path) as tmp:
-        write(tmp, frames, format="extxyz")
-
-
-def read_snapshots(path: str | Path) -> list[Atoms]:
-    """Frames of a snapshot (or any extended-XYZ) trajectory, with cell and pbc."""
-    from ase.io import read
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: snapshots file not found")
-    frames = read(path, index=":", format="extxyz")
-    if not frames:
-        raise ValueError(f"{path}: no frames")
-    return list(frames)
 
 
 def _write_log(path: Path, state: RunState, settings: MDSettings) -> None:
@@ -253,15 +156,15 @@ def _prepare(
 ) -> _Run:
     """Atoms with FixCom and the calculator, from the checkpoint of the same inputs when
     there is one (positions, momenta, cell, random and integrator state, accumulated
-    rows), else a Maxwell-Boltzmann start; and the integrator."""
+    rows), else a Maxwell-Boltzmann start; and the integrator
+    (:func:`dualbench.md.ensembles.start_classical_dynamics`)."""
     from ase.constraints import FixCom
-    from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
     checkpoint = out_dir / CHECKPOINT_FILE
     start_structure = atoms.copy()
     start_structure.set_constraint()
     start_structure.set_momenta(None)
-    fingerprint = _fingerprint(start_structure, settings, model_id)
+    fingerprint = inputs_fingerprint(start_structure, settings, model_id)
 
     atoms = start_structure.copy()
     atoms.set_constraint(FixCom())
@@ -287,12 +190,9 @@ def _prepare(
     else:
         start_step = 0
         state = RunState.empty()
-        thermalize_momenta(atoms, temperature_K=settings.temperature_K, rng=rng)
-        Stationary(atoms)
 
-    dyn = make_dynamics(atoms, settings, rng)
-    if ckpt is not None:
-        restore_dynamics_state(dyn, {k: ckpt[k] for k in ckpt if np.ndim(ckpt[k]) == 0})
+    saved = None if ckpt is None else {k: ckpt[k] for k in ckpt if np.ndim(ckpt[k]) == 0}
+    dyn = start_classical_dynamics(atoms, settings, rng, saved)
     return _Run(
         atoms=atoms,
         settings=settings,
@@ -422,7 +322,7 @@ def _finish(
         steps_per_s=steps_done / loop_s if steps_done and loop_s > 0 else None,
         device=str(getattr(calculator, "device", "")) or None,
     )
-    write_snapshots(out_dir / SNAPSHOTS_FILE, _snapshot_frames(run.atoms, state, settings))
+    write_snapshots(out_dir / SNAPSHOTS_FILE, snapshot_frames(run.atoms, state, settings))
     _write_log(out_dir / LOG_FILE, state, settings)
     write_snapshots(out_dir / SUPERCELL_FILE, [run.start_structure])
     info = {"settings": asdict(settings), "result": asdict(result), **(run_info or {})}

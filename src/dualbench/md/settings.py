@@ -1,23 +1,20 @@
-"""MD settings from a config's ``md`` section, and the guards every step is checked by.
+"""MD settings from a config's ``md`` section.
 
 :class:`MDSettings` (times fs, temperatures K, distances Å, friction 1/fs, pressure GPa)
-with the schema's defaults (:func:`md_settings`), which keys change a trajectory
-(:data:`NON_TRAJECTORY_SETTINGS`, :func:`trajectory_params`), and :func:`check_state`,
-which stops a run that left the physical regime (:class:`MDGuardError`).  The driver is
-:mod:`dualbench.md`, which re-exports these names.
+with the schema's defaults (:func:`md_settings`, :func:`md_defaults`), and which keys
+change a trajectory (:data:`NON_TRAJECTORY_SETTINGS`, :func:`trajectory_params`).  The
+guards every step is checked by are in :mod:`dualbench.md.guards`, the driver in
+:mod:`dualbench.md.driver`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-import numpy as np
-from ase import Atoms
-
-from dualbench.ensembles import NPT_LOG_COLUMNS, trajectory_settings, validate_ensemble
+from dualbench.config import section_defaults
+from dualbench.md.ensembles import NPT_LOG_COLUMNS, trajectory_settings, validate_ensemble
 
 LOG_COLUMNS = ("step", "time_fs", "temperature_K", "epot_eV", "ekin_eV")
 
@@ -34,18 +31,6 @@ def trajectory_params(md_config: Mapping[str, Any]) -> dict[str, Any]:
     ``ensemble``, ``pressure_GPa`` and ``barostat_time_fs``, so that adding NPT did not
     change the params (and trigger reruns) of NVT runs."""
     return trajectory_settings(dict(md_config), NON_TRAJECTORY_SETTINGS)
-
-
-class MDGuardError(RuntimeError):
-    """The MD left the physical regime (non-finite forces, atoms too close, runaway T).
-
-    ``step`` is the step at which the check failed and ``reason`` says which check.
-    """
-
-    def __init__(self, step: int, reason: str):
-        self.step = step
-        self.reason = reason
-        super().__init__(f"MD stopped at step {step}: {reason}")
 
 
 @dataclass
@@ -109,10 +94,7 @@ class MDSettings:
 
 def md_defaults() -> dict[str, Any]:
     """The defaults of the config's ``md`` section, from the schema (one source of truth)."""
-    from dualbench.config import load_schema
-
-    props = load_schema()["properties"]["md"]["properties"]
-    return {name: prop["default"] for name, prop in props.items() if "default" in prop}
+    return section_defaults("md")
 
 
 def md_settings(
@@ -136,43 +118,3 @@ def md_settings(
     settings = MDSettings(temperature_K=float(temperature_K), seed=int(seed), **values)
     settings.validate()
     return settings
-
-# --------------------------------------------------------------------------------------
-# Guards
-
-
-def check_state(atoms: Atoms, step: int, settings: MDSettings) -> None:
-    """Raise :class:`MDGuardError` when the state at ``step`` is not physical.
-
-    Checks, in order: finite positions and momenta, finite energy and forces (of the
-    attached calculator's last results), no pair closer than ``min_distance_A`` (minimum
-    image), and a kinetic temperature below ``max_temperature_factor`` times the target.
-    """
-    from ase.neighborlist import neighbor_list
-
-    if not (np.isfinite(atoms.positions).all() and np.isfinite(atoms.get_momenta()).all()):
-        raise MDGuardError(step, "non-finite positions or momenta")
-    results = atoms.calc.results if atoms.calc is not None else {}
-    forces = results.get("forces")
-    if forces is not None and not np.isfinite(forces).all():
-        bad = np.unique(np.nonzero(~np.isfinite(forces))[0])
-        raise MDGuardError(step, f"non-finite forces on atom(s) {bad[:10].tolist()}")
-    energy = results.get("energy")
-    if energy is not None and not np.isfinite(energy):
-        raise MDGuardError(step, f"non-finite potential energy ({energy})")
-    i, j, d = neighbor_list("ijd", atoms, settings.min_distance_A)
-    if len(d):
-        k = int(np.argmin(d))
-        raise MDGuardError(
-            step,
-            f"atoms {int(i[k])} and {int(j[k])} are {d[k]:.3f} Å apart, closer than"
-            f" min_distance_A = {settings.min_distance_A} Å",
-        )
-    temperature = atoms.get_temperature()
-    limit = settings.max_temperature_factor * settings.temperature_K
-    if not math.isfinite(temperature) or temperature > limit:
-        raise MDGuardError(
-            step,
-            f"temperature {temperature:.1f} K exceeds {settings.max_temperature_factor} x the"
-            f" target {settings.temperature_K} K (runaway)",
-        )

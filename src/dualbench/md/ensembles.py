@@ -27,6 +27,8 @@ keeps two public numbers (``p_eps``, ``force_eps``), so a restart reproduces the
 uninterrupted run.  Berendsen barostats are never used: they do not sample any ensemble.
 
 Every dynamics returned here has ``step(forces) -> forces`` (the forces after the step).
+The driver (:mod:`dualbench.md.driver`) sets up its integrator with one call,
+:func:`start_classical_dynamics`; a path-integral integrator would sit beside it.
 
 Units: time fs, temperature K, pressure GPa, stress eV/Å^3, volume Å^3.
 """
@@ -34,6 +36,7 @@ Units: time fs, temperature K, pressure GPa, stress eV/Å^3, volume Å^3.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -127,7 +130,7 @@ class HydrostaticLangevinNPT:
 
 
 def make_dynamics(atoms: Atoms, settings: Any, rng: np.random.Generator) -> Any:
-    """The integrator of ``settings`` (an :class:`dualbench.md.MDSettings`) for ``atoms``
+    """The integrator of ``settings`` (an :class:`dualbench.md.settings.MDSettings`) for ``atoms``
     (calculator attached, momenta set, FixCom constraint), drawing noise from ``rng``."""
     dt = settings.timestep_fs * units.fs
     if getattr(settings, "ensemble", "nvt") == "npt":
@@ -170,3 +173,22 @@ def restore_dynamics_state(dyn: Any, saved: dict[str, Any]) -> None:
         dyn.transferred_energy = float(saved["transferred_energy"])
     if isinstance(dyn, HydrostaticLangevinNPT):
         dyn.restore({k: float(saved[k]) for k in ("p_eps", "force_eps")})
+
+
+def start_classical_dynamics(
+    atoms: Atoms, settings: Any, rng: np.random.Generator, saved: Mapping[str, Any] | None
+) -> Any:
+    """The classical integrator of ``settings`` for ``atoms`` (calculator attached, FixCom
+    constraint), drawing noise from ``rng``: after a Maxwell-Boltzmann start at the target
+    temperature with zero total momentum, or, when resuming (positions, momenta and
+    ``rng`` already restored), with the integrator state ``saved`` (what
+    :func:`dynamics_state` returned; keys absent are kept)."""
+    from ase.md.velocitydistribution import Stationary, thermalize_momenta
+
+    if saved is None:
+        thermalize_momenta(atoms, temperature_K=settings.temperature_K, rng=rng)
+        Stationary(atoms)
+    dyn = make_dynamics(atoms, settings, rng)
+    if saved is not None:
+        restore_dynamics_state(dyn, dict(saved))
+    return dyn

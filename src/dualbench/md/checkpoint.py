@@ -1,29 +1,47 @@
 """The MD driver's restart checkpoint (``md_checkpoint.npz``) and what a run accumulates.
 
 The checkpoint holds positions, momenta, the cell, the step counter, the random
-generator's state, the integrator's own state (:func:`dualbench.ensembles.dynamics_state`),
-the log rows and the snapshots (with their cells) kept so far, and a fingerprint of the
-inputs; one written for other inputs is ignored.  Units: Å, eV, eV/Å, eV/Å^3.
+generator's state, the integrator's own state
+(:func:`dualbench.md.ensembles.dynamics_state`), the log rows and the snapshots (with
+their cells) kept so far, and a fingerprint of the inputs (:func:`inputs_fingerprint`);
+one written for other inputs is ignored.  Units: Å, eV, eV/Å, eV/Å^3.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 
-from dualbench.ensembles import dynamics_state
 from dualbench.io import atomic_path
+from dualbench.md.ensembles import dynamics_state, trajectory_settings
+from dualbench.md.settings import NON_TRAJECTORY_SETTINGS, MDSettings
 
 log = logging.getLogger("dualbench.md")
 
+#: The checkpoint's name in a run's output folder (not an output of the workflow).
+CHECKPOINT_FILE = "md_checkpoint.npz"
 CHECKPOINT_VERSION = 1
+
+
+def inputs_fingerprint(atoms: Atoms, settings: MDSettings, model_id: str) -> str:
+    """A short hash of a run's inputs: the settings that change the trajectory, the
+    starting structure (rounded to 1e-6 Å) and the model's id."""
+    payload = {
+        "settings": trajectory_settings(asdict(settings), NON_TRAJECTORY_SETTINGS),
+        "numbers": atoms.numbers.tolist(),
+        "positions": np.round(atoms.positions, 6).tolist(),
+        "cell": np.round(np.asarray(atoms.cell), 6).tolist(),
+        "model": model_id,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass

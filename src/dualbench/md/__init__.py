@@ -1,0 +1,25 @@
+"""NVT or NPT molecular dynamics with any model of the sweep: snapshots, restart, guards.
+
+Import each name from the module it lives in (this package re-exports nothing):
+
+* :mod:`.settings`: the ``md`` section's settings -- :class:`MDSettings`,
+  :func:`md_settings`, :func:`md_defaults` (the schema's), :data:`LOG_COLUMNS`,
+  :data:`NON_TRAJECTORY_SETTINGS`, :func:`trajectory_params`.
+* :mod:`.guards`: the checks of every step -- :func:`check_state`, :class:`MDGuardError`.
+* :mod:`.ensembles`: the classical integrators (NVT Langevin or Bussi, NPT
+  Langevin-Hoover) -- :func:`start_classical_dynamics`, :func:`make_dynamics`,
+  :func:`dynamics_state`, :func:`pressure_GPa`, :func:`validate_ensemble`.
+* :mod:`.checkpoint`: the restart checkpoint and what a run accumulates --
+  :data:`CHECKPOINT_FILE`, :class:`RunState`, :func:`inputs_fingerprint`,
+  :func:`save_checkpoint`, :func:`load_checkpoint`.
+* :mod:`.snapshots`: snapshot I/O -- :data:`SNAPSHOTS_FILE`, :data:`SUPERCELL_FILE`,
+  :func:`snapshot_frames`, :func:`write_snapshots`, :func:`read_snapshots`.
+* :mod:`.calculator`: the model of a run -- :func:`make_quiet_calculator`,
+  :func:`model_fingerprint`.
+* :mod:`.driver`: the run -- :func:`run_md`, :func:`run_md_job`, :class:`MDResult`,
+  :data:`LOG_FILE`, :data:`RUN_INFO_FILE`, :data:`FAILURE_FILE`.
+
+The imports go one way: :mod:`.ensembles` -> :mod:`.settings` -> :mod:`.guards`,
+:mod:`.checkpoint` -> :mod:`.driver`, which also uses :mod:`.snapshots` and
+:mod:`.calculator`.
+"""

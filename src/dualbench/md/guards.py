@@ -1,0 +1,64 @@
+"""The guards every MD step is checked by: a run that left the physical regime stops.
+
+:func:`check_state` raises :class:`MDGuardError` (with the step and the reason) for
+non-finite positions, momenta, energy or forces, atoms closer than ``min_distance_A``
+(Å), or a kinetic temperature (K) above ``max_temperature_factor`` times the target.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from ase import Atoms
+
+from dualbench.md.settings import MDSettings
+
+
+class MDGuardError(RuntimeError):
+    """The MD left the physical regime (non-finite forces, atoms too close, runaway T).
+
+    ``step`` is the step at which the check failed and ``reason`` says which check.
+    """
+
+    def __init__(self, step: int, reason: str):
+        self.step = step
+        self.reason = reason
+        super().__init__(f"MD stopped at step {step}: {reason}")
+
+
+def check_state(atoms: Atoms, step: int, settings: MDSettings) -> None:
+    """Raise :class:`MDGuardError` when the state at ``step`` is not physical.
+
+    Checks, in order: finite positions and momenta, finite energy and forces (of the
+    attached calculator's last results), no pair closer than ``min_distance_A`` (minimum
+    image), and a kinetic temperature below ``max_temperature_factor`` times the target.
+    """
+    from ase.neighborlist import neighbor_list
+
+    if not (np.isfinite(atoms.positions).all() and np.isfinite(atoms.get_momenta()).all()):
+        raise MDGuardError(step, "non-finite positions or momenta")
+    results = atoms.calc.results if atoms.calc is not None else {}
+    forces = results.get("forces")
+    if forces is not None and not np.isfinite(forces).all():
+        bad = np.unique(np.nonzero(~np.isfinite(forces))[0])
+        raise MDGuardError(step, f"non-finite forces on atom(s) {bad[:10].tolist()}")
+    energy = results.get("energy")
+    if energy is not None and not np.isfinite(energy):
+        raise MDGuardError(step, f"non-finite potential energy ({energy})")
+    i, j, d = neighbor_list("ijd", atoms, settings.min_distance_A)
+    if len(d):
+        k = int(np.argmin(d))
+        raise MDGuardError(
+            step,
+            f"atoms {int(i[k])} and {int(j[k])} are {d[k]:.3f} Å apart, closer than"
+            f" min_distance_A = {settings.min_distance_A} Å",
+        )
+    temperature = atoms.get_temperature()
+    limit = settings.max_temperature_factor * settings.temperature_K
+    if not math.isfinite(temperature) or temperature > limit:
+        raise MDGuardError(
+            step,
+            f"temperature {temperature:.1f} K exceeds {settings.max_temperature_factor} x the"
+            f" target {settings.temperature_K} K (runaway)",
+        )
