@@ -101,8 +101,8 @@ def _report(args, settings, potentials, reference, frames, tmp, t_pot) -> None:
         K_GRID,
         average_spectra,
         build_path_table,
-        compute_chunk,
-        compute_chunk_fast,
+        chunk_fast,
+        chunk_feff,
     )
 
     start = time.perf_counter()
@@ -110,15 +110,15 @@ def _report(args, settings, potentials, reference, frames, tmp, t_pot) -> None:
     t_table = time.perf_counter() - start
     snapshot_map = dict(enumerate(frames))
     start = time.perf_counter()
-    feff = compute_chunk(snapshot_map, potentials, settings, absorbers_per_snapshot=args.absorbers,
-                         seed=args.seed, work_root=tmp)
+    feff = chunk_feff(snapshot_map, potentials, settings, absorbers_per_snapshot=args.absorbers,
+                      seed=args.seed, work_root=tmp)
     per_feff = (time.perf_counter() - start) / len(feff.frame_index)
     start = time.perf_counter()
-    fast = compute_chunk_fast(snapshot_map, table, absorbers_per_snapshot=args.absorbers,
-                              seed=args.seed)
+    fast = chunk_fast(snapshot_map, table, absorbers_per_snapshot=args.absorbers,
+                      seed=args.seed)
     per_fast = (time.perf_counter() - start) / fast.weights().sum()
     start = time.perf_counter()
-    every = compute_chunk_fast(snapshot_map, table, absorbers_per_snapshot=0, seed=args.seed)
+    every = chunk_fast(snapshot_map, table, absorbers_per_snapshot=0, seed=args.seed)
     per_every = (time.perf_counter() - start) / every.weights().sum()
 
     avg_feff = average_spectra(feff.chi, feff.frame_index)
@@ -158,10 +158,10 @@ def _largest_path_error(table, atoms, absorber, potentials, tmp, scale):
     |chi|) and relative to the path's own max |chi|, each with the path it is on."""
     from dualbench.exafs import K_GRID
     from dualbench.exafs.engine_fast import _path_sum, site_positions
-    from dualbench.exafs.onepath import run_onepath
-    from dualbench.exafs.path_model import K_COARSE, half_length, path_arrays_on_grid
+    from dualbench.exafs.path_geometry_response import K_COARSE, half_length, path_arrays_on_grid
+    from dualbench.exafs.single_path import run_single_paths
 
-    folder = Path(tmp) / "onepath"
+    folder = Path(tmp) / "single_path"
     folder.mkdir()
     shutil.copyfile(potentials.folder / "phase.pad", folder / "phase.pad")
     frac, cell = site_positions(table, atoms, 0)
@@ -184,7 +184,7 @@ def _largest_path_error(table, atoms, absorber, potentials, tmp, scale):
                                                                                    strict=True)]
             for p, own in zip(pos, owners, strict=True)
         ]
-        exact, _ = path_arrays_on_grid(run_onepath(folder, scatterers), K_COARSE)
+        exact, _ = path_arrays_on_grid(run_single_paths(folder, scatterers), K_COARSE)
         base = np.array([np.interp(K_COARSE, K_GRID, table.base[q].real)
                          + 1j * np.interp(K_COARSE, K_GRID, table.base[q].imag) for q in which])
         for i, q in enumerate(which):

@@ -14,16 +14,16 @@ from ase.io import write
 from ase.neighborlist import neighbor_list
 
 from dualbench import exafs as ex
-from dualbench.exafs import path_model as pm
+from dualbench.exafs import path_geometry_response as response
 from dualbench.exafs.engine_fast import chi_of_frame, site_positions
-from dualbench.exafs.onepath import run_onepath
-from dualbench.exafs.paths import (
+from dualbench.exafs.feff_path_list import (
     RPATH_MARGIN_A,
     FeffPath,
     merge_equivalent,
     parse_list_dat,
     parse_paths_dat,
 )
+from dualbench.exafs.single_path import run_single_paths
 
 A_W = 3.1652  # Å
 SMALL = ex.FeffSettings(edge="L3", rmax_A=4.5, nleg=3, cluster_radius_A=4.6)
@@ -135,16 +135,16 @@ def test_embedding_gives_back_the_distances():
     points = np.random.default_rng(1).normal(size=(4, 3))
     points -= points[0]
     dist = np.linalg.norm(points[:, None] - points[None, :], axis=-1)
-    back = pm.embed(dist)
+    back = response.embed(dist)
     assert np.allclose(np.linalg.norm(back[:, None] - back[None, :], axis=-1), dist)
     # A straight path: its long side can shrink (the middle atom leaves the line) but
     # cannot grow, so that coordinate takes the one-sided difference.
     line = np.array([[0.0, 0.0, 0.0], [2.74, 0.0, 0.0], [5.48, 0.0, 0.0]])
-    pairs, values = pm.path_coordinates(line)
+    pairs, values = response.path_coordinates(line)
     long_side = [tuple(p) for p in pairs].index((0, 2))
     assert np.isclose(values[long_side], 5.48)
-    assert pm.changed_geometry(line, pairs, long_side, +0.02) is None
-    bent = pm.changed_geometry(line, pairs, long_side, -0.02)
+    assert response.changed_geometry(line, pairs, long_side, +0.02) is None
+    bent = response.changed_geometry(line, pairs, long_side, -0.02)
     assert np.isclose(np.linalg.norm(bent[2] - bent[0]), 5.46)
     assert np.isclose(np.linalg.norm(bent[1] - bent[0]), 2.74)
 
@@ -156,15 +156,15 @@ def test_length_response_of_a_single_scattering_path(small, tmp_path):
     (tmp_path / "phase.pad").write_bytes((pots.folder / "phase.pad").read_bytes())
     r0 = A_W * np.sqrt(3) / 2
     shifts = [-0.12, -0.06, 0.06, 0.12]
-    arrays = run_onepath(tmp_path, [[[(r0 + d) / np.sqrt(3)] * 3 + [1]] for d in shifts])
-    exact, _ = pm.path_arrays_on_grid(arrays)
+    arrays = run_single_paths(tmp_path, [[[(r0 + d) / np.sqrt(3)] * 3 + [1]] for d in shifts])
+    exact, _ = response.path_arrays_on_grid(arrays)
     q = int(np.argmin(np.abs(table.reff - r0)))
     assert table.nleg[q] == 2 and np.isclose(table.reff[q], r0, atol=1e-4)
-    fine = pm.spline_matrix()
+    fine = response.spline_matrix()
     for d, chi_exact in zip(shifts, exact, strict=True):
         r = r0 + d
         deltar = table.base[q] * (r0 / r) ** 2 * np.exp(2j * np.interp(
-            ex.K_GRID, pm.K_COARSE, table.momentum[q]) * d)
+            ex.K_GRID, response.K_COARSE, table.momentum[q]) * d)
         factor = 1 + table.gradient[q, 0] * d
         model = table.base[q] * (fine @ ((r0 / r) ** 2 * np.exp(2j * table.momentum[q] * d)
                                          * factor))
@@ -191,9 +191,9 @@ def test_fast_engine_matches_feff_on_disordered_snapshots(wide, tmp_path):
     the geometry response they do not."""
     pots, table = wide
     frames = {i: thermal(bcc_w(4), 0.05, seed=i) for i in range(2)}
-    fast = ex.compute_chunk_fast(frames, table, absorbers_per_snapshot=2, seed=0)
-    feff = ex.compute_chunk(frames, pots, WIDE, absorbers_per_snapshot=2, seed=0,
-                            work_root=tmp_path)
+    fast = ex.chunk_fast(frames, table, absorbers_per_snapshot=2, seed=0)
+    feff = ex.chunk_feff(frames, pots, WIDE, absorbers_per_snapshot=2, seed=0,
+                         work_root=tmp_path)
     avg_fast = ex.average_spectra(fast.chi, fast.frame_index, weights=fast.weights())
     avg_feff = ex.average_spectra(feff.chi, feff.frame_index)
     assert avg_fast.n_spectra == avg_feff.n_spectra == 4
@@ -201,7 +201,7 @@ def test_fast_engine_matches_feff_on_disordered_snapshots(wide, tmp_path):
     saved = table.gradient.copy()
     table.gradient[:] = 0.0  # larch's deltar alone
     try:
-        bare = ex.compute_chunk_fast(frames, table, absorbers_per_snapshot=2, seed=0)
+        bare = ex.chunk_fast(frames, table, absorbers_per_snapshot=2, seed=0)
     finally:
         table.gradient[:] = saved
     avg_bare = ex.average_spectra(bare.chi, bare.frame_index, weights=bare.weights())
@@ -228,7 +228,7 @@ def test_fast_chunks_average_like_their_pairs(small, tmp_path):
     plain mean over every (frame, absorber) pair computed one at a time."""
     _, table = small
     frames = {i: thermal(bcc_w(3), 0.05, seed=10 + i) for i in range(3)}
-    result = ex.compute_chunk_fast(frames, table, absorbers_per_snapshot=0, seed=0)
+    result = ex.chunk_fast(frames, table, absorbers_per_snapshot=0, seed=0)
     assert list(result.frame_index) == [0, 1, 2] and list(result.weights()) == [54] * 3
     ex.write_chunk(tmp_path / "0.npz", result)
     avg = ex.average_chunks([tmp_path / "0.npz"])
@@ -283,8 +283,8 @@ def test_workers_and_average_potentials(small, tmp_path):
     displaced copies is the ideal crystal, so its potentials' reference is the ideal one)."""
     _, table = small
     frames = {i: thermal(bcc_w(3), 0.04, seed=20 + i) for i in range(4)}
-    one = ex.compute_chunk_fast(frames, table, absorbers_per_snapshot=0, seed=0, workers=1)
-    two = ex.compute_chunk_fast(frames, table, absorbers_per_snapshot=0, seed=0, workers=2)
+    one = ex.chunk_fast(frames, table, absorbers_per_snapshot=0, seed=0, workers=1)
+    two = ex.chunk_fast(frames, table, absorbers_per_snapshot=0, seed=0, workers=2)
     assert np.array_equal(one.chi, two.chi) and np.array_equal(one.frame_index, two.frame_index)
     ideal = bcc_w(3)
     plus, minus = ideal.copy(), ideal.copy()

@@ -245,9 +245,10 @@ def average(nio, engine: str, tmp_path) -> ex.AveragedChi:
     3.2 Å cluster exceeds the 8-atom cell's inscribed radius (2.09 Å): allowed here, as
     the tiny configs do, since the test is about which atoms are averaged (the oracle
     cuts the same clusters) and the small cell keeps FEFF cheap."""
+    settings = ex.ExafsSettings(feff=NIO, engine=engine, allow_periodic_images=True)
     return ex.average_snapshots(
-        nio["out"] / "snapshots.extxyz", "Ni", NIO, FT, tmp_path / engine, engine=engine,
-        potentials_dir=nio["out"] / "pot", allow_periodic_images=True,
+        nio["out"] / "snapshots.extxyz", "Ni", settings, FT, tmp_path / engine,
+        potentials_dir=nio["out"] / "pot",
     )
 
 

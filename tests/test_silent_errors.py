@@ -331,7 +331,7 @@ def test_the_fit_stage_records_its_experiment(w16, tmp_path):
 
     # A 'measurement': the fast engine's chi(k) of a thermal frame (the potentials' paths).
     k = K_EXP
-    model = ex.compute_chunk_fast({0: thermal(0)}, w16["table"], absorbers_per_snapshot=0,
+    model = ex.chunk_fast({0: thermal(0)}, w16["table"], absorbers_per_snapshot=0,
                                   seed=0).chi[0]
     ex.write_chi_k(tmp_path / "exp" / "chi_k.csv", k, 0.9 * np.interp(k, ex.K_GRID, model))
     ex.write_chi_k(tmp_path / "other" / "chi_k.csv", k, 0.5 * np.interp(k, ex.K_GRID, model))

@@ -23,6 +23,12 @@ WINDOWS = ("hanning", "kaiser", "gaussian", "sine", "welch", "parzen")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    _register_experiment(sub)
+    _register_exafs_average(sub)
+    _register_compare(sub)
+
+
+def _register_experiment(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "experiment",
         help="reduce a measured mu(E) (XDI, column ASCII, Athena) to chi(k) and |chi(R)|",
@@ -47,6 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_common(p)
     p.set_defaults(func=experiment)
 
+
+def _register_exafs_average(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "exafs-average",
         help="configuration-averaged FEFF8L chi(k) of MD snapshots with fixed potentials",
@@ -95,6 +103,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_common(p)
     p.set_defaults(func=exafs_average)
 
+
+def _register_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
         help="score simulated chi(k) against the experiment (E0 shift, S0^2, MSE, R-factor)",
@@ -143,18 +153,14 @@ def _sections(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 def _ft(args: argparse.Namespace, sections: dict[str, dict[str, Any]]):
+    """The ft section with the options' overrides (FTSettings checks its ranges)."""
     from dualbench.exafs import FTSettings
 
     ft = dict(sections["ft"])
     overrides = {"kmin": args.kmin, "kmax": args.kmax, "dk": args.dk, "window": args.window,
                  "kweight": args.kweight, "rmin": args.rmin, "rmax": args.rmax_r}
     ft.update({k: v for k, v in overrides.items() if v is not None})
-    settings = FTSettings.from_config(ft)
-    if settings.kmin >= settings.kmax:
-        raise ValueError(f"ft: kmax ({settings.kmax}) must exceed kmin ({settings.kmin})")
-    if settings.rmin >= settings.rmax:
-        raise ValueError(f"ft: rmax ({settings.rmax}) must exceed rmin ({settings.rmin})")
-    return settings
+    return FTSettings.from_config(ft)
 
 
 def experiment(args: argparse.Namespace) -> int:
@@ -184,16 +190,17 @@ def experiment(args: argparse.Namespace) -> int:
 
 
 def exafs_average(args: argparse.Namespace) -> int:
-    from dualbench.exafs import FeffSettings, average_snapshots
+    from dualbench.exafs import ExafsSettings, average_snapshots
 
     sections = _sections(args)
     exafs = dict(sections["exafs"])
     overrides = {"rmax_A": args.rmax, "nleg": args.nleg, "cluster_radius_A": args.cluster_radius,
                  "scf_radius_A": args.scf_radius, "snapshots": args.n_snapshots,
                  "absorbers_per_snapshot": args.absorbers_per_snapshot,
-                 "engine": args.engine, "criteria_pct": args.criteria}
+                 "engine": args.engine, "criteria_pct": args.criteria,
+                 "allow_periodic_images": args.allow_periodic_images or None}
     exafs.update({k: v for k, v in overrides.items() if v is not None})
-    settings, ft = FeffSettings.from_config(exafs, args.edge), _ft(args, sections)
+    settings, ft = ExafsSettings.from_config(exafs, args.edge), _ft(args, sections)
     # A failed FEFF run's work folder (.feff-*) stays: the error names it.
     with output_folder(args.out, command_line(args), overwrite=args.overwrite,
                        finished=("chi_k.csv",), outputs=AVERAGE_OUTPUTS, keep=(".feff-*",)):
@@ -203,17 +210,12 @@ def exafs_average(args: argparse.Namespace) -> int:
             settings,
             ft,
             args.out,
-            engine=str(exafs["engine"]),
-            snapshots=int(exafs["snapshots"]),
-            absorbers_per_snapshot=int(exafs["absorbers_per_snapshot"]),
             seed=args.seed,
             potentials_dir=args.potentials,
             reference_file=args.reference,
             workers=args.workers,
-            allow_periodic_images=args.allow_periodic_images
-        or bool(exafs.get("allow_periodic_images", False)),
         )
-    print(json.dumps({"engine": exafs["engine"], "n_snapshots": avg.n_snapshots,
+    print(json.dumps({"engine": settings.engine, "n_snapshots": avg.n_snapshots,
                       "n_spectra": avg.n_spectra, "out": args.out}, indent=2))
     return 0
 

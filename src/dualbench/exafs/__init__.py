@@ -6,18 +6,34 @@ The scattering potentials (FEFF8L modules ``pot`` and ``xsph``: ``phase.pad`` an
 (snapshot, absorber) pair, with S0^2 = 1 and no Debye-Waller factor (the disorder comes
 from the configurations; S0^2 is applied only in :mod:`dualbench.compare`):
 
-* ``feff`` (:mod:`.engine_feff`): FEFF8L ``rdinp``, ``pathfinder``, ``genfmt`` and
-  ``ff2x`` on each pair's own cluster with the fixed potentials; the reference.
-* ``fast`` (:mod:`.paths`, :mod:`.path_model`, :mod:`.path_table`, :mod:`.engine_fast`):
-  FEFF8L's own path list, amplitudes, phases and mean free paths of the ideal crystal,
-  with genfmt's response of each path to its geometry, computed once per material
+* ``feff`` (:mod:`.engine_feff`, :func:`chunk_feff`): FEFF8L ``rdinp``, ``pathfinder``,
+  ``genfmt`` and ``ff2x`` on each pair's own cluster with the fixed potentials; the
+  reference.
+* ``fast`` (:mod:`.engine_fast`, :func:`chunk_fast`): FEFF8L's own path list,
+  amplitudes, phases and mean free paths of the ideal crystal, with genfmt's response of
+  each path to its geometry, computed once per material into a path table
   (:func:`paths_stage`); every instance of every path is then mapped to its atoms in
   each snapshot and carried to the snapshot's geometry, vectorised over instances.
 
-The package's modules each do one job, and the data flow one way: :mod:`.settings` ->
-:mod:`.ft`, :mod:`.clusters` -> :mod:`.feff` (and :mod:`.onepath`) -> :mod:`.paths`,
-:mod:`.path_model` -> :mod:`.path_table` -> :mod:`.chunks` -> :mod:`.engine_feff`,
-:mod:`.engine_fast` -> :mod:`.averaging` -> :mod:`.stages`.
+The modules, in the order the data flow through them:
+
+* :mod:`.settings`: the k grid, :class:`FeffSettings`, :class:`FTSettings` and the arm's
+  :class:`ExafsSettings` (FEFF settings, engine, :class:`SnapshotSampling`, potentials),
+  built once from the config's ``exafs`` section.
+* :mod:`.ft` (the Fourier transform, chi files), :mod:`.clusters` (clusters, mean
+  structure), :mod:`.sampling` (which snapshots, absorbers, chunks).
+* :mod:`.feff`: FEFF8L runs (potentials, full and fixed-potential chi).
+* The ``fast`` engine's path table: :mod:`.single_path` (genfmt of single paths, in a
+  child process), :mod:`.feff_path_list` (FEFF's path list of the ideal crystal and the
+  instances of its paths around each absorber), :mod:`.path_geometry_response` (how a
+  path's chi(k) follows its geometry), :mod:`.path_table` (builds, writes, reads and
+  checks the table).
+* :mod:`.engine_feff`, :mod:`.engine_fast`: chi(k) of a chunk of snapshots
+  (:mod:`.chunks`: a chunk's result on disk).
+* :mod:`.averaging`: the configuration average and its convergence.
+* :mod:`.pipeline`: the steps, each on one :class:`ExafsSettings`; :mod:`.stages`: the
+  Snakemake jobs and the one-process ``exafs-average`` (:func:`average_snapshots`),
+  each a sequence of those steps.
 
 Units: distances in Å, k in 1/Å, energies in eV.
 """
@@ -25,14 +41,15 @@ Units: distances in Å, k in 1/Å, energies in eV.
 from dualbench.exafs.averaging import (
     AveragedChi,
     average_chunks,
+    average_results,
     average_spectra,
     convergence_record,
     write_average,
 )
 from dualbench.exafs.chunks import ChunkResult, read_chunk, write_chunk
 from dualbench.exafs.clusters import Cluster, average_structure, cut_cluster, potential_indices
-from dualbench.exafs.engine_fast import compute_chunk_fast
-from dualbench.exafs.engine_feff import compute_chunk
+from dualbench.exafs.engine_fast import chunk_fast
+from dualbench.exafs.engine_feff import chunk_feff
 from dualbench.exafs.feff import (
     FEFF_LOG,
     FEFF_MODULES,
@@ -57,6 +74,7 @@ from dualbench.exafs.path_table import (
     read_path_table,
     write_path_table,
 )
+from dualbench.exafs.pipeline import compute_chunk, ideal_supercell
 from dualbench.exafs.sampling import (
     chunk_count,
     chunk_of,
@@ -65,21 +83,22 @@ from dualbench.exafs.sampling import (
     select_snapshots,
 )
 from dualbench.exafs.settings import (
+    ENGINES,
     K_GRID,
     K_MAX,
     K_STEP,
     R_OUT_MAX,
+    ExafsSettings,
     FeffSettings,
     FTSettings,
+    SnapshotSampling,
     import_larch,
     section_defaults,
 )
 from dualbench.exafs.stages import (
-    ENGINES,
     average_snapshots,
     average_stage,
     chunk_stage,
-    ideal_supercell,
     paths_stage,
     potentials_stage,
 )
@@ -87,14 +106,15 @@ from dualbench.exafs.stages import (
 __all__ = [
     "K_GRID", "K_MAX", "K_STEP", "R_OUT_MAX", "FEFF_LOG", "FEFF_MODULES",
     "FIXED_POTENTIAL_MODULES", "POTENTIAL_FILES", "POTENTIALS_META",
-    "AveragedChi", "ChunkResult", "Cluster", "FeffError", "FeffSettings", "FTSettings",
-    "Potentials", "average_chunks", "average_snapshots", "average_spectra", "average_stage",
+    "AveragedChi", "ChunkResult", "Cluster", "ExafsSettings", "FeffError", "FeffSettings",
+    "FTSettings", "Potentials", "SnapshotSampling", "average_chunks", "average_results",
+    "average_snapshots", "average_spectra", "average_stage",
     "average_structure", "chi_fixed_potentials", "chi_full_feff", "chunk_count", "chunk_of",
-    "chunk_stage", "compute_chunk", "compute_potentials", "convergence_record",
-    "cut_cluster", "feff_executable", "feff_input", "fourier_transform", "import_larch",
-    "load_potentials", "planned_snapshots", "potential_indices", "potentials_stage",
-    "read_chi_k", "read_chunk", "read_feff_chi", "run_feff_modules", "section_defaults",
-    "select_absorbers", "select_snapshots", "write_average", "write_chi_k", "write_chi_r",
-    "write_chunk", "ENGINES", "PathTable", "build_path_table", "compute_chunk_fast",
+    "chunk_stage", "chunk_fast", "chunk_feff", "compute_chunk", "compute_potentials",
+    "convergence_record", "cut_cluster", "feff_executable", "feff_input", "fourier_transform",
+    "import_larch", "load_potentials", "planned_snapshots", "potential_indices",
+    "potentials_stage", "read_chi_k", "read_chunk", "read_feff_chi", "run_feff_modules",
+    "section_defaults", "select_absorbers", "select_snapshots", "write_average",
+    "write_chi_k", "write_chi_r", "write_chunk", "ENGINES", "PathTable", "build_path_table",
     "ideal_supercell", "paths_stage", "read_path_table", "write_path_table",
 ]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dualbench.exafs.chunks import read_chunk
+from dualbench.exafs.chunks import ChunkResult, read_chunk
 from dualbench.exafs.ft import fourier_transform, write_chi_k, write_chi_r
 from dualbench.exafs.settings import K_GRID, FTSettings
 from dualbench.io import atomic_path, write_csv
@@ -100,17 +100,25 @@ def ft_weight(k: np.ndarray, ft: FTSettings) -> np.ndarray:
 
 
 def average_chunks(paths: Sequence[str | Path], ft: FTSettings | None = None) -> AveragedChi:
-    """Gather the chunk files of one run and average them (``ft``: the scores' k weights
-    for the autocorrelation, see :func:`average_spectra`)."""
-    chunks = [read_chunk(path) for path in paths]
+    """Gather the chunk files of one run and average them (see :func:`average_results`)."""
+    return average_results([read_chunk(path) for path in paths], ft,
+                           source=str([str(p) for p in paths]))
+
+
+def average_results(
+    chunks: Sequence[ChunkResult], ft: FTSettings | None = None, source: str = "chunks"
+) -> AveragedChi:
+    """Average the chunks of one run (``ft``: the scores' k weights for the
+    autocorrelation, see :func:`average_spectra`); ``source`` names them in errors.
+    Refused: no spectra, a (frame, absorber) in two chunks."""
     chunks = [c for c in chunks if c.chi.shape[0]]
     if not chunks:
-        raise ValueError(f"no spectra in the chunks {[str(p) for p in paths]}")
+        raise ValueError(f"no spectra in the chunks {source}")
     frame_index = np.concatenate([c.frame_index for c in chunks])
     absorber_index = np.concatenate([c.absorber_index for c in chunks])
     pairs = set(zip(frame_index.tolist(), absorber_index.tolist(), strict=True))
     if len(pairs) != len(frame_index):
-        raise ValueError(f"chunks {[str(p) for p in paths]} overlap: a (frame, absorber) repeats")
+        raise ValueError(f"chunks {source} overlap: a (frame, absorber) repeats")
     weights = np.concatenate([c.weights() for c in chunks])
     score_weight = None if ft is None else ft_weight(K_GRID, ft)
     return average_spectra(np.vstack([c.chi for c in chunks]), frame_index, weights=weights,

@@ -3,9 +3,9 @@
 Every instance of every path of the :class:`~dualbench.exafs.path_table.PathTable` is
 put on its own atoms in the snapshot (each atom at its ideal site plus its displacement,
 taken as the periodic image nearest the site).  Its chi(k) is FEFF's path carried to the
-instance's geometry by the model of :mod:`.path_model`: path length in larch's
-``deltar`` terms, plus genfmt's response to each distance between the path's atoms
-(curved-wave amplitudes, scattering angles).  Instances longer than RPATH in the
+instance's geometry by the model of :mod:`.path_geometry_response`: path length in
+larch's ``deltar`` terms, plus genfmt's response to each distance between the path's
+atoms (curved-wave amplitudes, scattering angles).  Instances longer than RPATH in the
 snapshot are left out, as FEFF leaves out a snapshot's paths beyond RPATH.
 
 What the model does not follow: the potentials (the ideal crystal's, as in the ``feff``
@@ -15,9 +15,10 @@ molten system, or one far from its ideal lattice, needs the ``feff`` engine: an 
 farther than half the nearest-neighbour distance from its site is refused, and a path
 whose length changes by more than the table's margin beyond RPATH is warned about.
 
-The sum over instances runs on :data:`~dualbench.exafs.path_model.K_COARSE` and goes to
-:data:`~dualbench.exafs.settings.K_GRID` by a cubic spline (the sums are smooth in k; the
-fast 2 k reff oscillation is in each path's ``base``, evaluated on the fine grid).
+The sum over instances runs on :data:`~dualbench.exafs.path_geometry_response.K_COARSE`
+and goes to :data:`~dualbench.exafs.settings.K_GRID` by a cubic spline (the sums are
+smooth in k; the fast 2 k reff oscillation is in each path's ``base``, evaluated on the
+fine grid).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dualbench.exafs.chunks import ChunkResult
-from dualbench.exafs.path_model import half_length, spline_matrix
+from dualbench.exafs.path_geometry_response import half_length, spline_matrix
 from dualbench.exafs.path_table import PathTable
 from dualbench.exafs.sampling import check_finite_frame, select_absorbers
 
@@ -130,7 +131,7 @@ def chi_of_frame(
     return chi, largest
 
 
-def compute_chunk_fast(
+def chunk_fast(
     frames: Mapping[int, Atoms],
     table: PathTable,
     *,

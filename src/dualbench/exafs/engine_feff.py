@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-def compute_chunk(
+
+def chunk_feff(
     frames: Mapping[int, Atoms],
     potentials: Potentials,
     settings: FeffSettings,

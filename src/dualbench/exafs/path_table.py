@@ -1,7 +1,7 @@
 """The path table of a material: FEFF's paths of the ideal supercell, each with its response
-to geometry, and every instance of them around every absorber (see :mod:`.paths` for the
-steps, :mod:`.path_model` for the model).  Written once per material as .npz (no pickled
-objects) and read by every ``fast`` chunk job.
+to geometry, and every instance of them around every absorber (see :mod:`.feff_path_list`
+for the steps, :mod:`.path_geometry_response` for the model).  Written once per material
+as .npz (no pickled objects) and read by every ``fast`` chunk job.
 """
 
 from __future__ import annotations
@@ -27,16 +27,7 @@ from dualbench.exafs.feff import (
     run_feff_modules,
     work_folder,
 )
-from dualbench.exafs.onepath import run_onepath
-from dualbench.exafs.path_model import (
-    K_COARSE,
-    MAX_COORDS,
-    gradient_geometries,
-    gradients,
-    path_arrays_on_grid,
-    path_coordinates,
-)
-from dualbench.exafs.paths import (
+from dualbench.exafs.feff_path_list import (
     RPATH_MARGIN_A,
     FeffPath,
     counts_match,
@@ -44,7 +35,16 @@ from dualbench.exafs.paths import (
     feff_path_list,
     match_instances,
 )
+from dualbench.exafs.path_geometry_response import (
+    K_COARSE,
+    MAX_COORDS,
+    gradient_geometries,
+    gradients,
+    path_arrays_on_grid,
+    path_coordinates,
+)
 from dualbench.exafs.settings import K_GRID, FeffSettings
+from dualbench.exafs.single_path import run_single_paths
 from dualbench.io import atomic_path, provenance
 
 if TYPE_CHECKING:
@@ -239,7 +239,7 @@ def _feff_path_list(
         [[*v, ip] for v, ip in zip(g[1:], o.ipots[1:], strict=True)]
         for g, o in zip(geometries, owners, strict=True)
     ]
-    arrays = run_onepath(work, scatterers)
+    arrays = run_single_paths(work, scatterers)
     shutil.rmtree(work)
     return _path_list_model(paths, plans, arrays)
 
@@ -272,7 +272,7 @@ def build_path_table(
 ) -> PathTable:
     """The :class:`PathTable` of every ``potentials.absorber`` atom of ``reference`` (the
     ideal supercell, in the snapshots' atom order), with FEFF's paths up to RPATH +
-    :data:`~dualbench.exafs.paths.RPATH_MARGIN_A`."""
+    :data:`~dualbench.exafs.feff_path_list.RPATH_MARGIN_A`."""
     start = time.perf_counter()
     symbols = reference.get_chemical_symbols()
     absorbers = [i for i, s in enumerate(symbols) if s == potentials.absorber]

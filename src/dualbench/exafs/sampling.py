@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dualbench.exafs.settings import SnapshotSampling
+
 if TYPE_CHECKING:
     from ase import Atoms
 
@@ -47,7 +49,7 @@ def planned_snapshots(config: Mapping[str, Any]) -> int:
     ``exafs.snapshots``, or when 0 (all) the production snapshots the MD saves:
     ``md.production_steps // md.snapshot_every``.
     """
-    n = int(config["exafs"]["snapshots"])
+    n = SnapshotSampling.from_config(config["exafs"]).snapshots
     if n > 0:
         return n
     md = config["md"]
@@ -56,7 +58,8 @@ def planned_snapshots(config: Mapping[str, Any]) -> int:
 
 def chunk_count(config: Mapping[str, Any]) -> int:
     """Number of snapshot chunks (FEFF jobs) per run: ceil(planned snapshots / chunk_size)."""
-    return max(1, math.ceil(planned_snapshots(config) / int(config["exafs"]["chunk_size"])))
+    chunk_size = SnapshotSampling.from_config(config["exafs"]).chunk_size
+    return max(1, math.ceil(planned_snapshots(config) / chunk_size))
 
 
 def select_snapshots(n_frames: int, n_used: int) -> np.ndarray:

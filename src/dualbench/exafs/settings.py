@@ -1,4 +1,9 @@
-"""The settings of the EXAFS arm: FEFF8L's, the Fourier transform's, the k grid.
+"""The settings of the EXAFS arm: FEFF8L's, the arm's (:class:`ExafsSettings`: engine,
+snapshot sampling, potentials), the Fourier transform's, the k grid.
+
+Every job and the ``exafs-average`` command build one :class:`ExafsSettings` from a
+config's ``exafs`` section (:meth:`ExafsSettings.from_config`) and pass it on; nothing
+downstream reads the section's dict.
 
 Units: distances in Å, k in 1/Å.
 """
@@ -8,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,6 +24,11 @@ K_GRID = np.round(np.arange(0.0, K_MAX + 0.5 * K_STEP, K_STEP), 6)
 
 #: Highest R (Å) written to chi_r.csv.
 R_OUT_MAX = 10.0
+
+#: The engines of the ``snapshot_chi`` jobs (``exafs.engine``).
+ENGINES = ("fast", "feff")
+#: What the fixed potentials are computed from (``exafs.potentials_from``).
+POTENTIALS_FROM = ("ideal", "average")
 
 
 @dataclass(frozen=True)
@@ -56,19 +66,6 @@ class FeffSettings:
                 " paths would leave the cluster"
             )
 
-    @classmethod
-    def from_config(cls, exafs: Mapping[str, Any], edge: str) -> FeffSettings:
-        """From the config's ``exafs`` section and the material's edge."""
-        return cls(
-            edge=edge,
-            rmax_A=float(exafs["rmax_A"]),
-            nleg=int(exafs["nleg"]),
-            cluster_radius_A=float(exafs["cluster_radius_A"]),
-            scf_radius_A=exafs.get("scf_radius_A"),
-            criteria_pct=_criteria(exafs.get("criteria_pct")),
-        )
-
-
 def _criteria(value: Any) -> tuple[float, float] | None:
     if value is None:
         return None
@@ -77,10 +74,107 @@ def _criteria(value: Any) -> tuple[float, float] | None:
 
 
 @dataclass(frozen=True)
+class SnapshotSampling:
+    """Which snapshots and absorbers a run uses and how its snapshots are chunked.
+
+    ``snapshots`` evenly spaced over the production (0: all), ``absorbers_per_snapshot``
+    drawn by the seed (0: all), ``chunk_size`` snapshots per ``snapshot_chi`` job.
+    """
+
+    snapshots: int = 0
+    absorbers_per_snapshot: int = 0
+    chunk_size: int = 50
+
+    def __post_init__(self) -> None:
+        if self.snapshots < 0:
+            raise ValueError(f"exafs.snapshots {self.snapshots} must be >= 0 (0: all)")
+        if self.absorbers_per_snapshot < 0:
+            raise ValueError(
+                f"exafs.absorbers_per_snapshot {self.absorbers_per_snapshot} must be >= 0"
+                " (0: all)"
+            )
+        if self.chunk_size < 1:
+            raise ValueError(f"exafs.chunk_size {self.chunk_size} must be >= 1")
+
+    @classmethod
+    def from_config(cls, exafs: Mapping[str, Any]) -> SnapshotSampling:
+        """From a config's ``exafs`` section; keys it lacks take the schema's defaults."""
+        values = _with_defaults(exafs)
+        return cls(
+            snapshots=int(values["snapshots"]),
+            absorbers_per_snapshot=int(values["absorbers_per_snapshot"]),
+            chunk_size=int(values["chunk_size"]),
+        )
+
+
+@dataclass(frozen=True)
+class ExafsSettings:
+    """The EXAFS arm's settings of one material: FEFF8L's (``feff``, with the edge and the
+    cluster radius), the ``engine`` of the chunks (:data:`ENGINES`), the snapshot
+    ``sampling``, what the fixed potentials come from (``potentials_from``, the jobs'
+    choice; ``exafs-average`` takes its ``--reference`` or the snapshots' mean) and
+    whether a cluster beyond the snapshots' inscribed radius is accepted
+    (``allow_periodic_images``)."""
+
+    feff: FeffSettings
+    engine: str = "fast"
+    sampling: SnapshotSampling = field(default_factory=SnapshotSampling)
+    potentials_from: str = "ideal"
+    allow_periodic_images: bool = False
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"exafs.engine {self.engine!r} is not one of {', '.join(ENGINES)}")
+        if self.potentials_from not in POTENTIALS_FROM:
+            raise ValueError(
+                f"exafs.potentials_from {self.potentials_from!r} is not one of"
+                f" {', '.join(POTENTIALS_FROM)}"
+            )
+
+    @property
+    def edge(self) -> str:
+        return self.feff.edge
+
+    @property
+    def cluster_radius_A(self) -> float:
+        return self.feff.cluster_radius_A
+
+    @classmethod
+    def from_config(cls, exafs: Mapping[str, Any], edge: str) -> ExafsSettings:
+        """From a config's ``exafs`` section and the material's edge.
+
+        Keys the section lacks take the schema's defaults: each Snakemake rule passes its
+        job only the keys it depends on (so that, e.g., a new S0^2 reruns no FEFF job).
+        """
+        values = _with_defaults(exafs)
+        feff = FeffSettings(
+            edge=edge,
+            rmax_A=float(values["rmax_A"]),
+            nleg=int(values["nleg"]),
+            cluster_radius_A=float(values["cluster_radius_A"]),
+            scf_radius_A=values["scf_radius_A"],
+            criteria_pct=_criteria(values["criteria_pct"]),
+        )
+        return cls(
+            feff=feff,
+            engine=str(values["engine"]),
+            sampling=SnapshotSampling.from_config(values),
+            potentials_from=str(values["potentials_from"]),
+            allow_periodic_images=bool(values["allow_periodic_images"]),
+        )
+
+
+def _with_defaults(exafs: Mapping[str, Any]) -> dict[str, Any]:
+    return {**section_defaults("exafs"), **exafs}
+
+
+@dataclass(frozen=True)
 class FTSettings:
     """The one Fourier transform (larch ``xftf``) and the ranges scored in the comparison.
 
     k in 1/Å, R in Å; ``window`` is a larch window name, ``kweight`` the w of k^w chi(k).
+    Its ranges are checked here, once (0 <= kmin < kmax, dk >= 0, 0 <= kweight <= 3,
+    0 <= rmin < rmax): a ValueError names the ``ft`` key.
     """
 
     kmin: float = 3.0
@@ -90,6 +184,21 @@ class FTSettings:
     kweight: int = 2
     rmin: float = 1.0
     rmax: float = 5.0
+
+    def __post_init__(self) -> None:
+        # Written so that a NaN fails each check.
+        if not self.kmin >= 0:
+            raise ValueError(f"ft: kmin ({self.kmin}) must be >= 0")
+        if not self.kmin < self.kmax:
+            raise ValueError(f"ft: kmax ({self.kmax}) must exceed kmin ({self.kmin})")
+        if not self.dk >= 0:
+            raise ValueError(f"ft: dk ({self.dk}) must be >= 0")
+        if not 0 <= self.kweight <= 3:
+            raise ValueError(f"ft: kweight ({self.kweight}) must be between 0 and 3")
+        if not self.rmin >= 0:
+            raise ValueError(f"ft: rmin ({self.rmin}) must be >= 0")
+        if not self.rmin < self.rmax:
+            raise ValueError(f"ft: rmax ({self.rmax}) must exceed rmin ({self.rmin})")
 
     @classmethod
     def from_config(cls, ft: Mapping[str, Any]) -> FTSettings:

@@ -7,8 +7,8 @@ supercell (the MD's starting structure, atom for atom) and the fixed potentials:
    FEFF's own path list: geometry and degeneracy (``paths.dat``) and curved-wave
    importance (``list.dat``), filtered as ``ff2x`` filters it (``critcw``).
 2. Each kept path's amplitude, phase, mean free path and real momentum come from FEFF's
-   genfmt on the same ``phase.pad`` (:mod:`.onepath`), with the copies that give its
-   response to geometry (:mod:`.path_model`).
+   genfmt on the same ``phase.pad`` (:mod:`.single_path`), with the copies that give its
+   response to geometry (:mod:`.path_geometry_response`).
 3. FEFF's list reaches :data:`RPATH_MARGIN_A` beyond RPATH, and the instances are cut at
    RPATH on their length in each snapshot, as FEFF cuts each snapshot's own paths:
    a path near RPATH counts in the snapshots where it is shorter.

@@ -1,11 +1,12 @@
-"""FEFF8L's genfmt for single paths, in a child process: ``python -m dualbench.exafs.onepath``.
+"""FEFF8L's genfmt for single paths, in a child process:
+``python -m dualbench.exafs.single_path``.
 
 larch's ``Feff8L_XAFSPath`` runs FEFF8L's genfmt in-process on a fixed ``phase.pad``
 (libfeff8lpath).  The library reads ``phase.pad`` from the working directory and ends
 the whole process on a Fortran STOP, so it runs here, in a child process started in the
-folder holding ``phase.pad``: ``onepath_in.json`` (a list of paths, each a list of
+folder holding ``phase.pad``: ``single_path_in.json`` (a list of paths, each a list of
 scatterers ``[x, y, z, ipot]`` in Å, the absorber at the origin implied) in,
-``onepath_out.npz`` (per path: FEFF's k grid in 1/Å, ``amp`` = reduction factor x
+``single_path_out.npz`` (per path: FEFF's k grid in 1/Å, ``amp`` = reduction factor x
 |F_eff|, ``pha`` = central-atom + scattering phase, ``rep`` = real part of the complex
 momentum in 1/Å, ``lam`` = mean free path in Å, ``reff`` in Å) out.
 """
@@ -20,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-INPUT = "onepath_in.json"
-OUTPUT = "onepath_out.npz"
+INPUT = "single_path_in.json"
+OUTPUT = "single_path_out.npz"
 FIELDS = ("k", "amp", "pha", "rep", "lam")
 
 
-def run_onepath(folder: str | Path, paths: Sequence[Sequence[Sequence[float]]]) -> dict:
+def run_single_paths(folder: str | Path, paths: Sequence[Sequence[Sequence[float]]]) -> dict:
     """genfmt of each path (scatterers ``[x, y, z, ipot]``, Å) on ``folder/phase.pad``.
 
     Returns ``{field: (n_paths, n_k) array}`` for :data:`FIELDS` and ``reff`` (n_paths,).
@@ -34,7 +35,7 @@ def run_onepath(folder: str | Path, paths: Sequence[Sequence[Sequence[float]]]) 
     folder = Path(folder)
     (folder / INPUT).write_text(json.dumps([[list(map(float, s)) for s in p] for p in paths]))
     proc = subprocess.run(
-        [sys.executable, "-m", "dualbench.exafs.onepath"],
+        [sys.executable, "-m", "dualbench.exafs.single_path"],
         cwd=folder, capture_output=True, text=True, check=False,
     )
     out = folder / OUTPUT
@@ -49,7 +50,8 @@ def run_onepath(folder: str | Path, paths: Sequence[Sequence[Sequence[float]]]) 
 
 
 def _main() -> int:
-    """Child process: read onepath_in.json in the working directory, write onepath_out.npz."""
+    """Child process: read single_path_in.json in the working directory, write
+    single_path_out.npz."""
     from larch.xafs.feff8lpath import Feff8L_XAFSPath
 
     paths = json.loads(Path(INPUT).read_text())
