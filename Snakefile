@@ -46,7 +46,7 @@ include: "workflow/rules/plots.smk"
 rule all:
     default_target: True
     input:
-        all_outputs(),
+        get_final_output(),
 
 
 onerror:

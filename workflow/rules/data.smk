@@ -3,13 +3,13 @@
 
 rule fetch_data:
     input:
-        local_source,
+        get_local_source,
     output:
         "resources/{material}/{role}/{filename}",
     log:
-        "results/{material}/logs/fetch_data/{role}/{filename}.log",
+        f"{MATERIAL_DIR}/logs/fetch_data/{{role}}/{{filename}}.log",
     benchmark:
-        "results/{material}/benchmarks/fetch_data/{role}/{filename}.tsv"
+        f"{MATERIAL_DIR}/benchmarks/fetch_data/{{role}}/{{filename}}.tsv"
     localrule: True
     conda:
         "../../envs/data.yaml"
@@ -17,6 +17,6 @@ rule fetch_data:
         mem_mb=1000,
         runtime=30,
     params:
-        source=lambda wc: canonical_params(source_of(wc.material, wc.role)),
+        source=lambda wc: canonical_params(get_source(wc.material, wc.role)),
     script:
         "../scripts/fetch_data.py"

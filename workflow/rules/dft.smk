@@ -3,18 +3,18 @@
 
 rule prepare_frames:
     input:
-        train=lambda wc: dft_frames(wc.material, "train"),
-        test=lambda wc: dft_frames(wc.material, "test"),
+        train=lambda wc: get_dft_frames(wc.material, "train"),
+        test=lambda wc: get_dft_frames(wc.material, "test"),
         # a structure file gives the elements the frames may hold
-        structure=structure_input,
+        structure=get_structure_input,
     output:
-        pool="results/{material}/dft/train_pool.extxyz",
-        test="results/{material}/dft/test.extxyz",
-        info="results/{material}/dft/frames.json",
+        pool=f"{MATERIAL_DIR}/dft/train_pool.extxyz",
+        test=f"{MATERIAL_DIR}/dft/test.extxyz",
+        info=f"{MATERIAL_DIR}/dft/frames.json",
     log:
-        "results/{material}/logs/prepare_frames.log",
+        f"{MATERIAL_DIR}/logs/prepare_frames.log",
     benchmark:
-        "results/{material}/benchmarks/prepare_frames.tsv"
+        f"{MATERIAL_DIR}/benchmarks/prepare_frames.tsv"
     conda:
         "../../envs/ml.yaml"
     resources:
@@ -22,18 +22,18 @@ rule prepare_frames:
         runtime=30,
     params:
         dft=lambda wc: canonical_params(config["materials"][wc.material]["dft"]),
-        elements=lambda wc: material_elements(wc.material),
+        elements=lambda wc: get_material_elements(wc.material),
     script:
         "../scripts/prepare_frames.py"
 
 
 rule vanilla_model:
     output:
-        "results/{material}/{model}/n0/seed{seed}/model/model.json",
+        f"{MATERIAL_DIR}/{{model}}/n0/seed{{seed}}/model/model.json",
     log:
-        "results/{material}/logs/vanilla_model/{model}_seed{seed}.log",
+        f"{MATERIAL_DIR}/logs/vanilla_model/{{model}}_seed{{seed}}.log",
     benchmark:
-        "results/{material}/benchmarks/vanilla_model/{model}_seed{seed}.tsv"
+        f"{MATERIAL_DIR}/benchmarks/vanilla_model/{{model}}_seed{{seed}}.tsv"
     localrule: True
     conda:
         "../../envs/ml.yaml"
@@ -41,57 +41,54 @@ rule vanilla_model:
         mem_mb=500,
         runtime=5,
     params:
-        model=lambda wc: model_params(wc.model),
+        model=lambda wc: get_model_params(wc.model),
     script:
         "../scripts/vanilla_model.py"
 
 
 rule fine_tune:
     input:
-        pool="results/{material}/dft/train_pool.extxyz",
+        pool=f"{MATERIAL_DIR}/dft/train_pool.extxyz",
     output:
-        model="results/{material}/{model}/n{n}/seed{seed}/model/model.json",
-        checkpoint="results/{material}/{model}/n{n}/seed{seed}/model/checkpoint.pth.tar",
-        curve="results/{material}/{model}/n{n}/seed{seed}/model/training_curve.csv",
-        frames="results/{material}/{model}/n{n}/seed{seed}/model/frame_ids.json",
+        model=f"{RUN_DIR}/model/model.json",
+        checkpoint=f"{RUN_DIR}/model/checkpoint.pth.tar",
+        curve=f"{RUN_DIR}/model/training_curve.csv",
+        frames=f"{RUN_DIR}/model/frame_ids.json",
     log:
-        "results/{material}/logs/fine_tune/{model}_n{n}_seed{seed}.log",
+        f"{MATERIAL_DIR}/logs/fine_tune/{{model}}_n{{n}}_seed{{seed}}.log",
     benchmark:
-        "results/{material}/benchmarks/fine_tune/{model}_n{n}_seed{seed}.tsv"
+        f"{MATERIAL_DIR}/benchmarks/fine_tune/{{model}}_n{{n}}_seed{{seed}}.tsv"
     wildcard_constraints:
         n=r"[1-9]\d*",
     conda:
-        model_env
+        get_model_env
     threads: 2
     resources:
         mem_mb=8000,
         runtime=lambda wc: 30 + 2 * int(wc.n),
     params:
-        base=lambda wc: model_params(wc.model),
-        settings=lambda wc: finetune_params(int(wc.n)),
+        base=lambda wc: get_model_params(wc.model),
+        settings=lambda wc: get_finetune_params(int(wc.n)),
     script:
         "../scripts/fine_tune.py"
 
 
 rule dft_metrics:
     input:
-        model="results/{material}/{model}/n{n}/seed{seed}/model/model.json",
-        test="results/{material}/dft/test.extxyz",
+        model=f"{RUN_DIR}/model/model.json",
+        test=f"{MATERIAL_DIR}/dft/test.extxyz",
     output:
-        metrics="results/{material}/{model}/n{n}/seed{seed}/dft_metrics.json",
-        parity="results/{material}/{model}/n{n}/seed{seed}/force_parity.csv",
+        metrics=f"{RUN_DIR}/dft_metrics.json",
+        parity=f"{RUN_DIR}/force_parity.csv",
     log:
-        "results/{material}/logs/dft_metrics/{model}_n{n}_seed{seed}.log",
+        f"{MATERIAL_DIR}/logs/dft_metrics/{{model}}_n{{n}}_seed{{seed}}.log",
     benchmark:
-        "results/{material}/benchmarks/dft_metrics/{model}_n{n}_seed{seed}.tsv"
+        f"{MATERIAL_DIR}/benchmarks/dft_metrics/{{model}}_n{{n}}_seed{{seed}}.tsv"
     conda:
-        model_env
+        get_model_env
     threads: 2
     resources:
         mem_mb=4000,
         runtime=30,
     script:
         "../scripts/dft_metrics.py"
-
-
-RUN_TARGETS.append("results/{material}/{model}/n{n}/seed{seed}/dft_metrics.json")

@@ -7,16 +7,16 @@
 
 rule feff_potentials:
     input:
-        unpack(feff_potentials_input),
+        unpack(get_feff_potentials_input),
     output:
-        phase="results/{material}/exafs/potentials/phase.pad",
-        xsect="results/{material}/exafs/potentials/xsect.json",
-        meta="results/{material}/exafs/potentials/potentials.json",
-        feff_inp="results/{material}/exafs/potentials/feff.inp",
+        phase=f"{POTENTIALS_DIR}/phase.pad",
+        xsect=f"{POTENTIALS_DIR}/xsect.json",
+        meta=f"{POTENTIALS_DIR}/potentials.json",
+        feff_inp=f"{POTENTIALS_DIR}/feff.inp",
     log:
-        "results/{material}/logs/feff_potentials.log",
+        f"{MATERIAL_DIR}/logs/feff_potentials.log",
     benchmark:
-        "results/{material}/benchmarks/feff_potentials.tsv"
+        f"{MATERIAL_DIR}/benchmarks/feff_potentials.tsv"
     conda:
         "../../envs/exafs.yaml"
     threads: 1
@@ -25,23 +25,23 @@ rule feff_potentials:
         runtime=30,
     params:
         material=lambda wc: canonical_params(config["materials"][wc.material]),
-        exafs=exafs_keys(
+        exafs=get_exafs_keys(
             "cluster_radius_A", "rmax_A", "nleg", "potentials_from", "scf_radius_A"
         ),
-        out_dir=lambda wc: f"results/{wc.material}/exafs/potentials",
+        out_dir=lambda wc: POTENTIALS_DIR.format(material=wc.material),
     script:
         "../scripts/feff_potentials.py"
 
 
 rule feff_paths:
     input:
-        unpack(feff_paths_input),
+        unpack(get_feff_paths_input),
     output:
-        "results/{material}/exafs/paths/paths.npz",
+        f"{MATERIAL_DIR}/exafs/paths/paths.npz",
     log:
-        "results/{material}/logs/feff_paths.log",
+        f"{MATERIAL_DIR}/logs/feff_paths.log",
     benchmark:
-        "results/{material}/benchmarks/feff_paths.tsv"
+        f"{MATERIAL_DIR}/benchmarks/feff_paths.tsv"
     conda:
         "../../envs/exafs.yaml"
     threads: 1
@@ -50,21 +50,21 @@ rule feff_paths:
         runtime=30,
     params:
         material=lambda wc: canonical_params(config["materials"][wc.material]),
-        exafs=exafs_keys("cluster_radius_A", "rmax_A", "nleg", "criteria_pct"),
-        potentials_dir=lambda wc: f"results/{wc.material}/exafs/potentials",
+        exafs=get_exafs_keys("cluster_radius_A", "rmax_A", "nleg", "criteria_pct"),
+        potentials_dir=lambda wc: POTENTIALS_DIR.format(material=wc.material),
     script:
         "../scripts/feff_paths.py"
 
 
 rule snapshot_chi:
     input:
-        unpack(snapshot_chi_input),
+        unpack(get_snapshot_chi_input),
     output:
-        "results/{material}/{model}/n{n}/seed{seed}/exafs/chunks/{chunk}.npz",
+        f"{RUN_DIR}/exafs/chunks/{{chunk}}.npz",
     log:
-        "results/{material}/logs/snapshot_chi/{model}/n{n}/seed{seed}/{chunk}.log",
+        f"{MATERIAL_DIR}/logs/snapshot_chi/{RUN_ID}/{{chunk}}.log",
     benchmark:
-        "results/{material}/benchmarks/snapshot_chi/{model}/n{n}/seed{seed}/{chunk}.tsv"
+        f"{MATERIAL_DIR}/benchmarks/snapshot_chi/{RUN_ID}/{{chunk}}.tsv"
     wildcard_constraints:
         chunk=r"\d+",
     conda:
@@ -74,9 +74,9 @@ rule snapshot_chi:
     threads: 2
     resources:
         mem_mb=2000,
-        runtime=snapshot_chi_runtime,
+        runtime=get_snapshot_chi_runtime,
     params:
-        exafs=exafs_keys(
+        exafs=get_exafs_keys(
             "engine",
             "cluster_radius_A",
             "rmax_A",
@@ -87,7 +87,7 @@ rule snapshot_chi:
             "chunk_size",
         ),
         edge=lambda wc: config["materials"][wc.material]["edge"],
-        potentials_dir=lambda wc: f"results/{wc.material}/exafs/potentials",
+        potentials_dir=lambda wc: POTENTIALS_DIR.format(material=wc.material),
         chunk=lambda wc: int(wc.chunk),
         n_chunks=EXAFS_CHUNKS,
         seed=lambda wc: int(wc.seed),
@@ -98,19 +98,19 @@ rule snapshot_chi:
 rule average_chi:
     input:
         chunks=expand(
-            "results/{material}/{model}/n{n}/seed{seed}/exafs/chunks/{chunk}.npz",
+            f"{RUN_DIR}/exafs/chunks/{{chunk}}.npz",
             chunk=range(EXAFS_CHUNKS),
             allow_missing=True,
         ),
     output:
-        chi_k="results/{material}/{model}/n{n}/seed{seed}/exafs/chi_k.csv",
-        chi_r="results/{material}/{model}/n{n}/seed{seed}/exafs/chi_r.csv",
-        convergence="results/{material}/{model}/n{n}/seed{seed}/exafs/convergence.csv",
-        snapshots="results/{material}/{model}/n{n}/seed{seed}/exafs/chi_snapshots.npz",
+        chi_k=f"{RUN_DIR}/exafs/chi_k.csv",
+        chi_r=f"{RUN_DIR}/exafs/chi_r.csv",
+        convergence=f"{RUN_DIR}/exafs/convergence.csv",
+        snapshots=f"{RUN_DIR}/exafs/chi_snapshots.npz",
     log:
-        "results/{material}/logs/average_chi/{model}/n{n}/seed{seed}.log",
+        f"{MATERIAL_DIR}/logs/average_chi/{RUN_ID}.log",
     benchmark:
-        "results/{material}/benchmarks/average_chi/{model}/n{n}/seed{seed}.tsv"
+        f"{MATERIAL_DIR}/benchmarks/average_chi/{RUN_ID}.tsv"
     localrule: True
     conda:
         "../../envs/exafs.yaml"
@@ -126,15 +126,15 @@ rule average_chi:
 
 rule experiment_chi:
     input:
-        data=lambda wc: data_file(wc.material, "experiment"),
+        data=lambda wc: get_data_file(wc.material, "experiment"),
     output:
-        chi_k="results/{material}/experiment/chi_k.csv",
-        chi_r="results/{material}/experiment/chi_r.csv",
-        summary="results/{material}/experiment/experiment.json",
+        chi_k=f"{MATERIAL_DIR}/experiment/chi_k.csv",
+        chi_r=f"{MATERIAL_DIR}/experiment/chi_r.csv",
+        summary=f"{MATERIAL_DIR}/experiment/experiment.json",
     log:
-        "results/{material}/logs/experiment_chi.log",
+        f"{MATERIAL_DIR}/logs/experiment_chi.log",
     benchmark:
-        "results/{material}/benchmarks/experiment_chi.tsv"
+        f"{MATERIAL_DIR}/benchmarks/experiment_chi.tsv"
     localrule: True
     conda:
         "../../envs/exafs.yaml"
@@ -149,20 +149,20 @@ rule experiment_chi:
         columns=lambda wc: config["materials"][wc.material]["experiment_columns"],
         experiment=canonical_params(config["experiment"]),
         ft=canonical_params(config["ft"]),
-        out_dir=lambda wc: f"results/{wc.material}/experiment",
+        out_dir=lambda wc: EXPERIMENT_DIR.format(material=wc.material),
     script:
         "../scripts/experiment_chi.py"
 
 
 rule fit_experiment:
     input:
-        unpack(fit_experiment_input),
+        unpack(get_fit_experiment_input),
     output:
-        "results/{material}/experiment/fit.json",
+        f"{MATERIAL_DIR}/experiment/fit.json",
     log:
-        "results/{material}/logs/fit_experiment.log",
+        f"{MATERIAL_DIR}/logs/fit_experiment.log",
     benchmark:
-        "results/{material}/benchmarks/fit_experiment.tsv"
+        f"{MATERIAL_DIR}/benchmarks/fit_experiment.tsv"
     localrule: True
     conda:
         "../../envs/exafs.yaml"
@@ -172,32 +172,32 @@ rule fit_experiment:
         runtime=10,
     params:
         material=lambda wc: canonical_params(config["materials"][wc.material]),
-        exafs=exafs_keys("cluster_radius_A"),
+        exafs=get_exafs_keys("cluster_radius_A"),
         ft=canonical_params(config["ft"]),
         fit=canonical_params(config["experiment_fit"]),
-        potentials_dir=lambda wc: f"results/{wc.material}/exafs/potentials",
+        potentials_dir=lambda wc: POTENTIALS_DIR.format(material=wc.material),
     script:
         "../scripts/fit_experiment.py"
 
 
 rule compare_reference:
     input:
-        simulations=lambda wc: expand_runs(
-            "results/{material}/{model}/n{n}/seed{seed}/exafs/chi_k.csv",
+        simulations=lambda wc: get_run_files(
+            f"{RUN_DIR}/exafs/chi_k.csv",
             wc.material,
             "exafs",
         ),
-        snapshots=lambda wc: expand_runs(
-            "results/{material}/{model}/n{n}/seed{seed}/exafs/chi_snapshots.npz",
+        snapshots=lambda wc: get_run_files(
+            f"{RUN_DIR}/exafs/chi_snapshots.npz",
             wc.material,
             "exafs",
         ),
     output:
-        "results/{material}/exafs/reference_comparison.csv",
+        f"{MATERIAL_DIR}/exafs/reference_comparison.csv",
     log:
-        "results/{material}/logs/compare_reference.log",
+        f"{MATERIAL_DIR}/logs/compare_reference.log",
     benchmark:
-        "results/{material}/benchmarks/compare_reference.tsv"
+        f"{MATERIAL_DIR}/benchmarks/compare_reference.tsv"
     localrule: True
     conda:
         "../../envs/exafs.yaml"
@@ -206,8 +206,8 @@ rule compare_reference:
         mem_mb=1000,
         runtime=10,
     params:
-        runs=lambda wc: runs(wc.material, "exafs"),
-        reference=lambda wc: reference_run(wc.material),
+        runs=lambda wc: get_runs(wc.material, "exafs"),
+        reference=lambda wc: get_reference_run(wc.material),
         ft=canonical_params(config["ft"]),
     script:
         "../scripts/compare_reference.py"
@@ -215,25 +215,25 @@ rule compare_reference:
 
 rule compare_exafs:
     input:
-        experiment="results/{material}/experiment/chi_k.csv",
-        fit="results/{material}/experiment/fit.json",
-        simulations=lambda wc: expand_runs(
-            "results/{material}/{model}/n{n}/seed{seed}/exafs/chi_k.csv",
+        experiment=f"{MATERIAL_DIR}/experiment/chi_k.csv",
+        fit=f"{MATERIAL_DIR}/experiment/fit.json",
+        simulations=lambda wc: get_run_files(
+            f"{RUN_DIR}/exafs/chi_k.csv",
             wc.material,
             "exafs",
         ),
-        snapshots=lambda wc: expand_runs(
-            "results/{material}/{model}/n{n}/seed{seed}/exafs/chi_snapshots.npz",
+        snapshots=lambda wc: get_run_files(
+            f"{RUN_DIR}/exafs/chi_snapshots.npz",
             wc.material,
             "exafs",
         ),
     output:
-        csv="results/{material}/exafs/comparison.csv",
-        json="results/{material}/exafs/comparison.json",
+        csv=f"{MATERIAL_DIR}/exafs/comparison.csv",
+        json=f"{MATERIAL_DIR}/exafs/comparison.json",
     log:
-        "results/{material}/logs/compare_exafs.log",
+        f"{MATERIAL_DIR}/logs/compare_exafs.log",
     benchmark:
-        "results/{material}/benchmarks/compare_exafs.tsv"
+        f"{MATERIAL_DIR}/benchmarks/compare_exafs.tsv"
     localrule: True
     conda:
         "../../envs/exafs.yaml"
@@ -242,8 +242,8 @@ rule compare_exafs:
         mem_mb=1000,
         runtime=10,
     params:
-        runs=lambda wc: runs(wc.material, "exafs"),
-        exafs=exafs_keys("s02", "e0_shift"),
+        runs=lambda wc: get_runs(wc.material, "exafs"),
+        exafs=get_exafs_keys("s02", "e0_shift"),
         ft=canonical_params(config["ft"]),
     script:
         "../scripts/compare_exafs.py"

@@ -6,25 +6,25 @@
 
 rule sample_configs:
     input:
-        structure=structure_input,
+        structure=get_structure_input,
     output:
-        configs="results/{material}/dft/label/round{round}/configs.extxyz",
-        info="results/{material}/dft/label/round{round}/configs.json",
+        configs=f"{MATERIAL_DIR}/dft/label/round{{round}}/configs.extxyz",
+        info=f"{MATERIAL_DIR}/dft/label/round{{round}}/configs.json",
     log:
-        "results/{material}/logs/sample_configs/round{round}.log",
+        f"{MATERIAL_DIR}/logs/sample_configs/round{{round}}.log",
     benchmark:
-        "results/{material}/benchmarks/sample_configs/round{round}.tsv"
+        f"{MATERIAL_DIR}/benchmarks/sample_configs/round{{round}}.tsv"
     wildcard_constraints:
         round=r"\d+",
     conda:
-        sampling_env
+        get_sampling_env
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
     params:
-        label=round_sampling,
-        model=lambda wc: sampling_model(wc.material),
+        label=get_round_sampling,
+        model=lambda wc: get_sampling_model(wc.material),
         structure=lambda wc: canonical_params(
             config["materials"][wc.material]["structure"]
         ),
@@ -35,15 +35,15 @@ rule sample_configs:
 
 rule label_frames:
     input:
-        configs="results/{material}/dft/label/round{round}/configs.extxyz",
-        reuse=label_reuse,
+        configs=f"{MATERIAL_DIR}/dft/label/round{{round}}/configs.extxyz",
+        reuse=get_label_reuse,
     output:
-        frames="results/{material}/dft/label/round{round}/chunk{chunk}.extxyz",
-        info="results/{material}/dft/label/round{round}/chunk{chunk}.json",
+        frames=f"{MATERIAL_DIR}/dft/label/round{{round}}/chunk{{chunk}}.extxyz",
+        info=f"{MATERIAL_DIR}/dft/label/round{{round}}/chunk{{chunk}}.json",
     log:
-        "results/{material}/logs/label_frames/round{round}/chunk{chunk}.log",
+        f"{MATERIAL_DIR}/logs/label_frames/round{{round}}/chunk{{chunk}}.log",
     benchmark:
-        "results/{material}/benchmarks/label_frames/round{round}/chunk{chunk}.tsv"
+        f"{MATERIAL_DIR}/benchmarks/label_frames/round{{round}}/chunk{{chunk}}.tsv"
     wildcard_constraints:
         round=r"\d+",
         chunk=r"\d+",
@@ -53,24 +53,24 @@ rule label_frames:
     threads: 1
     resources:
         mem_mb=6000,
-        runtime=lambda wc: 60 * label_settings(wc.material).chunk_size,
+        runtime=lambda wc: 60 * get_label_settings(wc.material).chunk_size,
     params:
-        label=label_theory,
+        label=get_label_theory,
     script:
         "../scripts/label_frames.py"
 
 
 rule gather_labels:
     input:
-        label_chunks,
+        get_label_chunks,
     output:
-        train="results/{material}/dft/labelled/train.extxyz",
-        test="results/{material}/dft/labelled/test.extxyz",
-        info="results/{material}/dft/labelled/labels.json",
+        train=f"{MATERIAL_DIR}/dft/labelled/train.extxyz",
+        test=f"{MATERIAL_DIR}/dft/labelled/test.extxyz",
+        info=f"{MATERIAL_DIR}/dft/labelled/labels.json",
     log:
-        "results/{material}/logs/gather_labels.log",
+        f"{MATERIAL_DIR}/logs/gather_labels.log",
     benchmark:
-        "results/{material}/benchmarks/gather_labels.tsv"
+        f"{MATERIAL_DIR}/benchmarks/gather_labels.tsv"
     localrule: True
     conda:
         "../../envs/ml.yaml"

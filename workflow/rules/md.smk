@@ -7,19 +7,19 @@
 
 rule run_md:
     input:
-        model="results/{material}/{model}/n{n}/seed{seed}/model/model.json",
-        structure=structure_input,
+        model=f"{RUN_DIR}/model/model.json",
+        structure=get_structure_input,
     output:
-        snapshots="results/{material}/{model}/n{n}/seed{seed}/md/snapshots.extxyz",
-        log="results/{material}/{model}/n{n}/seed{seed}/md/md_log.csv",
-        supercell="results/{material}/{model}/n{n}/seed{seed}/md/supercell.extxyz",
-        info="results/{material}/{model}/n{n}/seed{seed}/md/md_run.json",
+        snapshots=f"{RUN_DIR}/md/snapshots.extxyz",
+        log=f"{RUN_DIR}/md/md_log.csv",
+        supercell=f"{RUN_DIR}/md/supercell.extxyz",
+        info=f"{RUN_DIR}/md/md_run.json",
     log:
-        "results/{material}/logs/run_md/{model}/n{n}/seed{seed}.log",
+        f"{MATERIAL_DIR}/logs/run_md/{RUN_ID}.log",
     benchmark:
-        "results/{material}/benchmarks/run_md/{model}/n{n}/seed{seed}.tsv"
+        f"{MATERIAL_DIR}/benchmarks/run_md/{RUN_ID}.tsv"
     conda:
-        model_env
+        get_model_env
     threads: 4
     resources:
         # A GPU on Slurm unless md.device is cpu; a local run does not limit `gpu`.
@@ -42,17 +42,17 @@ rule run_md:
 
 rule md_diagnostics:
     input:
-        snapshots="results/{material}/{model}/n{n}/seed{seed}/md/snapshots.extxyz",
-        reference="results/{material}/{model}/n{n}/seed{seed}/md/supercell.extxyz",
-        log="results/{material}/{model}/n{n}/seed{seed}/md/md_log.csv",
+        snapshots=f"{RUN_DIR}/md/snapshots.extxyz",
+        reference=f"{RUN_DIR}/md/supercell.extxyz",
+        log=f"{RUN_DIR}/md/md_log.csv",
     output:
-        rdf="results/{material}/{model}/n{n}/seed{seed}/md/rdf.csv",
-        sigma2="results/{material}/{model}/n{n}/seed{seed}/md/sigma2.csv",
-        diagnostics="results/{material}/{model}/n{n}/seed{seed}/md/diagnostics.json",
+        rdf=f"{RUN_DIR}/md/rdf.csv",
+        sigma2=f"{RUN_DIR}/md/sigma2.csv",
+        diagnostics=f"{RUN_DIR}/md/diagnostics.json",
     log:
-        "results/{material}/logs/md_diagnostics/{model}/n{n}/seed{seed}.log",
+        f"{MATERIAL_DIR}/logs/md_diagnostics/{RUN_ID}.log",
     benchmark:
-        "results/{material}/benchmarks/md_diagnostics/{model}/n{n}/seed{seed}.tsv"
+        f"{MATERIAL_DIR}/benchmarks/md_diagnostics/{RUN_ID}.tsv"
     conda:
         "../../envs/ml.yaml"
     resources:
@@ -63,12 +63,3 @@ rule md_diagnostics:
         temperature=lambda wc: config["materials"][wc.material]["temperature_K"],
     script:
         "../scripts/md_diagnostics.py"
-
-
-EXAFS_RUN_TARGETS.extend(
-    [
-        "results/{material}/{model}/n{n}/seed{seed}/md/diagnostics.json",
-        "results/{material}/{model}/n{n}/seed{seed}/md/sigma2.csv",
-        "results/{material}/{model}/n{n}/seed{seed}/md/rdf.csv",
-    ]
-)

@@ -4,51 +4,54 @@
 
 rule plot_fig2:
     input:
-        unpack(fig2_inputs),
+        unpack(get_fig2_inputs),
     output:
         png=report(
-            "results/{material}/figures/fig2.png",
+            f"{MATERIAL_DIR}/figures/fig2.png",
             caption="../report/fig2.rst",
             category="{material}",
         ),
-        pdf="results/{material}/figures/fig2.pdf",
-        csv="results/{material}/figures/fig2.csv",
+        pdf=f"{MATERIAL_DIR}/figures/fig2.pdf",
+        csv=f"{MATERIAL_DIR}/figures/fig2.csv",
     log:
-        "results/{material}/logs/plot_fig2.log",
+        f"{MATERIAL_DIR}/logs/plot_fig2.log",
     benchmark:
-        "results/{material}/benchmarks/plot_fig2.tsv"
+        f"{MATERIAL_DIR}/benchmarks/plot_fig2.tsv"
     conda:
         "../../envs/plots.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        labels=[run_label(model, n) for model, n in fig2_runs()],
-        runs=[{"model": model, "n": n, "seed": plot_seed()} for model, n in fig2_runs()],
+        labels=[run_label(model, n) for model, n in get_fig2_runs()],
+        runs=[
+            {"model": model, "n": n, "seed": get_plot_seed()}
+            for model, n in get_fig2_runs()
+        ],
         ft=canonical_params(config["ft"]),
         kweight=config["ft"]["kweight"],
         k_window=[config["ft"]["kmin"], config["ft"]["kmax"]],
-        title=fig2_title,
+        title=get_fig2_title,
     script:
         "../scripts/plot_fig2.py"
 
 
 rule plot_fig3:
     input:
-        summary="results/{material}/summary.csv",
-        convergence="results/{material}/convergence.json",
+        summary=f"{MATERIAL_DIR}/summary.csv",
+        convergence=f"{MATERIAL_DIR}/convergence.json",
     output:
         png=report(
-            "results/{material}/figures/fig3.png",
+            f"{MATERIAL_DIR}/figures/fig3.png",
             caption="../report/fig3.rst",
             category="{material}",
         ),
-        pdf="results/{material}/figures/fig3.pdf",
-        csv="results/{material}/figures/fig3.csv",
+        pdf=f"{MATERIAL_DIR}/figures/fig3.pdf",
+        csv=f"{MATERIAL_DIR}/figures/fig3.csv",
     log:
-        "results/{material}/logs/plot_fig3.log",
+        f"{MATERIAL_DIR}/logs/plot_fig3.log",
     benchmark:
-        "results/{material}/benchmarks/plot_fig3.tsv"
+        f"{MATERIAL_DIR}/benchmarks/plot_fig3.tsv"
     conda:
         "../../envs/plots.yaml"
     resources:
@@ -60,27 +63,30 @@ rule plot_fig3:
 
 rule plot_parity:
     input:
-        parity_inputs,
+        get_parity_inputs,
     output:
         png=report(
-            "results/{material}/figures/force_parity.png",
+            f"{MATERIAL_DIR}/figures/force_parity.png",
             caption="../report/force_parity.rst",
             category="{material}",
         ),
-        pdf="results/{material}/figures/force_parity.pdf",
-        csv="results/{material}/figures/force_parity.csv",
+        pdf=f"{MATERIAL_DIR}/figures/force_parity.pdf",
+        csv=f"{MATERIAL_DIR}/figures/force_parity.csv",
     log:
-        "results/{material}/logs/plot_parity.log",
+        f"{MATERIAL_DIR}/logs/plot_parity.log",
     benchmark:
-        "results/{material}/benchmarks/plot_parity.tsv"
+        f"{MATERIAL_DIR}/benchmarks/plot_parity.tsv"
     conda:
         "../../envs/plots.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        labels=[run_label(model, n) for model, n in fig2_runs()],
-        runs=[{"model": model, "n": n, "seed": plot_seed()} for model, n in fig2_runs()],
+        labels=[run_label(model, n) for model, n in get_fig2_runs()],
+        runs=[
+            {"model": model, "n": n, "seed": get_plot_seed()}
+            for model, n in get_fig2_runs()
+        ],
         ft=canonical_params(config["ft"]),
     script:
         "../scripts/plot_parity.py"
@@ -88,61 +94,55 @@ rule plot_parity:
 
 rule plot_convergence:
     input:
-        lambda wc: expand_runs(
-            "results/{material}/{model}/n{n}/seed{seed}/exafs/convergence.csv",
+        lambda wc: get_run_files(
+            f"{RUN_DIR}/exafs/convergence.csv",
             wc.material,
             "exafs",
         ),
     output:
         png=report(
-            "results/{material}/figures/exafs_convergence.png",
+            f"{MATERIAL_DIR}/figures/exafs_convergence.png",
             caption="../report/exafs_convergence.rst",
             category="{material}",
         ),
-        pdf="results/{material}/figures/exafs_convergence.pdf",
-        csv="results/{material}/figures/exafs_convergence.csv",
+        pdf=f"{MATERIAL_DIR}/figures/exafs_convergence.pdf",
+        csv=f"{MATERIAL_DIR}/figures/exafs_convergence.csv",
     log:
-        "results/{material}/logs/plot_convergence.log",
+        f"{MATERIAL_DIR}/logs/plot_convergence.log",
     benchmark:
-        "results/{material}/benchmarks/plot_convergence.tsv"
+        f"{MATERIAL_DIR}/benchmarks/plot_convergence.tsv"
     conda:
         "../../envs/plots.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        runs=lambda wc: runs(wc.material, "exafs"),
+        runs=lambda wc: get_runs(wc.material, "exafs"),
     script:
         "../scripts/plot_convergence.py"
 
 
 rule plot_sigma2:
     input:
-        unpack(sigma2_inputs),
+        unpack(get_sigma2_inputs),
     output:
         png=report(
-            "results/{material}/figures/sigma2.png",
+            f"{MATERIAL_DIR}/figures/sigma2.png",
             caption="../report/sigma2.rst",
             category="{material}",
         ),
-        pdf="results/{material}/figures/sigma2.pdf",
-        csv="results/{material}/figures/sigma2.csv",
+        pdf=f"{MATERIAL_DIR}/figures/sigma2.pdf",
+        csv=f"{MATERIAL_DIR}/figures/sigma2.csv",
     log:
-        "results/{material}/logs/plot_sigma2.log",
+        f"{MATERIAL_DIR}/logs/plot_sigma2.log",
     benchmark:
-        "results/{material}/benchmarks/plot_sigma2.tsv"
+        f"{MATERIAL_DIR}/benchmarks/plot_sigma2.tsv"
     conda:
         "../../envs/plots.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        runs=lambda wc: runs(wc.material, "exafs"),
+        runs=lambda wc: get_runs(wc.material, "exafs"),
     script:
         "../scripts/plot_sigma2.py"
-
-
-MATERIAL_TARGETS.extend(
-    f"results/{{material}}/figures/{name}.png"
-    for name in ("fig2", "fig3", "force_parity", "exafs_convergence", "sigma2")
-)

@@ -3,13 +3,13 @@
 
 rule summary:
     input:
-        unpack(summary_inputs),
+        unpack(get_summary_inputs),
     output:
-        "results/{material}/summary.csv",
+        f"{MATERIAL_DIR}/summary.csv",
     log:
-        "results/{material}/logs/summary.log",
+        f"{MATERIAL_DIR}/logs/summary.log",
     benchmark:
-        "results/{material}/benchmarks/summary.tsv"
+        f"{MATERIAL_DIR}/benchmarks/summary.tsv"
     localrule: True
     conda:
         "../../envs/plots.yaml"
@@ -17,20 +17,20 @@ rule summary:
         mem_mb=1000,
         runtime=5,
     params:
-        runs=lambda wc: runs(wc.material),
+        runs=lambda wc: get_runs(wc.material),
     script:
         "../scripts/summary.py"
 
 
 rule convergence:
     input:
-        unpack(convergence_inputs),
+        unpack(get_convergence_inputs),
     output:
-        "results/{material}/convergence.json",
+        f"{MATERIAL_DIR}/convergence.json",
     log:
-        "results/{material}/logs/convergence.log",
+        f"{MATERIAL_DIR}/logs/convergence.log",
     benchmark:
-        "results/{material}/benchmarks/convergence.tsv"
+        f"{MATERIAL_DIR}/benchmarks/convergence.tsv"
     localrule: True
     conda:
         "../../envs/plots.yaml"
@@ -39,10 +39,6 @@ rule convergence:
         runtime=5,
     params:
         convergence=canonical_params(config["convergence"]),
-        production_ps=production_ps(),
+        production_ps=get_production_ps(),
     script:
         "../scripts/convergence.py"
-
-
-MATERIAL_TARGETS.append("results/{material}/summary.csv")
-MATERIAL_TARGETS.append("results/{material}/convergence.json")
