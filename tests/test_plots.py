@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dualbench import plots
+from dualbench import plot_answer, plots
 
 
 def _chi(amplitude, sigma2):
@@ -50,7 +50,7 @@ def _summary(with_exafs=True):
 
 
 def test_fig3_mean_and_spread_over_seeds(tmp_path):
-    table = _check(plots.fig3(_summary(), tmp_path / "fig3"), tmp_path / "fig3")
+    table = _check(plot_answer.fig3(_summary(), tmp_path / "fig3"), tmp_path / "fig3")
     force = table[table.quantity == "force_mae"].set_index("n_frames")
     assert force.loc[0, "mean"] == pytest.approx(525.0)
     # 95 % half-width of the mean of two seeds: Student t(0.975, 1) = 12.71 std / sqrt(2)
@@ -66,7 +66,8 @@ def test_fig3_mean_and_spread_over_seeds(tmp_path):
 
 
 def test_fig3_without_experiment(tmp_path):
-    table = _check(plots.fig3(_summary(with_exafs=False), tmp_path / "fig3"), tmp_path / "fig3")
+    stem = tmp_path / "fig3"
+    table = _check(plot_answer.fig3(_summary(with_exafs=False), stem), stem)
     assert set(table.quantity) == {"force_mae"}
 
 

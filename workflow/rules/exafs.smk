@@ -37,7 +37,7 @@ rule feff_paths:
     input:
         unpack(get_feff_paths_input),
     output:
-        f"{MATERIAL_DIR}/exafs/paths/paths.npz",
+        PATH_TABLE,
     log:
         f"{MATERIAL_DIR}/logs/feff_paths.log",
     benchmark:

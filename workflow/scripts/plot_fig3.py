@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from dualbench.io import read_json
-from dualbench.plots import fig3
+from dualbench.plot_answer import fig3
 from dualbench.workflow import start_script
 
 start_script(snakemake)

@@ -55,7 +55,7 @@ def fig3(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from dualbench.io import read_json
-    from dualbench.plots import fig3 as draw
+    from dualbench.plot_answer import fig3 as draw
 
     record = read_json(args.convergence) if args.convergence else None
     for path in draw(pd.read_csv(args.summary), Path(args.out), args.exafs_column,

@@ -4,7 +4,7 @@ The scattering potentials (FEFF8L modules ``pot`` and ``xsph``: ``phase.pad`` an
 ``xsect.json``) are computed once per (material, absorber) from a reference structure
 (the ideal crystal or the MD-average structure).  Two engines then give chi(k) of every
 (snapshot, absorber) pair, with S0^2 = 1 and no Debye-Waller factor (the disorder comes
-from the configurations; S0^2 is applied only in :mod:`dualbench.compare`):
+from the configurations; S0^2 is applied only in :mod:`dualbench.scoring.against_experiment`):
 
 * ``feff`` (:mod:`.engine_feff`, :func:`chunk_feff`): FEFF8L ``rdinp``, ``pathfinder``,
   ``genfmt`` and ``ff2x`` on each pair's own cluster with the fixed potentials; the
