@@ -26,7 +26,8 @@ import numpy as np
 from ase.build import bulk
 
 from dualbench.md import make_quiet_calculator, md_settings, run_md
-from dualbench.models import ModelSpec, resolve_device, set_threads
+from dualbench.models.device import resolve_device, set_threads
+from dualbench.models.spec import ModelSpec
 
 A_W = 3.1652  # Å
 

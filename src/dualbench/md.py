@@ -67,6 +67,7 @@ from dualbench.md_config import (  # noqa: F401  (re-exported: the package's MD 
     md_settings,
     trajectory_params,
 )
+from dualbench.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,9 @@ class MDResult:
 
 
 def make_quiet_calculator(model: Any, device: str = "auto"):
-    """:func:`dualbench.models.make_calculator` with CHGNet's stdout chatter sent to the log."""
-    from dualbench.models import make_calculator
+    """:func:`dualbench.models.resolve.make_calculator` with the model's stdout chatter
+    (CHGNet's) sent to the log."""
+    from dualbench.models.resolve import make_calculator
 
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
@@ -109,20 +111,6 @@ def make_quiet_calculator(model: Any, device: str = "auto"):
     for line in buffer.getvalue().splitlines():
         log.debug("model: %s", line)
     return calc
-
-
-def model_fingerprint(model: Any) -> str:
-    """A short hash of what a MODEL argument loads (spec and checkpoint file contents)."""
-    from dualbench.models import parse_model_arg
-
-    spec = asdict(parse_model_arg(model))
-    checkpoint = spec.pop("checkpoint", None)
-    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
-    if checkpoint:
-        with open(checkpoint, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 def _fingerprint(atoms: Atoms, settings: MDSettings, model_id: str) -> str:
@@ -500,7 +488,7 @@ def _write_failure(path: Path, atoms: Atoms, err: MDGuardError) -> None:
 
 def run_md_job(
     *,
-    model: str | Path,
+    model: str | Path | ModelSpec,
     unit_cell: Atoms,
     supercell: tuple[int, int, int] | list[int],
     settings: MDSettings,
@@ -510,14 +498,19 @@ def run_md_job(
     step_hook: Callable[[int, Atoms], None] | None = None,
     refuse_other_checkpoint: bool = False,
 ) -> MDResult:
-    """Load ``model`` (see :func:`dualbench.models.load_model`), build the supercell, run.
+    """Load ``model`` (a MODEL argument or a spec, see
+    :func:`dualbench.models.resolve.parse_model_arg`), build the supercell, run.
 
+    The MODEL argument is read once: the spec's checkpoint file is read and hashed once,
+    and the calculator and the fingerprint (:meth:`ModelSpec.fingerprint`) come from it.
     This is what the ``run_md`` rule and ``dualbench md`` call.
     """
-    from dualbench.models import resolve_device, set_threads
+    from dualbench.models.device import resolve_device, set_threads
+    from dualbench.models.resolve import parse_model_arg
     from dualbench.structure import build_supercell, inscribed_radius
 
     set_threads(threads)
+    spec = parse_model_arg(model)
     atoms = build_supercell(unit_cell, supercell)
     atoms.pbc = True
     device = resolve_device(settings.device)
@@ -530,8 +523,8 @@ def run_md_job(
         model,
         device,
     )
-    calc = make_quiet_calculator(model, device)
-    model_id = model_fingerprint(model)
+    calc = make_quiet_calculator(spec, device)
+    model_id = spec.fingerprint()
     run_info = {
         "model": str(model),
         "supercell": list(supercell),

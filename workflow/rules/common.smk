@@ -15,9 +15,9 @@ from dualbench.config import (
 )
 from dualbench.exafs import chunk_count
 from dualbench.fetch import MIRROR_ENV, mirror_folder, source_filename
-from dualbench.finetune import scheduled
+from dualbench.training import scheduled
 from dualbench.label import LabelSettings
-from dualbench.models.spec import TRAINABLE
+from dualbench.models.backend import conda_env, get_backend, kinds
 from dualbench.md import trajectory_params
 from dualbench.plots import run_label
 from dualbench.reference import resolve_reference
@@ -156,11 +156,7 @@ def model_params(name):
 
 # The conda env of each model kind's rules (relative to workflow/rules/). A `kind: ase`
 # calculator's own package must be added to envs/ml.yaml for `--sdm conda`.
-MODEL_ENVS = {
-    "chgnet": "../../envs/ml.yaml",
-    "sevennet": "../../envs/sevennet.yaml",
-    "ase": "../../envs/ml.yaml",
-}
+MODEL_ENVS = {kind: f"../../{conda_env(kind)}" for kind in kinds()}
 
 
 def model_env(wildcards):
@@ -182,7 +178,7 @@ def finetune_params(n):
 
 def trainable(model):
     """Whether a model's kind has a fine-tuning trainer here (kind ase has none)."""
-    return config["models"][model]["kind"] in TRAINABLE
+    return get_backend(config["models"][model]["kind"]).trainable
 
 
 def label_chunks(wildcards):
