@@ -25,9 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from dualbench.data import read_frames, select_frames
-from dualbench.finetune import FinetuneSettings, finetune
 from dualbench.metrics import dft_metrics
-from dualbench.models import load_model, set_threads
+from dualbench.models.chgnet import predictions
+from dualbench.models.chgnet_train import finetune
+from dualbench.models.device import set_threads
+from dualbench.models.resolve import load_model
+from dualbench.training import FinetuneSettings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pool, test = read_frames(args.pool, None), read_frames(args.test, None)
     base = load_model(args.model, "cpu")
-    vanilla, _ = dft_metrics(base, test)
+    vanilla, _ = dft_metrics(test, predictions(base, test))
     v_mae = 1000 * vanilla["force_mae_eV_per_A"]
     print(f"pool {args.pool} ({len(pool)} frames), test {args.test} ({len(test)} frames)")
     print(f"vanilla {args.model}: force MAE {v_mae:.1f} meV/Å, slope "
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             for seed in args.seeds:
                 frames, _ = select_frames(pool, n, seed)
                 result = finetune(base, frames, settings, seed)
-                metrics, _ = dft_metrics(result.model, test)
+                metrics, _ = dft_metrics(test, predictions(result.model, test))
                 maes.append(1000 * metrics["force_mae_eV_per_A"])
                 slopes.append(metrics["force_slope"])
             maes, slopes = np.array(maes), np.array(slopes)

@@ -28,7 +28,8 @@ from ase.build import bulk
 from dualbench.md.calculator import make_quiet_calculator
 from dualbench.md.driver import run_md
 from dualbench.md.settings import md_settings
-from dualbench.models import ModelSpec, resolve_device, set_threads
+from dualbench.models.device import resolve_device, set_threads
+from dualbench.models.spec import ModelSpec
 
 A_W = 3.1652  # Å
 

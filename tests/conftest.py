@@ -81,7 +81,8 @@ def w_test_frames(snap_dir: Path):
 @pytest.fixture(scope="session")
 def vanilla_chgnet():
     """Pretrained CHGNet 0.3.0, loaded offline from the chgnet package."""
-    from dualbench.models import load_model, set_threads
+    from dualbench.models.device import set_threads
+    from dualbench.models.resolve import load_model
 
     set_threads(2)
     return load_model("chgnet", "cpu")

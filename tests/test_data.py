@@ -279,6 +279,7 @@ def test_chgnet_scores_its_own_labels_with_no_error(fmt, chgnet_state, vanilla_c
     """Frames CHGNet labelled itself, through every reader: energy, force and stress errors
     about zero.  A flipped stress sign or order anywhere would give errors of ~20 GPa."""
     from dualbench.metrics import dft_metrics
+    from dualbench.models.chgnet import predictions
 
     # Compressed 3 % below the lattice parameter: VASP's (compression-positive) pressure
     # is tens of kBar, and the displaced atom makes forces and shear stresses.
@@ -288,7 +289,7 @@ def test_chgnet_scores_its_own_labels_with_no_error(fmt, chgnet_state, vanilla_c
     name, writer = WRITERS[fmt]
     writer(tmp_path / name, chgnet_state)
     frames = read_frames(tmp_path / name, fmt, ["W"])
-    metrics, _ = dft_metrics(vanilla_chgnet, frames)
+    metrics, _ = dft_metrics(frames, predictions(vanilla_chgnet, frames))
     assert metrics["stress_mae_GPa"] == pytest.approx(0.0, abs=2e-3)
     assert metrics["force_mae_eV_per_A"] == pytest.approx(0.0, abs=2e-5)
     assert metrics["energy_mae_eV_per_atom"] == pytest.approx(0.0, abs=1e-5)

@@ -140,7 +140,8 @@ def truncated_sevennet(tmp_path_factory) -> Path:
 
 
 def test_truncated_checkpoint_is_called_truncated(truncated_sevennet):
-    from dualbench.models import ModelSpec, load_model
+    from dualbench.models.resolve import load_model
+    from dualbench.models.spec import ModelSpec
 
     spec = ModelSpec(kind="sevennet", weights="7net-0", checkpoint=str(truncated_sevennet))
     for model in (str(truncated_sevennet), spec):  # kind unknown (a bare file), and known
@@ -156,7 +157,8 @@ def test_truncated_checkpoint_is_called_truncated(truncated_sevennet):
 
 
 def test_unknown_chgnet_weights_name_the_shipped_ones(tmp_path, test_config):
-    from dualbench.models import CHGNET_WEIGHTS, load_model
+    from dualbench.models.chgnet import CHGNET_WEIGHTS
+    from dualbench.models.resolve import load_model
 
     spec_file = tmp_path / "model.json"
     spec_file.write_text(json.dumps({"kind": "chgnet", "weights": "9.9"}))
@@ -224,7 +226,7 @@ def test_frame_with_an_unknown_element_names_file_and_frame(tmp_path):
 
 def test_bad_sevennet_modality_names_the_valid_ones():
     pytest.importorskip("sevenn")
-    from dualbench.models import load_model
+    from dualbench.models.resolve import load_model
 
     with pytest.raises(ValueError) as info:
         load_model("sevennet:7net-mf-0@BADMODAL", "cpu")

@@ -3,7 +3,6 @@ and their pins agree with pyproject.toml.  Nothing is built (no conda channels h
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 import subprocess
@@ -116,11 +115,14 @@ def test_env_python_meets_requires_python(path):
 
 
 def model_envs() -> dict[str, str]:
-    """MODEL_ENVS of common.smk: the env of each model kind's rules."""
+    """MODEL_ENVS of common.smk: the env of each model kind's rules, which it takes from
+    the backend registry (relative to workflow/rules/)."""
+    from dualbench.models.backend import conda_env, kinds
+
     text = (REPO / "workflow" / "rules" / "common.smk").read_text()
-    match = re.search(r"^MODEL_ENVS = (\{.*?^\})", text, flags=re.M | re.S)
-    assert match, "common.smk: MODEL_ENVS not found"
-    return ast.literal_eval(match[1])
+    assert re.search(r"^MODEL_ENVS = .*conda_env\(kind\)", text, flags=re.M), \
+        "common.smk: MODEL_ENVS does not ask the registry"
+    return {kind: f"../../{conda_env(kind)}" for kind in kinds()}
 
 
 #: conda: functions of common.smk, each returning one of MODEL_ENVS by model kind
@@ -148,9 +150,9 @@ def rule_conda_envs() -> dict[str, tuple[Path, list[str] | None]]:
 
 
 def test_every_model_kind_has_an_env():
-    from dualbench.models import KINDS
+    from dualbench.models.backend import kinds
 
-    assert set(model_envs()) == set(KINDS)
+    assert set(model_envs()) == set(kinds())
 
 
 def test_every_rule_names_an_existing_env(workflow_rules):

@@ -9,15 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from dualbench.finetune import (
-    FinetuneSettings,
-    freeze,
-    predict,
-    refit_composition_model,
-    run_finetune,
-)
+from dualbench.finetune import run_finetune
 from dualbench.metrics import dft_metrics, parity_slope
-from dualbench.models import load_model, read_model_spec
+from dualbench.models.chgnet import predictions
+from dualbench.models.chgnet_train import freeze, predict, refit_composition_model
+from dualbench.models.resolve import load_model, read_model_spec
+from dualbench.training import FinetuneSettings
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +47,7 @@ def test_parity_slope_on_noisy_forces_is_numpys_least_squares():
 
 def test_vanilla_chgnet_is_soft_on_held_out_frames(vanilla_chgnet, w_test_frames):
     """Vanilla CHGNet 0.3.0 underestimates W forces (slope about 0.6 on SNAP W_Test)."""
-    m, parity = dft_metrics(vanilla_chgnet, w_test_frames[:4])
+    m, parity = dft_metrics(w_test_frames[:4], predictions(vanilla_chgnet, w_test_frames[:4]))
     assert len(parity) == 216 * 3
     dft = np.concatenate([a.get_forces() for a in w_test_frames[:4]])
     np.testing.assert_allclose(parity["force_dft_eV_per_A"], dft.ravel())
@@ -117,9 +114,9 @@ def test_short_finetune_lowers_training_force_error(snap_dir, tmp_path, vanilla_
     spec = read_model_spec(model_json)
     assert spec.n_frames == 2 and spec.seed == 0 and spec.checkpoint.endswith(".pth.tar")
 
-    before = dft_metrics(vanilla_chgnet, frames)[0]["force_mae_eV_per_A"]
+    before = dft_metrics(frames, predictions(vanilla_chgnet, frames))[0]["force_mae_eV_per_A"]
     tuned = load_model(model_json, "cpu")
-    after = dft_metrics(tuned, frames)[0]["force_mae_eV_per_A"]
+    after = dft_metrics(frames, predictions(tuned, frames))[0]["force_mae_eV_per_A"]
     assert after < before - 0.01, (before, after)
     # The composition model was refitted after training: no mean energy offset is left.
     residual = [float(p["e"]) - a.get_potential_energy() / len(a)
@@ -156,7 +153,7 @@ def test_validation_split_and_early_stopping(stiff_frames, vanilla_chgnet):
     """Ten frames (the validation threshold): 2 are held out, a learning rate far too high
     makes their error rise, training stops after `patience` epochs without improvement,
     and the model returned is the best epoch's, not the last one's."""
-    from dualbench.finetune import finetune
+    from dualbench.models.chgnet_train import finetune
 
     frames = stiff_frames
     # A learning rate 200 x the default: the validation error jumps around.
@@ -237,7 +234,7 @@ def test_cli_refuses_unknown_model(tmp_path):
 
 
 def test_schedule_picks_the_first_entry_covering_n():
-    from dualbench.finetune import scheduled
+    from dualbench.training import scheduled
 
     section = {"epochs": 10, "learning_rate": 1e-3, "batch_size": 4,
                "schedule": [{"max_n": 20, "epochs": 15},
@@ -253,7 +250,7 @@ def test_schedule_picks_the_first_entry_covering_n():
 def test_zero_epochs_refit_energies_and_keep_forces(vanilla_chgnet, w_test_frames):
     """epochs 0: forces are the vanilla model's to the last digit, the frames' mean per-atom
     energy error is zero (numpy on the vanilla predictions), nothing else moves."""
-    from dualbench.finetune import finetune
+    from dualbench.models.chgnet_train import finetune
 
     frames = w_test_frames[:2]
     result = finetune(vanilla_chgnet, frames, FinetuneSettings(epochs=0, device="cpu"), 0)

@@ -56,7 +56,7 @@ def tiny(**overrides):
 def chgnet_calc():
     """Pretrained CHGNet 0.3.0 as an ASE calculator (offline, CPU)."""
     from dualbench.md.calculator import make_quiet_calculator
-    from dualbench.models import set_threads
+    from dualbench.models.device import set_threads
 
     # One thread: on a busy 2-core machine two OpenMP threads run ~10x slower.
     set_threads(1)
@@ -208,7 +208,10 @@ def test_checkpoint_of_other_inputs_is_ignored(chgnet_calc, tmp_path):
 def test_checkpoint_of_another_model_is_ignored(chgnet_calc, tmp_path, caplog):
     """A checkpoint left by another model's run (another fine-tuned checkpoint file) is
     not continued: the run starts again from step 0."""
-    from dualbench.md.calculator import model_fingerprint
+    from dualbench.models.resolve import parse_model_arg
+
+    def model_fingerprint(model) -> str:
+        return parse_model_arg(model).fingerprint()
 
     first, second = tmp_path / "a.pth.tar", tmp_path / "b.pth.tar"
     first.write_bytes(b"weights of model A")

@@ -24,15 +24,8 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
-from dualbench.models import (
-    ModelSpec,
-    load_model,
-    make_calculator,
-    parse_model_arg,
-    read_model_spec,
-    sha256_file,
-    write_model_spec,
-)
+from dualbench.models.resolve import load_model, make_calculator, parse_model_arg, read_model_spec
+from dualbench.models.spec import ModelSpec, sha256_file, write_model_spec
 
 EMT_PATH = "ase.calculators.emt:EMT"
 
@@ -115,7 +108,7 @@ def test_checkpoint_ignores_the_model_json_beside_it(tmp_path, vanilla_chgnet):
     SHA-256 but carrying a payload, is not looked at: the checkpoint loads as CHGNet."""
     from chgnet.model.dynamics import CHGNetCalculator
 
-    from dualbench.finetune import save_checkpoint
+    from dualbench.models.chgnet_train import save_checkpoint
 
     checkpoint = tmp_path / "checkpoint.pth.tar"
     save_checkpoint(vanilla_chgnet, checkpoint)
@@ -204,10 +197,10 @@ def run_script(repo, monkeypatch):
     """Run a workflow/scripts/NAME.py as Snakemake does, in this process, and undo what
     a job does to its process (stderr, logging, provenance, the config's trusted models)."""
     import dualbench.io
-    import dualbench.models.spec
+    import dualbench.models.resolve
 
     monkeypatch.setattr(dualbench.io, "_CONTEXT", {})
-    monkeypatch.setattr(dualbench.models.spec, "_CONFIG_CALCULATORS", [], raising=False)
+    monkeypatch.setattr(dualbench.models.resolve, "_CONFIG_CALCULATORS", [], raising=False)
     root = logging.getLogger()
 
     def run(name: str, job: _Job) -> None:

@@ -16,14 +16,9 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.lj import LennardJones
 
-from dualbench.models import (
-    ModelSpec,
-    load_model,
-    make_calculator,
-    parse_model_arg,
-    set_threads,
-    sha256_file,
-)
+from dualbench.models.device import set_threads
+from dualbench.models.resolve import load_model, make_calculator, parse_model_arg
+from dualbench.models.spec import ModelSpec, sha256_file
 from test_refusals import _Payload
 
 pytest.importorskip("sevenn")
@@ -118,7 +113,8 @@ def test_ase_kind_is_any_calculator_by_import_path(tmp_path, w_test_frames):
 
 
 def test_ase_kind_has_no_trainer(tmp_path, snap_dir):
-    from dualbench.finetune import FinetuneSettings, run_finetune
+    from dualbench.finetune import run_finetune
+    from dualbench.training import FinetuneSettings
 
     with pytest.raises(ValueError, match="kind 'ase' has no fine-tuning trainer here"):
         run_finetune(snap_dir / "W_AIMD.json", 2, 0, FinetuneSettings(epochs=1), tmp_path,
@@ -144,7 +140,8 @@ def test_sevennet_fine_tunes_with_its_trainer_and_its_checkpoint_is_pinned(tmp_p
     is recorded by SHA-256, loads through the command-line name of a file, and is refused
     once changed."""
     from dualbench.data import read_frames
-    from dualbench.finetune import FinetuneSettings, run_finetune
+    from dualbench.finetune import run_finetune
+    from dualbench.training import FinetuneSettings
 
     set_threads(2)
     out = tmp_path / "tuned"

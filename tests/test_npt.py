@@ -163,7 +163,7 @@ def test_npt_refuses_bussi_and_bad_settings():
 @pytest.fixture(scope="module")
 def chgnet_calc():
     from dualbench.md.calculator import make_quiet_calculator
-    from dualbench.models import set_threads
+    from dualbench.models.device import set_threads
 
     set_threads(1)
     return make_quiet_calculator("chgnet", "cpu")

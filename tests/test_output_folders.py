@@ -20,7 +20,7 @@ from ase.io import read, write
 
 from dualbench.cli import main
 from dualbench.md.checkpoint import CHECKPOINT_FILE
-from dualbench.models import ModelSpec, write_model_spec
+from dualbench.models.spec import ModelSpec, write_model_spec
 
 EMT_PATH = "ase.calculators.emt:EMT"
 LOCK_NAME = ".dualbench.lock"  # dualbench.cli.outputs.LOCK_NAME
@@ -67,7 +67,7 @@ def killed_md(cu: tuple[Path, Path], out: Path, seed: int = 0, steps: int = 12) 
     the checkpoint of step 6, through the stage function (as a Snakemake job runs it)."""
     from dualbench.md.driver import run_md_job
     from dualbench.md.settings import md_settings
-    from dualbench.models import parse_model_arg
+    from dualbench.models.resolve import parse_model_arg
     from dualbench.structure import read_structure_file
 
     class Killed(Exception):
@@ -348,7 +348,7 @@ def test_read_only_out_is_refused(tmp_path, capsys):
 
 
 def test_ase_options_the_calculator_rejects_are_a_value_error():
-    from dualbench.models import make_calculator
+    from dualbench.models.resolve import make_calculator
 
     spec = ModelSpec(kind="ase", weights="",
                      calculator="ase.calculators.harmonic:SpringCalculator")

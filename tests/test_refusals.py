@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from dualbench.models import load_model
+from dualbench.models.resolve import load_model
 
 
 class _Payload:
@@ -52,7 +52,7 @@ def test_checkpoint_of_another_shape_is_refused(tmp_path):
 
 
 def test_a_real_checkpoint_still_loads(tmp_path):
-    from dualbench.finetune import save_checkpoint
+    from dualbench.models.chgnet_train import save_checkpoint
 
     vanilla = load_model("chgnet", "cpu")
     save_checkpoint(vanilla, tmp_path / "checkpoint.pth.tar")

@@ -207,40 +207,23 @@ def validate(config: Mapping[str, Any], source: str = "") -> None:
 
 
 def _check_models(config: Mapping[str, Any], source: str) -> None:
-    """Each model's weights, modality and calculator fit its kind."""
-    from dualbench.models.spec import CHGNET_WEIGHTS, SEVENNET_WEIGHTS
+    """Each model's weights, modality and calculator fit its kind (its backend's check)."""
+    from dualbench.models.backend import get_backend
 
-    known = {"chgnet": CHGNET_WEIGHTS, "sevennet": tuple(SEVENNET_WEIGHTS)}
     for name, model in config["models"].items():
-        kind, weights = model["kind"], model.get("weights")
-        where = f"models.{name}"
-        if kind == "ase":
-            if not model.get("calculator"):
-                raise ConfigError(source, f"{where}.calculator",
-                                  "kind ase needs the calculator's import path")
-            if weights is not None or model.get("modal") is not None:
-                raise ConfigError(source, f"{where}.weights",
-                                  "kind ase takes calculator and options, not weights or modal")
-            continue
-        if weights is not None and weights not in known[kind]:
-            raise ConfigError(source, f"{where}.weights",
-                              f"{weights!r} is not shipped with {kind}: one of {known[kind]}")
-        if model.get("calculator") is not None or model.get("options"):
-            raise ConfigError(source, f"{where}.calculator", "only kind ase takes a calculator")
-        if model.get("modal") is not None and weights != "7net-mf-0":
-            raise ConfigError(source, f"{where}.modal",
-                              "only sevennet 7net-mf-0 has modalities (PBE, R2SCAN)")
+        problem = get_backend(model["kind"]).check_config(model)
+        if problem is not None:
+            key, message = problem
+            raise ConfigError(source, f"models.{name}.{key}", message)
 
 
 def _fill_model_defaults(config: dict[str, Any]) -> None:
-    """Null weights become the kind's default, 7net-mf-0 without a modality takes PBE."""
-    from dualbench.models.spec import PRETRAINED
+    """Each kind's defaults: null weights become the kind's default, 7net-mf-0 without a
+    modality takes PBE."""
+    from dualbench.models.backend import get_backend
 
     for model in config["models"].values():
-        if model["kind"] in PRETRAINED and model.get("weights") is None:
-            model["weights"] = PRETRAINED[model["kind"]]
-        if model.get("weights") == "7net-mf-0" and model.get("modal") is None:
-            model["modal"] = "PBE"
+        get_backend(model["kind"]).config_defaults(model)
 
 
 def exafs_n_frames(config: Mapping[str, Any]) -> list[int]:

@@ -30,7 +30,7 @@ def check_reference_model(config: Mapping[str, Any], source: str) -> None:
     first model at the EXAFS arm's largest N) only when a material without an experiment
     is scored against it.
     """
-    from dualbench.models.spec import TRAINABLE
+    from dualbench.models.backend import get_backend, trainable_kinds
 
     setting = config["exafs"].get("reference_model")
     if setting is None:
@@ -44,7 +44,7 @@ def check_reference_model(config: Mapping[str, Any], source: str) -> None:
     n = setting.get("n_frames")
     n = max(exafs_n_frames(config)) if n is None else n
     kind = models[model]["kind"] if model in models else None
-    if kind is None or kind in TRAINABLE or n == 0:
+    if kind is None or get_backend(kind).trainable or n == 0:
         return  # an unknown model is refused by dualbench.config._check_sweep
     model_from = ("exafs.reference_model.model" if setting.get("model") is not None
                   else "exafs.reference_model.model null: the first of models")
@@ -56,13 +56,13 @@ def check_reference_model(config: Mapping[str, Any], source: str) -> None:
         f"model {model!r} ({model_from}) is kind {kind}, which has no fine-tuning trainer"
         f" and runs only at N = 0, so there is no run at N = {n} ({n_from}) to score"
         f" against. Set exafs.reference_model.n_frames: 0, or a model of kind"
-        f" {' or '.join(TRAINABLE)} as exafs.reference_model.model",
+        f" {' or '.join(trainable_kinds())} as exafs.reference_model.model",
     )
 
 
 def check_schedule(config: Mapping[str, Any], source: str) -> None:
     """Each ``finetune.schedule`` entry has its own ``max_n``: of two entries with the same
-    one only the first would ever apply (dualbench.finetune.scheduled), the other silently
+    one only the first would ever apply (dualbench.training.scheduled), the other silently
     ignored."""
     seen: dict[int, int] = {}
     for i, entry in enumerate(config["finetune"].get("schedule") or []):

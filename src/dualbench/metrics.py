@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,24 +29,18 @@ def parity_slope(predicted: np.ndarray, reference: np.ndarray) -> float:
 
 
 def dft_metrics(
-    model, frames: Sequence[Atoms], batch_size: int = 1
+    frames: Sequence[Atoms], preds: Sequence[Mapping[str, Any]]
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Errors of a model on DFT ``frames`` (internal form): ``model`` is a loaded CHGNet
-    or an ASE calculator (any kind, see :func:`predict_with_calculator`).
+    """Errors of a model's predictions ``preds`` of DFT ``frames`` (internal form; the
+    predictions as :meth:`dualbench.models.backend.Backend.predict` gives them).
 
     Energies per atom (eV/atom), force components (eV/Å), stress Voigt components (GPa,
     only when every frame has a stress).  ``energy_mae_offset_removed`` drops the mean
     per-atom energy error first, which a different DFT setup shifts.  Returns the metrics
     and the per-component force parity table (frame, atom, element, axis, DFT, predicted).
     """
-    from dualbench.finetune import predict
-
     start = time.perf_counter()
     with_stress = has_stress(frames)
-    if hasattr(model, "predict_structure"):
-        preds = predict(model, frames, task="efs" if with_stress else "ef", batch_size=batch_size)
-    else:
-        preds = predict_with_calculator(model, frames, with_stress)
     e_err = np.array(
         [
             float(p["e"]) - a.get_potential_energy() / len(a)
@@ -93,21 +87,6 @@ def dft_metrics(
     return result, parity
 
 
-def predict_with_calculator(calc, frames: Sequence[Atoms], with_stress: bool) -> list[dict]:
-    """Predictions of an ASE calculator in :func:`dualbench.finetune.predict`'s form:
-    ``e`` eV/atom, ``f`` eV/Å, ``s`` a 3x3 GPa matrix (tension positive)."""
-    out = []
-    for frame in frames:
-        atoms = Atoms(numbers=frame.numbers, positions=frame.positions, cell=frame.cell,
-                      pbc=frame.pbc)
-        atoms.calc = calc
-        pred = {"e": atoms.get_potential_energy() / len(atoms), "f": atoms.get_forces()}
-        if with_stress:
-            pred["s"] = ase_stress_to_gpa_matrix(atoms.get_stress(voigt=True))
-        out.append(pred)
-    return out
-
-
 def run_dft_metrics(
     model: str,
     frames_file: str,
@@ -117,29 +96,27 @@ def run_dft_metrics(
     provenance_extra: dict[str, Any] | None = None,
     parity_out: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate MODEL (``chgnet``, a model.json or a checkpoint) on a frames file.
+    """Evaluate MODEL (``chgnet``, a model.json, a checkpoint or a spec of any registered
+    kind) on a frames file, with the predictions of its kind's backend.
 
     Writes the metrics JSON to ``out`` and, with ``parity_out``, the force parity table CSV.
     """
     from dualbench.data import read_frames
     from dualbench.io import provenance, write_csv, write_json
-    from dualbench.models import TRAINED_ON, load_model, make_calculator, parse_model_arg
+    from dualbench.models.backend import get_backend
+    from dualbench.models.device import resolve_device
+    from dualbench.models.resolve import parse_model_arg
 
     spec = parse_model_arg(model)
+    backend = get_backend(spec.kind)
     frames = read_frames(frames_file, frames_format)
-    # CHGNet's batched predictor where there is one; every other kind through its calculator
-    native = load_model(spec, device) if spec.kind == "chgnet" else make_calculator(spec, device)
-    result, parity = dft_metrics(native, frames)
+    preds = backend.predict(spec, frames, resolve_device(device), has_stress(frames))
+    result, parity = dft_metrics(frames, preds)
     if parity_out is not None:
         write_csv(parity_out, parity)
     result["model"] = {"kind": spec.kind, "weights": spec.weights, "modal": spec.modal,
                        "checkpoint": spec.checkpoint, "n_frames": spec.n_frames,
-                       "seed": spec.seed,
-                       "trained_on": TRAINED_ON.get((spec.kind, spec.weights))}
-    if spec.kind == "ase":
-        from dualbench.models.ase_kind import describe
-
-        result["model"].update(describe(spec))
+                       "seed": spec.seed, **backend.describe(spec)}
     result["frames_file"] = str(frames_file)
     result["provenance"] = provenance(**(provenance_extra or {}))
     write_json(out, result)

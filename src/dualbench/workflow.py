@@ -23,7 +23,7 @@ def start_script(snakemake: Any) -> None:
     """
     setup_logging()
     # The config is trusted (a model file is data): its kind ase calculators may be imported.
-    from dualbench.models.spec import trust_config_models
+    from dualbench.models.resolve import trust_config_models
 
     trust_config_models(snakemake.config.get("models") or {})
     wildcards = dict(snakemake.wildcards.items())

@@ -6,9 +6,9 @@
 from dualbench.config import canonical, exafs_n_frames
 from dualbench.exafs import chunk_count
 from dualbench.fetch import source_filename
-from dualbench.finetune import scheduled
+from dualbench.training import scheduled
 from dualbench.label import LabelSettings
-from dualbench.models.spec import TRAINABLE
+from dualbench.models.backend import conda_env, get_backend, kinds
 from dualbench.md.settings import trajectory_params
 from dualbench.plots import run_label
 from dualbench.scoring.against_reference_model import resolve_reference
@@ -149,11 +149,7 @@ def get_model_params(name):
 
 # The conda env of each model kind's rules (relative to workflow/rules/). A `kind: ase`
 # calculator's own package must be added to envs/ml.yaml for `--sdm conda`.
-MODEL_ENVS = {
-    "chgnet": "../../envs/ml.yaml",
-    "sevennet": "../../envs/sevennet.yaml",
-    "ase": "../../envs/ml.yaml",
-}
+MODEL_ENVS = {kind: f"../../{conda_env(kind)}" for kind in kinds()}
 
 
 def get_model_env(wildcards):
@@ -177,7 +173,7 @@ def get_finetune_params(n):
 
 def is_trainable(model):
     """Whether a model's kind has a fine-tuning trainer here (kind ase has none)."""
-    return config["models"][model]["kind"] in TRAINABLE
+    return get_backend(config["models"][model]["kind"]).trainable
 
 
 def get_label_chunks(wildcards):

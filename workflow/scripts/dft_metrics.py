@@ -3,7 +3,7 @@ import sys
 sys.stderr = open(snakemake.log[0], "w")
 
 from dualbench.metrics import run_dft_metrics
-from dualbench.models import set_threads
+from dualbench.models.device import set_threads
 from dualbench.workflow import start_script
 
 start_script(snakemake)

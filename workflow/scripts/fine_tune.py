@@ -4,8 +4,10 @@ sys.stderr = open(snakemake.log[0], "w")
 
 from pathlib import Path
 
-from dualbench.finetune import FinetuneSettings, run_finetune
-from dualbench.models import ModelSpec, set_threads
+from dualbench.finetune import run_finetune
+from dualbench.models.device import set_threads
+from dualbench.models.spec import ModelSpec
+from dualbench.training import FinetuneSettings
 from dualbench.workflow import start_script
 
 start_script(snakemake)

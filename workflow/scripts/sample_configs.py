@@ -6,7 +6,7 @@ from pathlib import Path
 
 from dualbench.io import write_json
 from dualbench.label import LabelSettings, sample_configs
-from dualbench.models import ModelSpec
+from dualbench.models.spec import ModelSpec
 from dualbench.structure import build_structure
 from dualbench.workflow import start_script
 

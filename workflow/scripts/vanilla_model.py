@@ -2,7 +2,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from dualbench.models import ModelSpec, write_model_spec
+from dualbench.models.spec import ModelSpec, write_model_spec
 from dualbench.workflow import start_script
 
 start_script(snakemake)

@@ -109,7 +109,7 @@ def model_argument(args: argparse.Namespace):
     as data), or with ``--trust-ase-model`` the spec read with its calculator trusted."""
     if not getattr(args, "trust_ase_model", False):
         return args.model
-    from dualbench.models import parse_model_arg
+    from dualbench.models.resolve import parse_model_arg
 
     return parse_model_arg(args.model, trust_calculator=True)
 

@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def dft_metrics(args: argparse.Namespace) -> int:
     from dualbench.metrics import run_dft_metrics
-    from dualbench.models import set_threads
+    from dualbench.models.device import set_threads
 
     with output_files(args.out, args.parity_out):  # folders made before, removed on failure
         set_threads(args.threads)
@@ -95,8 +95,9 @@ def dft_metrics(args: argparse.Namespace) -> int:
 
 
 def finetune(args: argparse.Namespace) -> int:
-    from dualbench.finetune import FinetuneSettings, run_finetune
-    from dualbench.models import set_threads
+    from dualbench.finetune import run_finetune
+    from dualbench.models.device import set_threads
+    from dualbench.training import FinetuneSettings
 
     if args.n < 1:
         raise ValueError("--n must be at least 1 (N = 0 is the vanilla model itself)")

@@ -14,8 +14,8 @@ Import each name from the module it lives in (this package re-exports nothing):
   :func:`save_checkpoint`, :func:`load_checkpoint`.
 * :mod:`.snapshots`: snapshot I/O -- :data:`SNAPSHOTS_FILE`, :data:`SUPERCELL_FILE`,
   :func:`snapshot_frames`, :func:`write_snapshots`, :func:`read_snapshots`.
-* :mod:`.calculator`: the model of a run -- :func:`make_quiet_calculator`,
-  :func:`model_fingerprint`.
+* :mod:`.calculator`: the model of a run -- :func:`make_quiet_calculator` (its
+  fingerprint is the spec's, ``ModelSpec.fingerprint``).
 * :mod:`.driver`: the run -- :func:`run_md`, :func:`run_md_job`, :class:`MDResult`,
   :data:`LOG_FILE`, :data:`RUN_INFO_FILE`, :data:`FAILURE_FILE`.
 

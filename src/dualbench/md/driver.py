@@ -44,7 +44,7 @@ import numpy as np
 from ase import Atoms, units
 
 from dualbench.io import provenance, write_csv, write_json
-from dualbench.md.calculator import make_quiet_calculator, model_fingerprint
+from dualbench.md.calculator import make_quiet_calculator
 from dualbench.md.checkpoint import (
     CHECKPOINT_FILE,
     RunState,
@@ -62,6 +62,7 @@ from dualbench.md.snapshots import (
     snapshot_frames,
     write_snapshots,
 )
+from dualbench.models.spec import ModelSpec
 
 # The package's one logger name (the CLI's log lines name it), whatever the module.
 log = logging.getLogger("dualbench.md")
@@ -400,7 +401,7 @@ def _write_failure(path: Path, atoms: Atoms, err: MDGuardError) -> None:
 
 def run_md_job(
     *,
-    model: str | Path,
+    model: str | Path | ModelSpec,
     unit_cell: Atoms,
     supercell: tuple[int, int, int] | list[int],
     settings: MDSettings,
@@ -410,14 +411,19 @@ def run_md_job(
     step_hook: Callable[[int, Atoms], None] | None = None,
     refuse_other_checkpoint: bool = False,
 ) -> MDResult:
-    """Load ``model`` (see :func:`dualbench.models.load_model`), build the supercell, run.
+    """Load ``model`` (a MODEL argument or a spec, see
+    :func:`dualbench.models.resolve.parse_model_arg`), build the supercell, run.
 
+    The MODEL argument is read once: the spec's checkpoint file is read and hashed once,
+    and the calculator and the fingerprint (:meth:`ModelSpec.fingerprint`) come from it.
     This is what the ``run_md`` rule and ``dualbench md`` call.
     """
-    from dualbench.models import resolve_device, set_threads
+    from dualbench.models.device import resolve_device, set_threads
+    from dualbench.models.resolve import parse_model_arg
     from dualbench.structure import build_supercell, inscribed_radius
 
     set_threads(threads)
+    spec = parse_model_arg(model)
     atoms = build_supercell(unit_cell, supercell)
     atoms.pbc = True
     device = resolve_device(settings.device)
@@ -430,8 +436,8 @@ def run_md_job(
         model,
         device,
     )
-    calc = make_quiet_calculator(model, device)
-    model_id = model_fingerprint(model)
+    calc = make_quiet_calculator(spec, device)
+    model_id = spec.fingerprint()
     run_info = {
         "model": str(model),
         "supercell": list(supercell),

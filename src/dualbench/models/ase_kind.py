@@ -1,4 +1,5 @@
-"""``kind: ase``: any ASE calculator, named by its import path, as a vanilla model.
+"""The ``kind: ase`` backend: any ASE calculator, named by its import path, as a vanilla
+model.
 
 The calculator is built as ``Class(**options)``: importing and calling it runs code, so a
 ``kind: ase`` spec is taken only from the study's config or an explicit command-line flag
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dualbench.models.backend import Backend
 from dualbench.models.spec import ModelSpec, sha256_file
 
 
@@ -79,5 +82,27 @@ def option_files(spec: ModelSpec) -> dict[str, str]:
     return files
 
 
-def describe(spec: ModelSpec) -> dict[str, Any]:
-    return {"calculator": spec.calculator, "options": spec.options, "files": option_files(spec)}
+class AseBackend(Backend):
+    """Only a calculator: no native model, no shipped weights, no trainer (fine-tuning is
+    refused by :meth:`Backend.finetune`); its spec names code to import."""
+
+    kind = "ase"
+    conda_env = "envs/ml.yaml"
+    runs_code = True
+
+    def calculator(self, spec: ModelSpec, device: str):
+        return ase_calculator(spec)
+
+    def describe(self, spec: ModelSpec) -> dict[str, Any]:
+        return {"trained_on": None, "calculator": spec.calculator, "options": spec.options,
+                "files": option_files(spec)}
+
+    def check_config(self, entry: Mapping[str, Any]) -> tuple[str, str] | None:
+        if not entry.get("calculator"):
+            return "calculator", "kind ase needs the calculator's import path"
+        if entry.get("weights") is not None or entry.get("modal") is not None:
+            return "weights", "kind ase takes calculator and options, not weights or modal"
+        return None
+
+
+BACKEND = AseBackend()

@@ -4,11 +4,14 @@
 allowed here (numpy's array reconstruction, which SevenNet checkpoints use for their
 per-element shift and scale), so a file with a pickled code payload is refused instead of
 run.  CHGNet's ``from_file`` and SevenNet's ``SevenNetCheckpoint`` would load with
-``weights_only=False``; this module loads the dict safely and hands it to their builders.
+``weights_only=False``; this module loads the dict safely and each backend
+(:mod:`dualbench.models.chgnet`, :mod:`dualbench.models.sevennet`) checks its shape and
+hands it to its builder.
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 from pathlib import Path
 from typing import Any
@@ -37,9 +40,10 @@ def _first_line(err: BaseException) -> str:
     return line.split(". ")[0].rstrip(".")
 
 
-def safe_load(path: str | Path, what: str = "checkpoint") -> Any:
+def safe_load(path: str | Path, what: str = "checkpoint", data: bytes | None = None) -> Any:
     """The object in a torch checkpoint file, read with the restricted unpickler; ``what``
-    names the expected content in the error of a file that holds more than data.
+    names the expected content in the error of a file that holds more than data.  With
+    ``data`` (the file's contents, read once by the spec) the file is not read again.
 
     A file that cannot be read as a PyTorch archive at all (truncated, empty, corrupt) is
     refused as such, naming no model kind: nothing of it was read, so it is neither a
@@ -47,9 +51,10 @@ def safe_load(path: str | Path, what: str = "checkpoint") -> Any:
     """
     import torch
 
+    source = io.BytesIO(data) if data is not None else str(path)
     try:
         with torch.serialization.safe_globals(_numpy_globals()):
-            return torch.load(str(path), map_location="cpu", weights_only=True)
+            return torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(
@@ -57,7 +62,10 @@ def safe_load(path: str | Path, what: str = "checkpoint") -> Any:
             f" containers are read from a checkpoint, nothing that runs code ({first})"
         ) from None
     except (RuntimeError, EOFError) as err:
-        size = Path(path).stat().st_size if Path(path).is_file() else 0
+        if data is not None:
+            size = len(data)
+        else:
+            size = Path(path).stat().st_size if Path(path).is_file() else 0
         state = "empty" if size == 0 else f"truncated or corrupt ({size} bytes)"
         raise ValueError(
             f"{path}: unreadable: the file is {state}, not a complete PyTorch checkpoint"
@@ -67,50 +75,3 @@ def safe_load(path: str | Path, what: str = "checkpoint") -> Any:
         ) from None
     except OSError as err:
         raise ValueError(f"{path}: cannot be read as a checkpoint ({err})") from None
-
-
-def is_chgnet(state: Any) -> bool:
-    model = state.get("model") if isinstance(state, dict) else None
-    return isinstance(model, dict) and {"model_args", "state_dict"} <= set(model)
-
-
-def is_sevennet(state: Any) -> bool:
-    return isinstance(state, dict) and {"config", "model_state_dict"} <= set(state)
-
-
-def checkpoint_kind(path: str | Path) -> str:
-    """``chgnet`` or ``sevennet``, from the keys of a checkpoint read safely."""
-    state = safe_load(path)
-    if is_chgnet(state):
-        return "chgnet"
-    if is_sevennet(state):
-        return "sevennet"
-    raise ValueError(
-        f"{path}: neither a CHGNet checkpoint (model.model_args, model.state_dict) nor a"
-        " SevenNet one (config, model_state_dict)"
-    )
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The ``model`` dict ({model_args, state_dict}) of a CHGNet checkpoint, read safely.
-
-    Anything that is not a CHGNet checkpoint is refused with a message naming the file.
-    """
-    state = safe_load(path, "CHGNet checkpoint")
-    if not is_chgnet(state):
-        raise ValueError(
-            f"{path}: not a CHGNet checkpoint (expected a dict with model.model_args and"
-            " model.state_dict)"
-        )
-    return state["model"]
-
-
-def read_sevennet_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The dict ({config, model_state_dict, …}) of a SevenNet checkpoint, read safely."""
-    state = safe_load(path, "SevenNet checkpoint")
-    if not is_sevennet(state):
-        raise ValueError(
-            f"{path}: not a SevenNet checkpoint (expected a dict with config and"
-            " model_state_dict)"
-        )
-    return state

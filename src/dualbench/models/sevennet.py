@@ -1,17 +1,51 @@
-"""SevenNet: the checkpoints shipped in the sevenn wheel (SevenNet-0 of 11 Jul and of
+"""The SevenNet backend: the checkpoints shipped in the sevenn wheel (SevenNet-0 of 11 Jul and of
 22 May 2024, SevenNet-l3i5, SevenNet-MF-0 with its PBE or r2SCAN modality), or one that
 the fine-tuning wrote.  Every checkpoint is read with the restricted unpickler and built
-with SevenNet's own model builder."""
+with SevenNet's own model builder; fine-tuned by :mod:`dualbench.models.sevennet_train`."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from dualbench.models.checkpoints import read_sevennet_checkpoint
-from dualbench.models.spec import SEVENNET_WEIGHTS, ModelSpec
+from ase import Atoms
+
+from dualbench.models import sevennet_train
+from dualbench.models.backend import Backend, check_shipped, log_loaded
+from dualbench.models.checkpoints import safe_load
+from dualbench.models.spec import ModelSpec
+from dualbench.training import FinetuneResult, FinetuneSettings
 
 log = logging.getLogger(__name__)
+
+#: SevenNet checkpoints shipped in the sevenn wheel: name -> (sevenn._const attribute, level
+#: of theory of its training data).  SevenNet-MF-0 has a PBE and an r2SCAN modality.
+SEVENNET_WEIGHTS = {
+    "7net-0": ("SEVENNET_0_11Jul2024", "PBE(+U), MPtrj"),
+    "7net-0_22May2024": ("SEVENNET_0_22May2024", "PBE(+U), MPtrj"),
+    "7net-mf-0": ("SEVENNET_MF_0", "PBE(+U) MPtrj and r2SCAN MP-r2SCAN, one modality each"),
+    "7net-l3i5": ("SEVENNET_l3i5", "PBE(+U), MPtrj"),
+}
+#: The shipped checkpoint with modalities, and the one a spec without ``modal`` takes.
+MULTI_FIDELITY, DEFAULT_MODAL = "7net-mf-0", "PBE"
+
+
+def is_sevennet(state: Any) -> bool:
+    return isinstance(state, dict) and {"config", "model_state_dict"} <= set(state)
+
+
+def read_sevennet_checkpoint(path: str | Path, data: bytes | None = None) -> dict[str, Any]:
+    """The dict ({config, model_state_dict, …}) of a SevenNet checkpoint, read safely (from
+    ``data``, the file's contents, when given)."""
+    state = safe_load(path, "SevenNet checkpoint", data)
+    if not is_sevennet(state):
+        raise ValueError(
+            f"{path}: not a SevenNet checkpoint (expected a dict with config and"
+            " model_state_dict)"
+        )
+    return state
 
 
 def pretrained_path(weights: str) -> Path:
@@ -31,16 +65,18 @@ def pretrained_path(weights: str) -> Path:
     return path
 
 
-def checkpoint_file(spec: ModelSpec) -> Path:
-    return Path(spec.checkpoint) if spec.checkpoint else pretrained_path(spec.weights)
-
-
-def sevennet_checkpoint(path: str | Path):
-    """A ``sevenn.checkpoint.SevenNetCheckpoint`` filled from the safely read dict (its own
+def sevennet_checkpoint(spec: ModelSpec):
+    """A ``sevenn.checkpoint.SevenNetCheckpoint`` of ``spec`` (its fine-tuned checkpoint, as
+    read once by the spec, or the shipped one) filled from the safely read dict (its own
     loader would unpickle the file with ``weights_only=False``)."""
     from sevenn.checkpoint import SevenNetCheckpoint, _config_cp_routine
 
-    state = read_sevennet_checkpoint(path)
+    if spec.checkpoint:
+        path, state = Path(spec.checkpoint), read_sevennet_checkpoint(spec.checkpoint,
+                                                                spec.checkpoint_bytes())
+    else:
+        path = pretrained_path(spec.weights)
+        state = read_sevennet_checkpoint(path)
     cp = SevenNetCheckpoint(path)
     cp._config_original = state["config"]
     cp._model_state_dict = state["model_state_dict"]
@@ -66,7 +102,7 @@ def modality_error(weights: str, modal: str | None, valid: list[str]) -> str:
 
 def load_sevennet(spec: ModelSpec, device: str):
     """The SevenNet model (``AtomGraphSequential``) of ``spec`` on ``device``, eval mode."""
-    cp = sevennet_checkpoint(checkpoint_file(spec))
+    cp = sevennet_checkpoint(spec)
     model = cp.build_model()
     modal_map = getattr(model, "modal_map", None) or {}
     if modal_map and spec.modal not in modal_map:
@@ -78,9 +114,60 @@ def load_sevennet(spec: ModelSpec, device: str):
     return model
 
 
-def sevennet_calculator(model, spec: ModelSpec, device: str):
-    """SevenNet's ASE calculator around a loaded model."""
-    from sevenn.calculator import SevenNetCalculator
+class SevenNetBackend(Backend):
+    kind = "sevennet"
+    conda_env = "envs/sevennet.yaml"
+    default_weights = "7net-0"
+    trainable = True
 
-    return SevenNetCalculator(model=model, file_type="model_instance", device=device,
-                              modal=spec.modal)
+    def pretrained_spec(self, weights: str) -> ModelSpec:
+        weights, _, modal = weights.partition("@")
+        if weights not in SEVENNET_WEIGHTS:
+            known = ", ".join(SEVENNET_WEIGHTS)
+            raise ValueError(f"sevennet has no shipped weights {weights!r}; known: {known}")
+        if weights == MULTI_FIDELITY:
+            return ModelSpec(kind=self.kind, weights=weights, modal=modal or DEFAULT_MODAL)
+        if modal:
+            raise ValueError(f"sevennet:{weights} has no modalities (got @{modal})")
+        return ModelSpec(kind=self.kind, weights=weights)
+
+    def owns_checkpoint(self, state: Any) -> bool:
+        return is_sevennet(state)
+
+    def load(self, spec: ModelSpec, device: str):
+        model = load_sevennet(spec, device)
+        log_loaded(spec, device)
+        return model
+
+    def calculator(self, spec: ModelSpec, device: str):
+        """SevenNet's ASE calculator around the loaded model."""
+        from sevenn.calculator import SevenNetCalculator
+
+        return SevenNetCalculator(model=self.load(spec, device), file_type="model_instance",
+                                  device=device, modal=spec.modal)
+
+    def finetune(self, spec: ModelSpec, frames: Sequence[Atoms], settings: FinetuneSettings,
+                 seed: int, checkpoint: Path) -> FinetuneResult:
+        result, state = sevennet_train.finetune_sevennet(sevennet_checkpoint(spec), spec,
+                                                         frames, settings, seed)
+        sevennet_train.save_sevennet_checkpoint(state, checkpoint)
+        return result
+
+    def describe(self, spec: ModelSpec) -> dict[str, Any]:
+        shipped = SEVENNET_WEIGHTS.get(spec.weights)
+        return {"trained_on": shipped[1] if shipped else None}
+
+    def check_config(self, entry: Mapping[str, Any]) -> tuple[str, str] | None:
+        problem = check_shipped(self.kind, entry, tuple(SEVENNET_WEIGHTS))
+        if problem is None and entry.get("modal") is not None \
+                and entry.get("weights") != MULTI_FIDELITY:
+            return "modal", "only sevennet 7net-mf-0 has modalities (PBE, R2SCAN)"
+        return problem
+
+    def config_defaults(self, entry: dict[str, Any]) -> None:
+        super().config_defaults(entry)
+        if entry.get("weights") == MULTI_FIDELITY and entry.get("modal") is None:
+            entry["modal"] = DEFAULT_MODAL
+
+
+BACKEND = SevenNetBackend()

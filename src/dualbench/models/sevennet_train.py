@@ -1,15 +1,16 @@
-"""Fine-tuning SevenNet on N DFT frames with SevenNet's own ``Trainer`` and losses.
+"""SevenNet's trainer: fine-tuning on N DFT frames with SevenNet's own ``Trainer`` and
+losses, called by the SevenNet backend (:mod:`dualbench.models.sevennet`).
 
 The starting point is SevenNet's fine-tuning preset (``sevenn/presets/fine_tune.yaml``,
 read from the installed package): Huber loss (delta 0.01), Adam, an exponential
 learning-rate decay (gamma 0.99), force weight 1 and stress weight 0.01, the shift and
 scale of the atomic energies frozen.  The settings every model kind shares override it:
 epochs, learning rate, batch size, and the validation split and early stopping of
-:func:`dualbench.finetune.split_validation`, applied the same way at every N.  CHGNet's
+:func:`dualbench.training.split_validation`, applied the same way at every N.  CHGNet's
 ``freeze`` groups have no SevenNet counterpart: every weight trains, as in the preset.
 
 Energies of our DFT setup differ from SevenNet's training data by a per-element constant.
-As for CHGNet (:mod:`dualbench.finetune`), the per-element energy shift of the model is
+As for CHGNet (:mod:`dualbench.models.chgnet_train`), the per-element energy shift of the model is
 refitted to the N frames before training (least squares of the per-atom residuals on the
 element fractions) and once more after it, so that training learns the physics, not an
 offset.  For SevenNet-MF-0 the shift of the chosen modality is refitted and the frames
@@ -31,15 +32,17 @@ import pandas as pd
 import yaml
 from ase import Atoms
 
-from dualbench.finetune import (
+from dualbench.data import has_stress
+from dualbench.io import atomic_path
+from dualbench.models.device import resolve_device
+from dualbench.models.spec import ModelSpec
+from dualbench.training import (
     EarlyStopping,
     FinetuneResult,
     FinetuneSettings,
     composition_shift,
     split_validation,
 )
-from dualbench.io import atomic_path
-from dualbench.models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -194,22 +197,18 @@ def _train(model, graphs: Sequence, frames: Sequence[Atoms], settings: FinetuneS
 
 
 def finetune_sevennet(
-    spec: ModelSpec, frames: Sequence[Atoms], settings: FinetuneSettings, seed: int
+    cp, spec: ModelSpec, frames: Sequence[Atoms], settings: FinetuneSettings, seed: int
 ) -> tuple[FinetuneResult, dict[str, Any]]:
-    """Fine-tune the SevenNet of ``spec`` on ``frames``; returns the result and the
-    checkpoint dict to save (:func:`save_sevennet_checkpoint`)."""
+    """Fine-tune the SevenNet of checkpoint ``cp`` (a ``SevenNetCheckpoint``, the model of
+    ``spec``) on ``frames``; returns the result and the checkpoint dict to save
+    (:func:`save_sevennet_checkpoint`)."""
     import torch
-
-    from dualbench.data import has_stress
-    from dualbench.models import resolve_device
-    from dualbench.models.sevennet import checkpoint_file, sevennet_checkpoint
 
     if not frames:
         raise ValueError("fine-tuning needs at least one frame")
     start = time.perf_counter()
     device = resolve_device(settings.device)
     torch.manual_seed(seed)
-    cp = sevennet_checkpoint(checkpoint_file(spec))
     model = cp.build_model()
     modal = spec.modal if getattr(model, "modal_map", None) else None
     use_stress = settings.stress_weight > 0 and has_stress(frames)
