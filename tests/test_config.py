@@ -9,7 +9,8 @@ import sys
 import pytest
 import yaml
 
-from dualbench.config import ConfigError, config_hash, load_config, load_yaml, prepare_config
+from dualbench.config import load_config, load_yaml, prepare_config
+from dualbench.schema import ConfigError, config_hash
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +217,7 @@ def test_cli_check_config_refuses_hot(repo, tmp_path):
 
 def test_schema_documents_every_key():
     """Every property of the schema has a description or is a documented $ref."""
-    from dualbench.config import load_schema
+    from dualbench.schema import load_schema
 
     schema = load_schema()
     missing = []

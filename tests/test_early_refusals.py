@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import yaml
 
-from dualbench.config import ConfigError, load_config, load_yaml
+from dualbench.config import load_config, load_yaml
 from dualbench.data import FrameError, read_frames, write_frames
+from dualbench.schema import ConfigError
 
 LJ = "ase.calculators.lj:LennardJones"
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from ase import Atoms
 
-from dualbench.config import ConfigError, load_config
+from dualbench.config import load_config
 from dualbench.data import read_frames
 from dualbench.label import (
     LabelSettings,
@@ -19,6 +19,7 @@ from dualbench.label import (
     sample_configs,
 )
 from dualbench.md.snapshots import read_snapshots
+from dualbench.schema import ConfigError
 from dualbench.structure import build_structure
 from test_workflow import snakemake
 

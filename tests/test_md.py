@@ -73,7 +73,7 @@ class Killed(Exception):
 
 def test_md_defaults_are_the_schema_defaults_of_the_md_section():
     """One function gives every flat section's schema defaults; md uses it."""
-    from dualbench.config import load_schema, section_defaults
+    from dualbench.schema import load_schema, section_defaults
 
     props = load_schema()["properties"]["md"]["properties"]
     assert md_defaults() == section_defaults("md")

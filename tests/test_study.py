@@ -130,7 +130,9 @@ def test_without_experiment_runs_are_scored_against_the_reference(repo, mirror, 
     assert "exafs_mse_k" not in table
     assert len(table) == 4 and table["exafs_mse_ref_k"].notna().all()
     assert (table["reference"] == "chgnet N=2").all()
-    assert (table["exafs_mse_ref_k_lo"] <= table["exafs_mse_ref_k"]).all()
+    # two snapshots per run (config/test.yaml): too few for a sampling interval, so none
+    # is given rather than one of zero width
+    assert table["exafs_mse_ref_k_lo"].isna().all() and table["exafs_mse_ref_k"].notna().all()
     record = json.loads((tmp_path / "results/W/convergence.json").read_text())
     assert "n_converged_exafs_mse_ref_k" in record["models"]["chgnet"]
     assert (tmp_path / "results/W/figures/fig3.png").stat().st_size > 5000

@@ -1,45 +1,30 @@
-"""Study configuration: load, fill defaults from the JSON schema, validate.
+"""Study configuration: load, fill defaults from the JSON schema, validate the whole study.
 
-The schema (``schemas/config.schema.yaml``, draft 2020-12) documents every key and its
-default.  :func:`prepare_config` is what the Snakefile and the CLI call: it returns a
-new dict with every default filled in, or raises :class:`ConfigError` naming the file
-and the key (``materials.W.temperature_K``) before any job runs.
+The schema (``schemas/config.schema.yaml``, draft 2020-12; read by
+:mod:`dualbench.schema`, which every stage may use) documents every key and its default.
+This module checks a study as a whole (models through their backends, the sweep, the
+structures, :mod:`dualbench.config_checks`), so it sits above the stages.
+:func:`prepare_config` is what the Snakefile and the CLI call: it returns a new dict with
+every default filled in, or raises :class:`ConfigError` naming the file and the key
+(``materials.W.temperature_K``) before any job runs.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
 import math
 from collections.abc import Hashable, Iterable, Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
-SCHEMA_RESOURCE = "schemas/config.schema.yaml"
-
-
-class ConfigError(ValueError):
-    """A configuration value that the study cannot use.
-
-    ``key`` is the dotted path of the offending key, ``source`` the file it came from.
-    """
-
-    def __init__(self, source: str, key: str, message: str):
-        self.source = source
-        self.key = key
-        where = f"{source}: " if source else ""
-        super().__init__(f"{where}{key or '<top level>'}: {message}")
-
-
-def load_schema() -> dict[str, Any]:
-    """The configuration schema shipped with the package."""
-    text = resources.files("dualbench").joinpath(SCHEMA_RESOURCE).read_text()
-    return yaml.safe_load(text)
+from dualbench.schema import (
+    ConfigError,
+    exafs_n_frames,
+    load_schema,
+    with_defaults,
+)
 
 
 class DuplicateKeyError(yaml.YAMLError):
@@ -89,52 +74,6 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(str(path), "", "the top level must be a mapping of keys")
     return data
-
-
-def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return _resolve(root["$defs"][ref.removeprefix("#/$defs/")], root)
-    return schema
-
-
-def _fill_defaults(instance: Any, schema: Mapping[str, Any], root: Mapping[str, Any]) -> None:
-    """Insert schema defaults into ``instance`` in place (objects only, recursively)."""
-    schema = _resolve(schema, root)
-    if not isinstance(instance, dict):
-        return
-    for branch in schema.get("oneOf", []):
-        # e.g. `label: {...}` of a "mapping or null" key: fill the mapping's defaults
-        branch = _resolve(branch, root)
-        if branch.get("type") == "object":
-            _fill_defaults(instance, branch, root)
-    props: Mapping[str, Any] = schema.get("properties", {})
-    for name, sub in props.items():
-        sub_resolved = _resolve(sub, root)
-        if name not in instance and "default" in sub_resolved:
-            instance[name] = copy.deepcopy(sub_resolved["default"])
-        if name in instance:
-            _fill_defaults(instance[name], sub_resolved, root)
-    extra = schema.get("additionalProperties")
-    if isinstance(extra, Mapping):
-        for name, value in instance.items():
-            if name not in props:
-                _fill_defaults(value, extra, root)
-
-
-def section_defaults(section: str) -> dict[str, Any]:
-    """The schema defaults of a flat config section (``md``, ``exafs``, ``experiment``,
-    ``ft``): its keys that have a default, with that default (one source of truth)."""
-    props = load_schema()["properties"][section]["properties"]
-    return {name: spec["default"] for name, spec in props.items() if "default" in spec}
-
-
-def fill_defaults(entry: Mapping[str, Any], definition: str) -> dict[str, Any]:
-    """A copy of ``entry`` with the defaults of the schema's ``$defs/<definition>`` filled in."""
-    schema = load_schema()
-    filled = copy.deepcopy(dict(entry))
-    _fill_defaults(filled, schema["$defs"][definition], schema)
-    return filled
 
 
 def _key(path: Iterable[Any]) -> str:
@@ -224,13 +163,6 @@ def _fill_model_defaults(config: dict[str, Any]) -> None:
 
     for model in config["models"].values():
         get_backend(model["kind"]).config_defaults(model)
-
-
-def exafs_n_frames(config: Mapping[str, Any]) -> list[int]:
-    """The N whose models run the EXAFS arm (MD, simulated EXAFS): ``sweep.exafs_n_frames``,
-    or every N of the sweep when it is null."""
-    sweep = config["sweep"]
-    return sorted(sweep.get("exafs_n_frames") or sweep["n_frames"])
 
 
 def _check_sweep(config: Mapping[str, Any], source: str) -> None:
@@ -380,8 +312,7 @@ def check_structure(config: Mapping[str, Any], name: str, atoms: Any, source: st
 
 def prepare_config(config: Mapping[str, Any], source: str = "") -> dict[str, Any]:
     """A validated copy of ``config`` with every default filled in."""
-    filled = copy.deepcopy(dict(config))
-    _fill_defaults(filled, load_schema(), load_schema())
+    filled = with_defaults(config)
     validate(filled, source)
     _fill_model_defaults(filled)
     return filled
@@ -390,32 +321,3 @@ def prepare_config(config: Mapping[str, Any], source: str = "") -> dict[str, Any
 def load_config(path: str | Path) -> dict[str, Any]:
     """Load, fill and validate a config file."""
     return prepare_config(load_yaml(path), str(path))
-
-
-def canonical(value: Any) -> Any:
-    """``value`` with every mapping (recursively) in sorted key order; lists keep theirs.
-
-    Snakemake decides that a rule's params changed by comparing their repr, and a dict's
-    repr follows its key order: a config written back with sorted keys would rerun jobs.
-    """
-    if isinstance(value, Mapping):
-        return {key: canonical(value[key]) for key in sorted(value, key=str)}
-    if isinstance(value, list):
-        return [canonical(item) for item in value]
-    return value
-
-
-def canonical_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """:func:`canonical` of a whole config, except that the materials and the models keep
-    the order they were given in (the first model is the default sampling model)."""
-    ordered = canonical(config)
-    for section in ("materials", "models"):
-        if isinstance(config.get(section), Mapping):
-            ordered[section] = {name: canonical(entry) for name, entry in config[section].items()}
-    return ordered
-
-
-def config_hash(config: Mapping[str, Any]) -> str:
-    """A short SHA-256 of the canonical JSON of a (filled) config, for provenance."""
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dualbench.config import ConfigError, exafs_n_frames
+from dualbench.schema import ConfigError, exafs_n_frames
 
 
 def check_study(config: Mapping[str, Any], source: str) -> None:

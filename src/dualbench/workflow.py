@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from dualbench.cli import setup_logging
-from dualbench.config import config_hash
 from dualbench.io import set_provenance_context
+from dualbench.schema import config_hash
 
 
 def start_script(snakemake: Any) -> None:
@@ -54,8 +54,9 @@ def study_config(config: Mapping[str, Any], files: Sequence[str | Path],
     order).  A relative $DUALBENCH_DATA_MIRROR means the folder it was given in (the
     shell's), not a job's working directory (`--directory`): it is made absolute.
     """
-    from dualbench.config import canonical_config, load_yaml, prepare_config
+    from dualbench.config import load_yaml, prepare_config
     from dualbench.fetch import MIRROR_ENV, mirror_folder
+    from dualbench.schema import canonical_config
 
     for path in files:
         load_yaml(path)
@@ -83,7 +84,8 @@ def check_local_structures(config: Mapping[str, Any], source: str) -> None:
     by prepare_config: absorber among its elements, the EXAFS cluster inside the
     supercell.  (A structure still to be downloaded is checked by fetch_data, the first
     job to see it.)"""
-    from dualbench.config import ConfigError, check_structure
+    from dualbench.config import check_structure
+    from dualbench.schema import ConfigError
     from dualbench.structure import build_structure
 
     for name, material in config["materials"].items():

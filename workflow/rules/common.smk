@@ -3,7 +3,7 @@
 # rules file, and get_final_output(), the targets of the `all` rule.  The rules files hold
 # rules only.
 
-from dualbench.config import canonical, exafs_n_frames
+from dualbench.schema import canonical, exafs_n_frames
 from dualbench.exafs import chunk_count
 from dualbench.fetch import source_filename
 from dualbench.training import scheduled

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _schema_property(path: str) -> dict:
     """The schema of a config key: ``md.timestep_fs``, ``$defs.material.temperature_K``;
     an array's items for ``sweep.seeds[]``."""
-    from dualbench.config import load_schema
+    from dualbench.schema import load_schema
 
     schema = load_schema()
     node: dict = schema
@@ -71,11 +71,11 @@ def schema_value(path: str):
         import math
 
         spec = _schema_property(path)
-        kind = spec.get("type", "number")
+        json_type = spec.get("type", "number")
         try:
-            value = int(text) if kind == "integer" else float(text)
+            value = int(text) if json_type == "integer" else float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an {kind}") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not an {json_type}") from None
         if isinstance(value, float) and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         bounds = [

@@ -141,7 +141,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _sections(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """The exafs, experiment and ft sections: --config or the schema defaults."""
-    from dualbench.exafs import section_defaults
+    from dualbench.schema import section_defaults
 
     names = ("exafs", "experiment", "ft")
     if args.config:

@@ -93,7 +93,6 @@ from dualbench.exafs.settings import (
     FTSettings,
     SnapshotSampling,
     import_larch,
-    section_defaults,
 )
 from dualbench.exafs.stages import (
     average_snapshots,
@@ -114,7 +113,7 @@ __all__ = [
     "convergence_record", "cut_cluster", "feff_executable", "feff_input", "fourier_transform",
     "import_larch", "load_potentials", "planned_snapshots", "potential_indices",
     "potentials_stage", "read_chi_k", "read_chunk", "read_feff_chi", "run_feff_modules",
-    "section_defaults", "select_absorbers", "select_snapshots", "write_average",
+    "select_absorbers", "select_snapshots", "write_average",
     "write_chi_k", "write_chi_r", "write_chunk", "ENGINES", "PathTable", "build_path_table",
     "ideal_supercell", "paths_stage", "read_path_table", "write_path_table",
 ]

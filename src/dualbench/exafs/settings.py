@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from dualbench.schema import section_defaults
+
 K_STEP = 0.05
 K_MAX = 20.0
 K_GRID = np.round(np.arange(0.0, K_MAX + 0.5 * K_STEP, K_STEP), 6)
@@ -230,11 +232,3 @@ def import_larch() -> None:
         import larch  # noqa: F401
 
         root.setLevel(level)
-
-
-def section_defaults(section: str) -> dict[str, Any]:
-    """The schema defaults of a flat config section (``exafs``, ``experiment``, ``ft``)."""
-    from dualbench.config import load_schema
-
-    props = load_schema()["properties"][section]["properties"]
-    return {name: spec["default"] for name, spec in props.items() if "default" in spec}

@@ -57,7 +57,7 @@ class LabelSettings:
     @classmethod
     def from_config(cls, label: Mapping[str, Any]) -> LabelSettings:
         """Settings from a ``dft.label`` entry; missing keys take the schema's defaults."""
-        from dualbench.config import fill_defaults
+        from dualbench.schema import fill_defaults
 
         label = fill_defaults(label, "label")
         sampling = dict(label.pop("sampling"))

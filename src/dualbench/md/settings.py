@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from dualbench.config import section_defaults
 from dualbench.md.ensembles import NPT_LOG_COLUMNS, trajectory_settings, validate_ensemble
+from dualbench.schema import section_defaults
 
 LOG_COLUMNS = ("step", "time_fs", "temperature_K", "epot_eV", "ekin_eV")
 
