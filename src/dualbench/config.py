@@ -19,8 +19,10 @@ from typing import Any
 import jsonschema
 import yaml
 
+from dualbench.exafs.settings import FTSettings
 from dualbench.schema import (
     ConfigError,
+    SettingError,
     exafs_n_frames,
     load_schema,
     with_defaults,
@@ -193,10 +195,10 @@ def _check_semantics(config: Mapping[str, Any], source: str) -> None:
     """Cross-key rules that a JSON schema cannot say."""
     _check_models(config, source)
     ft, exafs = config["ft"], config["exafs"]
-    if ft["kmin"] >= ft["kmax"]:
-        raise ConfigError(source, "ft.kmax", f"must exceed ft.kmin ({ft['kmin']})")
-    if ft["rmin"] >= ft["rmax"]:
-        raise ConfigError(source, "ft.rmax", f"must exceed ft.rmin ({ft['rmin']})")
+    try:
+        FTSettings.from_config(ft)  # the ranges are FTSettings' own to check
+    except SettingError as err:
+        raise ConfigError(source, err.key, err.message) from err
     if exafs["rmax_A"] > exafs["cluster_radius_A"]:
         raise ConfigError(
             source,

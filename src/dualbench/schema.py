@@ -18,6 +18,15 @@ import yaml
 SCHEMA_RESOURCE = "schemas/config.schema.yaml"
 
 
+class SettingError(ValueError):
+    """A setting out of its range, raised by the settings object that owns the check;
+    ``key`` is the config key (``ft.kmax``), so a config check can name its file too."""
+
+    def __init__(self, key: str, message: str):
+        self.key, self.message = key, message
+        super().__init__(f"{key}: {message}")
+
+
 class ConfigError(ValueError):
     """A configuration value that the study cannot use.
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from dualbench.schema import section_defaults
+from dualbench.schema import SettingError, section_defaults
 
 K_STEP = 0.05
 K_MAX = 20.0
@@ -188,19 +188,19 @@ class FTSettings:
     rmax: float = 5.0
 
     def __post_init__(self) -> None:
-        # Written so that a NaN fails each check.
-        if not self.kmin >= 0:
-            raise ValueError(f"ft: kmin ({self.kmin}) must be >= 0")
-        if not self.kmin < self.kmax:
-            raise ValueError(f"ft: kmax ({self.kmax}) must exceed kmin ({self.kmin})")
-        if not self.dk >= 0:
-            raise ValueError(f"ft: dk ({self.dk}) must be >= 0")
-        if not 0 <= self.kweight <= 3:
-            raise ValueError(f"ft: kweight ({self.kweight}) must be between 0 and 3")
-        if not self.rmin >= 0:
-            raise ValueError(f"ft: rmin ({self.rmin}) must be >= 0")
-        if not self.rmin < self.rmax:
-            raise ValueError(f"ft: rmax ({self.rmax}) must exceed rmin ({self.rmin})")
+        # Written so that a NaN fails each check; the one place these ranges are checked
+        # (a config's check turns a SettingError into an error naming the file).
+        checks = [
+            (self.kmin >= 0, "ft.kmin", f"({self.kmin}) must be >= 0"),
+            (self.kmin < self.kmax, "ft.kmax", f"must exceed ft.kmin ({self.kmin})"),
+            (self.dk >= 0, "ft.dk", f"({self.dk}) must be >= 0"),
+            (0 <= self.kweight <= 3, "ft.kweight", f"({self.kweight}) must be between 0 and 3"),
+            (self.rmin >= 0, "ft.rmin", f"({self.rmin}) must be >= 0"),
+            (self.rmin < self.rmax, "ft.rmax", f"must exceed ft.rmin ({self.rmin})"),
+        ]
+        for ok, key, message in checks:
+            if not ok:
+                raise SettingError(key, message)
 
     @classmethod
     def from_config(cls, ft: Mapping[str, Any]) -> FTSettings:
