@@ -126,7 +126,7 @@ def model_envs() -> dict[str, str]:
 
 
 #: conda: functions of common.smk, each returning one of MODEL_ENVS by model kind
-ENV_FUNCTIONS = ("model_env", "sampling_env")
+ENV_FUNCTIONS = ("get_model_env", "get_sampling_env")
 
 
 def rule_conda_envs() -> dict[str, tuple[Path, list[str] | None]]:
