@@ -68,15 +68,22 @@ def study_config(config: Mapping[str, Any], files: Sequence[str | Path],
     return prepared
 
 
-def local_structure_file(material: Mapping[str, Any], name: str) -> Path | None:
-    """resources/{name}/structure/<file> of a material whose structure comes from a file
-    (where fetch_data puts it), or None for a structure given by its symbols."""
+def data_file(material: str, role: str, source: Mapping[str, Any]) -> str:
+    """Where a data source's file lies: in resources/{material}/{role}/ after fetch_data
+    checked it (downloads, and local files with a sha256, such as the committed DFT
+    frames), or the local path as given."""
     from dualbench.fetch import source_filename
 
+    if "path" in source and not source.get("sha256"):
+        return str(source["path"])
+    return f"resources/{material}/{role}/{source_filename(source)}"
+
+
+def local_structure_file(material: Mapping[str, Any], name: str) -> Path | None:
+    """The structure file of a material whose structure comes from a file (see
+    :func:`data_file`), or None for a structure given by its symbols."""
     source = material["structure"].get("source")
-    if source is None:
-        return None
-    return Path("resources") / name / "structure" / source_filename(source)
+    return None if source is None else Path(data_file(name, "structure", source))
 
 
 def check_local_structures(config: Mapping[str, Any], source: str) -> None:

@@ -5,14 +5,13 @@
 
 from dualbench.schema import canonical, exafs_n_frames
 from dualbench.exafs import chunk_count
-from dualbench.fetch import source_filename
 from dualbench.training import scheduled
 from dualbench.label import LabelSettings
 from dualbench.models.backend import conda_env, get_backend, kinds
 from dualbench.md.settings import trajectory_params
 from dualbench.plots import run_label
 from dualbench.scoring.against_reference_model import resolve_reference
-from dualbench.workflow import local_structure_file, study_config
+from dualbench.workflow import data_file, local_structure_file, study_config
 
 # The config all rules read: re-read for duplicate keys, validated against the package's
 # schema, defaults filled, keys in sorted order (dualbench.workflow.study_config).  A
@@ -91,10 +90,7 @@ def get_data_file(material, role):
     """Where a source's file lies: in resources/ after fetch_data checked it (downloads, and
     local files with a sha256, such as the committed DFT frames), or the local path as given.
     """
-    source = get_source(material, role)
-    if "path" in source and not source.get("sha256"):
-        return source["path"]
-    return f"resources/{material}/{role}/{source_filename(source)}"
+    return data_file(material, role, get_source(material, role))
 
 
 def get_local_source(wildcards):
