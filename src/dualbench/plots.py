@@ -148,22 +148,16 @@ def fig2(
 
 
 def _sigma2_by_n(sub: pd.DataFrame) -> pd.DataFrame:
-    """Per N: mean sigma^2 over seeds, its std and 95 % half-width (module text)."""
-    from dualbench.stats import t_half_width
+    """Per N: mean sigma^2 over seeds and its 95 % half-width, decided as every other
+    seed mean (:func:`dualbench.scoring.convergence.by_n`); one seed's interval is 1.96
+    times its autocorrelation-aware standard error."""
+    from dualbench.scoring.convergence import by_n
 
-    rows = []
-    for n, group in sub.groupby("n_frames"):
-        values = group["sigma2_A2"].to_numpy(float)
-        if len(values) >= 2:
-            half = t_half_width(values)
-        elif "sigma2_stderr_A2" in group:
-            half = 1.959964 * float(group["sigma2_stderr_A2"].iloc[0])
-        else:
-            half = float("nan")
-        rows.append({"n_frames": n, "mean": values.mean(),
-                     "std": values.std(ddof=1) if len(values) >= 2 else float("nan"),
-                     "half_width": half})
-    return pd.DataFrame(rows)
+    if "sigma2_stderr_A2" in sub:
+        half = 1.959964 * sub["sigma2_stderr_A2"]
+        sub = sub.assign(sigma2_A2_lo=sub["sigma2_A2"] - half,
+                         sigma2_A2_hi=sub["sigma2_A2"] + half)
+    return by_n(sub, "sigma2_A2")
 
 
 def parity(tables: Mapping[str, pd.DataFrame], stem: str | Path, title: str = "",

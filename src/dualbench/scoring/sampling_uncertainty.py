@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dualbench.exafs.averaging import ft_weight
 from dualbench.scoring.spectrum_scores import PreparedExperiment, score_model, shifted_chi
 from dualbench.stats import SeriesStats, basic_interval, circular_block_bootstrap_means
 
@@ -42,13 +43,6 @@ def read_snapshot_means(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         return np.array(data["k"]), np.array(data["snapshot_means"])
 
 
-def _score_weights(prep: PreparedExperiment, ks: np.ndarray, amp: float) -> np.ndarray:
-    """Per-k weights of the k-space score on the simulation's grid (S0^2 k^w inside the
-    window), which weigh the snapshot series for its autocorrelation."""
-    ft = prep.ft
-    return np.where((ks >= ft.kmin) & (ks <= ft.kmax), amp * ks**ft.kweight, 0.0)
-
-
 def add_sampling_uncertainty(
     result: ComparisonResult,
     prep: PreparedExperiment,
@@ -64,7 +58,7 @@ def add_sampling_uncertainty(
         log.warning("%s: %d snapshots, fewer than %d: no sampling interval", result.label,
                     len(means), MIN_SNAPSHOTS)
         return
-    series = SeriesStats.of(means, _score_weights(prep, ks, amp))
+    series = SeriesStats.of(means, amp * ft_weight(ks, prep.ft))
     if not series.resolved:
         log.warning("%s: %d snapshots are too few to resolve their autocorrelation (g about"
                     " %.1f): the intervals are rough", result.label, len(means), series.g)
