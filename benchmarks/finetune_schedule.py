@@ -2,14 +2,16 @@
 
     python benchmarks/finetune_schedule.py                        # WS2, the committed frames
     python benchmarks/finetune_schedule.py --pool P --test T --n 1 2 5 10 --seeds 0 1 2 \\
-        --schedules 10:1e-3 10:3e-4 30:1e-4
+        --schedules 10:1e-3 10:3e-4 30:1e-4 10:1e-3:noval
 
-For every N, seed and schedule ``EPOCHS:LR`` it fine-tunes the model on the first N frames
+For every N, seed and schedule ``EPOCHS:LR`` (``EPOCHS:LR:noval``: no validation split,
+all N frames train for every epoch, no early stopping) it fine-tunes the model on the first N frames
 of the seed's order of the pool (the sweep's nested subsets, :func:`dualbench.data.
 select_frames`) with the study's split and early-stopping rule, then scores it on the
-held-out frames.  It prints, per N and schedule, the test force MAE (meV/Å) and force
-slope as mean and standard deviation over seeds, the vanilla model's numbers, and the
-ratio of each MAE to the vanilla MAE (below 1: the schedule helps at that N).  This is the
+held-out frames (``--condition`` scores only the test frames of one condition, as
+``prepare_frames`` named them: ``dft.conditions``).  It prints, per N and schedule, the
+test force MAE (meV/Å) and force slope as mean and standard deviation over seeds, the
+vanilla model's numbers, and the ratio of each MAE to the vanilla MAE (below 1: the schedule helps at that N).  This is the
 measured comparison behind the `finetune.schedule` of config/tmd.yaml (README:
 Fine-tuning schedule).  Not run in CI.
 """
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--schedules", nargs="+", default=["10:1e-3", "10:3e-4", "10:1e-4"],
                         help="EPOCHS:LEARNING_RATE")
+    parser.add_argument("--condition", help="score only the test frames of this condition")
     parser.add_argument("--model", default="chgnet")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -51,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(args.threads)
 
     pool, test = read_frames(args.pool, None), read_frames(args.test, None)
+    if args.condition:
+        test = [a for a in test if str(a.info.get("condition")) == args.condition]
+        if not test:
+            parser.error(f"no test frame of condition {args.condition!r} in {args.test}")
     base = load_model(args.model, "cpu")
     vanilla, _ = dft_metrics(test, predictions(base, test))
     v_mae = 1000 * vanilla["force_mae_eV_per_A"]
@@ -61,9 +68,11 @@ def main(argv: list[str] | None = None) -> int:
           f" {'s/run':>6}")
     for n in args.n:
         for schedule in args.schedules:
-            epochs, lr = schedule.split(":")
+            epochs, lr, *validation = schedule.split(":")
             settings = FinetuneSettings(epochs=int(epochs), learning_rate=float(lr),
                                         device="cpu")
+            if validation == ["noval"]:  # no split at any N of this run
+                settings.min_frames_for_validation = max(args.n) + 1
             maes, slopes, start = [], [], time.perf_counter()
             for seed in args.seeds:
                 frames, _ = select_frames(pool, n, seed)

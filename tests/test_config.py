@@ -79,7 +79,7 @@ BAD = [
     ("plots.fig2_n_frames", [2, 7], "plots.fig2_n_frames", "[7] not among the EXAFS arm's N"),
     ("sweep.exafs_n_frames", [0, 5], "sweep.exafs_n_frames", "[5] not in sweep.n_frames"),
     ("sweep.exafs_n_frames", [], "sweep.exafs_n_frames", "should be non-empty"),
-    ("plots.seed", 3, "plots.seed", "3 is not in sweep.seeds"),
+    ("plots.seed", 3, "plots.seed", "3 is not among the EXAFS arm's seeds"),
     ("exafs.rmax_A", 9.0, "exafs.rmax_A", "exceeds exafs.cluster_radius_A"),
     ("materials.W.absorber", "Mo", "materials.W.absorber", "not among the structure's symbols"),
     ("models.chgnet.kind", "mace", "models.chgnet.kind", "is not one of"),

@@ -374,8 +374,10 @@ def test_prepare_frames_checks_pool_size(snap_dir, tmp_path):
         snap_dir / "W_Test.json", "pymatgen-json", None, None, ["W"], 0.2, 24,
         tmp_path / "pool.extxyz", tmp_path / "test.extxyz",
     )
-    assert info == {"n_train_pool": 24, "n_test": 6, "train_has_stress": True,
-                    "test_has_stress": True}
+    assert {k: info[k] for k in ("n_train_pool", "n_test", "train_has_stress",
+                                 "test_has_stress")} == {
+        "n_train_pool": 24, "n_test": 6, "train_has_stress": True, "test_has_stress": True}
+    assert info["pool_conditions"] == {} and info["selection"]["train"]["select"] is None
     with pytest.raises(FrameError, match="sweep.n_frames asks for 25"):
         prepare_frames(
             snap_dir / "W_Test.json", "pymatgen-json", None, None, ["W"], 0.2, 25,

@@ -181,7 +181,7 @@ def test_sampling_rounds_count_and_chunk():
 
 
 def _labelled(atoms, energy, theory):
-    from dualbench.data import _attach
+    from dualbench.data.readers import _attach
 
     frame = atoms.copy()
     _attach(frame, energy, np.full((len(frame), 3), 0.1), np.zeros(6), f"x:{energy}")
@@ -262,7 +262,7 @@ def test_collect_keeps_each_frame_once_in_pool_order(ws2_cell, tmp_path):
 
 
 def test_gather_splits_by_label(ws2_cell, tmp_path):
-    from dualbench.data import _attach, write_frames
+    from dualbench.data.readers import _attach, write_frames
 
     chunks = []
     for i, split in enumerate(["train", "test", "train"]):

@@ -62,6 +62,20 @@ def test_exafs_arm_at_fewer_n_than_the_dft_arm(repo, tmp_path):
     assert "/n2/seed0/md/" not in proc.stdout and "/n10/seed0/md/" in proc.stdout
 
 
+def test_exafs_arm_at_fewer_seeds_than_the_dft_arm(repo, tmp_path):
+    """sweep.exafs_seeds: every seed is fine-tuned and scored on the DFT frames, only the
+    listed seeds run MD (and the fixed potentials come from one of them)."""
+    text = (repo / "config" / "config.yaml").read_text()
+    cfg = tmp_path / "fewer.yaml"
+    cfg.write_text(text.replace("  seeds: [0, 1]", "  seeds: [0, 1, 2]\n  exafs_seeds: [1]", 1))
+    proc = snakemake(repo, tmp_path, "-n", "--configfile", str(cfg))
+    counts = job_counts(proc.stdout)
+    assert counts["dft_metrics"] == 9 and counts["fine_tune"] == 6
+    assert counts["run_md"] == 3 and counts["snapshot_chi"] == 3
+    assert "/n10/seed1/md/" in proc.stdout
+    assert "/seed0/md/" not in proc.stdout and "/seed2/md/" not in proc.stdout
+
+
 def test_bad_config_stops_before_any_job(repo, tmp_path):
     text = (repo / "config" / "config.yaml").read_text()
     bad = tmp_path / "hot.yaml"

@@ -24,6 +24,7 @@ from dualbench.schema import (
     ConfigError,
     SettingError,
     exafs_n_frames,
+    exafs_seeds,
     load_schema,
     with_defaults,
 )
@@ -174,6 +175,9 @@ def _check_sweep(config: Mapping[str, Any], source: str) -> None:
     extra = sorted(set(exafs_ns) - set(sweep["n_frames"]))
     if extra:
         raise ConfigError(source, "sweep.exafs_n_frames", f"{extra} not in sweep.n_frames")
+    extra = sorted(set(sweep.get("exafs_seeds") or []) - set(sweep["seeds"]))
+    if extra:
+        raise ConfigError(source, "sweep.exafs_seeds", f"{extra} not in sweep.seeds")
     arm = "the EXAFS arm's N (sweep.exafs_n_frames, else sweep.n_frames)"
     reference = config["exafs"].get("reference_model")
     if reference:
@@ -187,8 +191,9 @@ def _check_sweep(config: Mapping[str, Any], source: str) -> None:
     missing = sorted(set(plots["fig2_n_frames"]) - set(exafs_ns))
     if missing:
         raise ConfigError(source, "plots.fig2_n_frames", f"{missing} not among {arm}")
-    if plots["seed"] is not None and plots["seed"] not in sweep["seeds"]:
-        raise ConfigError(source, "plots.seed", f"{plots['seed']} is not in sweep.seeds")
+    if plots["seed"] is not None and plots["seed"] not in exafs_seeds(config):
+        raise ConfigError(source, "plots.seed", f"{plots['seed']} is not among the EXAFS"
+                          " arm's seeds (sweep.exafs_seeds, else sweep.seeds)")
 
 
 def _check_semantics(config: Mapping[str, Any], source: str) -> None:

@@ -8,6 +8,7 @@ the file and the key(s).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ def check_study(config: Mapping[str, Any], source: str) -> None:
     check_schedule(config, source)
     for name in config["materials"]:
         check_label_pool(config, name, source)
+        check_frame_selection(config, name, source)
 
 
 def check_reference_model(config: Mapping[str, Any], source: str) -> None:
@@ -102,3 +104,44 @@ def check_label_pool(config: Mapping[str, Any], name: str, source: str) -> None:
         f" rattled_frames over {over}), but sweep.n_frames asks for N = {largest}: raise"
         " md_frames or rattled_frames (or add a round), or lower sweep.n_frames",
     )
+
+
+def _check_pattern(pattern: str, source: str, key: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as err:
+        raise ConfigError(source, key, f"{pattern!r} is not a regular expression ({err})") from None
+
+
+def check_frame_selection(config: Mapping[str, Any], name: str, source: str) -> None:
+    """Frame selection (``dft.train.select``, ``dft.test.select``, ``dft.conditions``,
+    ``dft.stratify_by``; :mod:`dualbench.data.selection`): ``select`` only on DFT frames,
+    every pattern a regular expression, ``condition`` used only where ``dft.conditions``
+    names it."""
+    material = config["materials"][name]
+    where = f"materials.{name}"
+    others = {"experiment": material.get("experiment"),
+              "structure.source": material["structure"].get("source")}
+    for key, src in others.items():
+        if src and "select" in src:
+            raise ConfigError(source, f"{where}.{key}.select",
+                              "selects DFT frames; only dft.train and dft.test take it")
+    dft = material["dft"]
+    conditions = dft.get("conditions")
+    for pname, pattern in ((conditions or {}).get("patterns") or {}).items():
+        _check_pattern(pattern, source, f"{where}.dft.conditions.patterns.{pname}")
+    uses: list[tuple[str, str]] = []
+    for split in ("train", "test"):
+        spec = (dft.get(split) or {}).get("select")
+        selectors = [spec] if isinstance(spec, Mapping) else list(spec or [])
+        for i, selector in enumerate(selectors):
+            key = f"{where}.dft.{split}.select" + ("" if isinstance(spec, Mapping) else f".{i}")
+            if "pattern" in selector:
+                _check_pattern(selector["pattern"], source, f"{key}.pattern")
+            uses.append((selector["field"], f"{key}.field"))
+    if dft.get("stratify_by"):
+        uses.append((dft["stratify_by"], f"{where}.dft.stratify_by"))
+    for field, key in uses:
+        if field == "condition" and not conditions:
+            raise ConfigError(source, key, "`condition` is named by dft.conditions, which is"
+                              f" not set for material {name}: set it, or use a record field")

@@ -28,19 +28,9 @@ def parity_slope(predicted: np.ndarray, reference: np.ndarray) -> float:
     return float(predicted @ reference) / denom
 
 
-def dft_metrics(
-    frames: Sequence[Atoms], preds: Sequence[Mapping[str, Any]]
-) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Errors of a model's predictions ``preds`` of DFT ``frames`` (internal form; the
-    predictions as :meth:`dualbench.models.backend.Backend.predict` gives them).
-
-    Energies per atom (eV/atom), force components (eV/Å), stress Voigt components (GPa,
-    only when every frame has a stress).  ``energy_mae_offset_removed`` drops the mean
-    per-atom energy error first, which a different DFT setup shifts.  Returns the metrics
-    and the per-component force parity table (frame, atom, element, axis, DFT, predicted).
-    """
-    start = time.perf_counter()
-    with_stress = has_stress(frames)
+def _errors(frames: Sequence[Atoms], preds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Energy (eV/atom), force (eV/Å) and stress (GPa) errors and the force slope of
+    ``preds`` on ``frames`` (stress only when every frame has one)."""
     e_err = np.array(
         [
             float(p["e"]) - a.get_potential_energy() / len(a)
@@ -65,19 +55,66 @@ def dft_metrics(
         },
         "stress_mae_GPa": None,
     }
-    if with_stress:
+    if has_stress(frames):
         idx = ([0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1])
         s_dft = np.array([ase_stress_to_gpa_matrix(a.get_stress())[idx] for a in frames])
         s_pred = np.array([np.asarray(p["s"], dtype=float)[idx] for p in preds])
         result["stress_mae_GPa"] = float(np.mean(np.abs(s_pred - s_dft)))
+    return result
+
+
+def _by_condition(
+    frames: Sequence[Atoms], preds: Sequence[Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """:func:`_errors` per condition (``info["condition"]``, :mod:`dualbench.data.selection`)
+    of the frames; empty unless every frame has one."""
+    labels = [a.info.get("condition") for a in frames]
+    if not frames or any(c is None for c in labels):
+        return {}
+    labels = [str(c) for c in labels]
+    groups: dict[str, dict[str, Any]] = {}
+    for name in sorted(set(labels)):
+        members = [i for i, c in enumerate(labels) if c == name]
+        groups[name] = _errors([frames[i] for i in members], [preds[i] for i in members])
+    return groups
+
+
+def dft_metrics(
+    frames: Sequence[Atoms], preds: Sequence[Mapping[str, Any]]
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Errors of a model's predictions ``preds`` of DFT ``frames`` (internal form; the
+    predictions as :meth:`dualbench.models.backend.Backend.predict` gives them).
+
+    Energies per atom (eV/atom), force components (eV/Å), stress Voigt components (GPa,
+    only when every frame has a stress).  ``energy_mae_offset_removed`` drops the mean
+    per-atom energy error first, which a different DFT setup shifts.  When every frame has
+    a condition (``dft.conditions``), ``by_condition`` gives the same errors per condition.
+    Returns the metrics and the per-component force parity table (frame, condition when
+    known, atom, element, axis, DFT, predicted).
+    """
+    start = time.perf_counter()
+    result = _errors(frames, preds)
+    result["by_condition"] = _by_condition(frames, preds)
     log.info(
         "%d frames: force MAE %.4f eV/Å, slope %.3f, energy MAE %.4f eV/atom (%.1f s)",
         len(frames), result["force_mae_eV_per_A"], result["force_slope"],
         result["energy_mae_eV_per_atom"], time.perf_counter() - start,
     )
+    for name, group in result["by_condition"].items():
+        log.info("  %s (%d frames): force MAE %.4f eV/Å, slope %.3f", name,
+                 group["n_frames"], group["force_mae_eV_per_A"], group["force_slope"])
+    f_dft = np.concatenate([a.get_forces() for a in frames])
+    f_pred = np.concatenate([np.asarray(p["f"], dtype=float) for p in preds])
+    symbols = np.concatenate([a.get_chemical_symbols() for a in frames])
     n_atoms = [len(a) for a in frames]
-    parity = pd.DataFrame({
+    columns: dict[str, Any] = {
         "frame": np.repeat(np.arange(len(frames)), np.multiply(n_atoms, 3)),
+    }
+    if result["by_condition"]:
+        columns["condition"] = np.repeat([str(a.info["condition"]) for a in frames],
+                                         np.multiply(n_atoms, 3))
+    parity = pd.DataFrame({
+        **columns,
         "atom": np.concatenate([np.repeat(np.arange(n), 3) for n in n_atoms]),
         "element": np.repeat(symbols, 3),
         "axis": np.tile(list("xyz"), len(f_dft)),

@@ -107,6 +107,14 @@ def exafs_n_frames(config: Mapping[str, Any]) -> list[int]:
     return sorted(sweep.get("exafs_n_frames") or sweep["n_frames"])
 
 
+def exafs_seeds(config: Mapping[str, Any]) -> list[int]:
+    """The seeds whose models run the EXAFS arm: ``sweep.exafs_seeds``, or every seed of the
+    sweep when it is null (in the sweep's order)."""
+    sweep = config["sweep"]
+    chosen = sweep.get("exafs_seeds")
+    return [s for s in sweep["seeds"] if chosen is None or s in chosen]
+
+
 def canonical(value: Any) -> Any:
     """``value`` with every mapping (recursively) in sorted key order; lists keep theirs.
 

@@ -9,6 +9,11 @@ set, ``exafs_mse_ref_k`` and its interval and noise floor
 agreement with a measurement).  ``exafs_arm`` says whether the run has an EXAFS score at
 all (``sweep.exafs_n_frames`` may run MD at a few N only); its EXAFS columns are empty
 when not.
+
+When the test frames carry conditions (``dft.conditions``), the DFT columns are repeated
+per condition of the test set as ``force_mae[300K]``, ``force_slope[300K]``,
+``energy_mae[300K]`` and ``stress_mae[300K]`` (same units): the error at the experiment's
+condition beside the overall one.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ def dft_row(path: str | Path, material: str, model: str, n_frames: int, seed: in
     """A summary row from a run's ``dft_metrics.json``."""
     m = json.loads(Path(path).read_text())
     stress = m.get("stress_mae_GPa")
-    return {
+    row = {
         "material": material,
         "model": model,
         "n_frames": int(n_frames),
@@ -38,6 +43,12 @@ def dft_row(path: str | Path, material: str, model: str, n_frames: int, seed: in
         "stress_mae": stress,
         "force_slope": m["force_slope"],
     }
+    for name, group in (m.get("by_condition") or {}).items():
+        row[f"energy_mae[{name}]"] = 1000.0 * group["energy_mae_eV_per_atom"]
+        row[f"force_mae[{name}]"] = 1000.0 * group["force_mae_eV_per_A"]
+        row[f"stress_mae[{name}]"] = group.get("stress_mae_GPa")
+        row[f"force_slope[{name}]"] = group["force_slope"]
+    return row
 
 
 def build_summary(

@@ -3,7 +3,7 @@
 # rules file, and get_final_output(), the targets of the `all` rule.  The rules files hold
 # rules only.
 
-from dualbench.schema import canonical, exafs_n_frames
+from dualbench.schema import canonical, exafs_n_frames, exafs_seeds
 from dualbench.exafs import chunk_count
 from dualbench.training import scheduled
 from dualbench.label import LabelSettings
@@ -35,6 +35,8 @@ N_FRAMES = sorted(config["sweep"]["n_frames"])
 # The N whose models also run MD and the EXAFS arm (sweep.exafs_n_frames; default all).
 EXAFS_N = exafs_n_frames(config)
 SEEDS = config["sweep"]["seeds"]
+# The seeds whose models also run the EXAFS arm (sweep.exafs_seeds; default all).
+EXAFS_SEEDS = exafs_seeds(config)
 DATA_ROLES = ("dft_train", "dft_test", "experiment", "structure")
 
 # Every path of the study, defined once; rules and input functions build theirs from these
@@ -71,7 +73,12 @@ def get_material_sources(material):
         "experiment": entry["experiment"],
         "structure": entry["structure"].get("source"),
     }
-    return {role: src for role, src in sources.items() if src is not None}
+    # `select` picks frames of a file, not the file: it is prepare_frames' param, not fetch's
+    return {
+        role: {k: v for k, v in src.items() if k != "select"}
+        for role, src in sources.items()
+        if src is not None
+    }
 
 
 def get_source(material, role):
@@ -236,13 +243,14 @@ def has_experiment(material):
 
 def get_runs(material, arm="dft"):
     """Every (model, n, seed) of the sweep as wildcard dicts: of the DFT arm (every N), or
-    of the EXAFS arm (`arm="exafs"`: the N of sweep.exafs_n_frames)."""
-    ns = EXAFS_N if arm == "exafs" else N_FRAMES
+    of the EXAFS arm (`arm="exafs"`: the N of sweep.exafs_n_frames, the seeds of
+    sweep.exafs_seeds)."""
+    ns, seeds = (EXAFS_N, EXAFS_SEEDS) if arm == "exafs" else (N_FRAMES, SEEDS)
     return [
         {"material": material, "model": model, "n": n, "seed": seed}
         for model in MODELS
         for n in ns
-        for seed in SEEDS
+        for seed in seeds
         if n == 0 or is_trainable(model)
     ]
 
@@ -268,7 +276,7 @@ def get_feff_potentials_input(wildcards):
             material=wildcards.material,
             model=MODELS[0],
             n=EXAFS_N[0],
-            seed=SEEDS[0],
+            seed=EXAFS_SEEDS[0],
         )
     return inputs
 
@@ -367,7 +375,7 @@ def get_reference_run(material):
 
 def get_plot_seed():
     """The seed whose runs the per-run figures (Fig. 2, force parity) show."""
-    return SEEDS[0] if config["plots"]["seed"] is None else config["plots"]["seed"]
+    return EXAFS_SEEDS[0] if config["plots"]["seed"] is None else config["plots"]["seed"]
 
 
 def get_fig2_runs():

@@ -28,5 +28,11 @@ info = prepare_frames(
     max_n_frames=max(snakemake.config["sweep"]["n_frames"]),
     out_train=snakemake.output.pool,
     out_test=snakemake.output.test,
+    selection={
+        "train_select": (dft["train"] or {}).get("select"),
+        "test_select": (dft["test"] or {}).get("select"),
+        "conditions": dft["conditions"],
+        "stratify_by": dft["stratify_by"],
+    },
 )
 write_json(snakemake.output.info, info)

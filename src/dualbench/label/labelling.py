@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from dualbench.data import _attach, load_frames, write_frames
+from dualbench.data.readers import _attach, load_frames, write_frames
 from dualbench.label.calculators import make_dft_calculator
 from dualbench.label.sampling import _bare
 from dualbench.label.settings import LabelSettings

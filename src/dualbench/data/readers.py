@@ -1,4 +1,4 @@
-"""DFT frames: readers into one internal form, validation, the held-out test set, the sweep.
+"""DFT frames: readers of every format into one internal form, and its validation.
 
 Internal form: a list of ASE ``Atoms`` with a single-point calculator holding
 
@@ -8,7 +8,11 @@ Internal form: a list of ASE ``Atoms`` with a single-point calculator holding
   positive when the cell is under tension (the negative of VASP's "pressure" sign),
 
 and ``atoms.info["frame_id"]`` naming the frame's origin (``file:index``).  Frames are
-stored as extended XYZ, which keeps exactly these fields.
+stored as extended XYZ, which keeps exactly these fields.  While read, a frame also carries
+its source's own metadata as ``atoms.info["record"]`` (a pymatgen-JSON record's keys other
+than ``structure`` and ``outputs``, an ASE database row's key-value pairs; for the other
+formats ``atoms.info`` itself is the record): :mod:`dualbench.data.selection` selects and
+groups frames by it, and :func:`write_frames` leaves it out.
 
 VASP reports stress in kBar, order (xx, yy, zz, xy, yz, zx), positive under compression:
 :func:`vasp_kbar_to_ase_stress` converts it explicitly for the pymatgen-JSON records of
@@ -130,6 +134,9 @@ def _read_pymatgen_json(path: Path) -> list[Atoms]:
             ) from None
         atoms = AseAtomsAdaptor.get_atoms(structure)
         atoms.info.clear()
+        atoms.info["record"] = {
+            k: v for k, v in rec.items() if k not in ("structure", "outputs")
+        }
         where = f"{path}: frame {i}"
         stress, key = _pymatgen_stress(outputs, where)
         stress_keys.add(key)
@@ -168,8 +175,10 @@ def _read_ase_db(path: Path) -> list[Atoms]:
         for i, row in enumerate(db.select()):
             atoms = row.toatoms()
             energy, forces, stress = _results(atoms)
-            frames.append(_attach(atoms.copy(), energy, forces, stress, f"{path.name}:{i}",
-                                  f"{path}: frame {i}"))
+            frame = _attach(atoms.copy(), energy, forces, stress, f"{path.name}:{i}",
+                            f"{path}: frame {i}")
+            frame.info["record"] = dict(row.key_value_pairs)
+            frames.append(frame)
     return frames
 
 
@@ -337,13 +346,22 @@ def has_stress(frames: Sequence[Atoms]) -> bool:
 
 
 def write_frames(path: str | Path, frames: Sequence[Atoms]) -> None:
-    """Write frames as extended XYZ atomically (energy, forces, stress, frame_id kept)."""
+    """Write frames as extended XYZ atomically (energy, forces, stress and the scalar
+    ``info`` keys such as frame_id and condition kept; a read record left out)."""
     from ase.io import write
 
     from dualbench.io import atomic_path
 
+    plain = []
+    for atoms in frames:
+        if "record" in atoms.info:
+            copy = atoms.copy()
+            copy.calc = atoms.calc
+            del copy.info["record"]
+            atoms = copy
+        plain.append(atoms)
     with atomic_path(path) as tmp:
-        write(str(tmp), list(frames), format="extxyz")
+        write(str(tmp), plain, format="extxyz")
 
 
 def load_frames(path: str | Path) -> list[Atoms]:
@@ -351,81 +369,3 @@ def load_frames(path: str | Path) -> list[Atoms]:
     from ase.io import read
 
     return read(str(path), index=":", format="extxyz")
-
-
-def split_test(
-    pool: Sequence[Atoms], test_fraction: float
-) -> tuple[list[Atoms], list[Atoms]]:
-    """Hold out the last block of a training source as the test set.
-
-    A contiguous block (rather than random frames) keeps frames of the same stretch of
-    an MD trajectory on one side.  Returns (training pool, test set).
-    """
-    n_test = max(1, round(len(pool) * test_fraction))
-    if n_test >= len(pool):
-        raise FrameError(f"test_fraction {test_fraction} leaves no training frames")
-    return list(pool[:-n_test]), list(pool[-n_test:])
-
-
-def subset_indices(pool_size: int, n_frames: int, seed: int) -> list[int]:
-    """Indices of the N frames of a sweep point: the first N of the seed's random order.
-
-    The order depends only on (pool size, seed), so the subset for N is contained in the
-    subset for every larger N of the same seed.  N = 0 is the vanilla model: no frames.
-    """
-    if n_frames > pool_size:
-        raise FrameError(f"N = {n_frames} frames asked for, the training pool has {pool_size}")
-    order = np.random.default_rng(seed).permutation(pool_size)
-    return [int(i) for i in order[:n_frames]]
-
-
-def prepare_frames(
-    train: str | Path,
-    train_format: str | None,
-    test: str | Path | None,
-    test_format: str | None,
-    elements: Iterable[str],
-    test_fraction: float,
-    max_n_frames: int,
-    out_train: str | Path,
-    out_test: str | Path,
-    max_force_eV_per_A: float = MAX_FORCE_EV_PER_A,
-) -> dict:
-    """Read, validate and split a material's DFT frames; write the pool and the test set.
-
-    Checks before any training that the pool holds the largest N of the sweep.
-    Returns a summary (counts, stress availability) for the log and provenance.
-    """
-    pool = read_frames(train, train_format, elements, max_force_eV_per_A)
-    if test is not None:
-        test_frames = read_frames(test, test_format, elements, max_force_eV_per_A)
-    else:
-        pool, test_frames = split_test(pool, test_fraction)
-        log.info("held out the last %d frames of %s as the test set", len(test_frames), train)
-    if max_n_frames > len(pool):
-        raise FrameError(
-            f"{train}: the training pool has {len(pool)} frames, but sweep.n_frames asks for "
-            f"{max_n_frames}"
-        )
-    write_frames(out_train, pool)
-    write_frames(out_test, test_frames)
-    return {
-        "n_train_pool": len(pool),
-        "n_test": len(test_frames),
-        "train_has_stress": has_stress(pool),
-        "test_has_stress": has_stress(test_frames),
-    }
-
-
-def select_frames(pool: Sequence[Atoms], n_frames: int, seed: int) -> tuple[list[Atoms], dict]:
-    """The frames of a sweep point and a record of which they are (indices and frame ids)."""
-    indices = subset_indices(len(pool), n_frames, seed)
-    chosen = [pool[i] for i in indices]
-    record = {
-        "n_frames": n_frames,
-        "seed": seed,
-        "pool_size": len(pool),
-        "indices": indices,
-        "frame_ids": [a.info.get("frame_id", str(i)) for i, a in zip(indices, chosen, strict=True)],
-    }
-    return chosen, record
