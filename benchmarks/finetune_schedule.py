@@ -11,9 +11,10 @@ select_frames`) with the study's split and early-stopping rule, then scores it o
 held-out frames (``--condition`` scores only the test frames of one condition, as
 ``prepare_frames`` named them: ``dft.conditions``).  It prints, per N and schedule, the
 test force MAE (meV/Å) and force slope as mean and standard deviation over seeds, the
-vanilla model's numbers, and the ratio of each MAE to the vanilla MAE (below 1: the schedule helps at that N).  This is the
-measured comparison behind the `finetune.schedule` of config/tmd.yaml (README:
-Fine-tuning schedule).  Not run in CI.
+vanilla model's numbers, and the ratio of each MAE to the vanilla MAE (below 1: the
+schedule helps at that N).  This is the measured comparison behind the
+`finetune.schedule` of config/tmd.yaml and config/config.yaml (README: Fine-tuning
+schedule).  Not run in CI.
 """
 
 from __future__ import annotations
