@@ -46,6 +46,17 @@ def test_summary_has_both_arms(study):
     assert 0.5 < vanilla["force_slope"] < 0.7
     assert 400 < vanilla["force_mae"] < 600
     assert tuned["force_mae"] < vanilla["force_mae"]
+    # Per condition of the test set (config/test.yaml names SNAP's five): vanilla is far
+    # softer at 300 K (0.40, 337 meV/Å) than overall, stiffest-looking in the liquid.
+    assert 0.35 < vanilla["force_slope[300K]"] < 0.45
+    assert 300 < vanilla["force_mae[300K]"] < 380
+    assert vanilla["force_slope[4000K_liquid]"] > vanilla["force_slope[300K]"]
+    assert table.filter(like="force_mae[").shape[1] == 5
+    frames = json.loads((study / "results/W/dft/frames.json").read_text())
+    assert frames["pool_conditions"] == {"300K": 40, "300K_V90": 40}
+    assert frames["test_conditions"] == {c: 6 for c in frames["conditions"]["patterns"]}
+    drawn = json.loads((study / "results/W/chgnet/n2/seed0/model/frame_ids.json").read_text())
+    assert drawn["strata"] == {"300K": 1, "300K_V90": 1}  # two frames, one of each
     # One E0 shift per material, shared by every model, and physical: FEFF's energy
     # origin lies within ~10 eV of a measured E0 (8.9 eV here; never at the +-25 eV
     # edge of the search).
