@@ -19,6 +19,7 @@ BASE = ["exafs-average", "--snapshots", "snap.extxyz", "--absorber", "W", "--edg
     ("--workers", "0", ">= 1"),
     ("--seed", "-5", "sweep.seeds"),
     ("--cluster-radius", "0", "exafs.cluster_radius_A"),
+    ("--shell-margin", "-0.1", "exafs.shell_margin_A"),
     ("--nleg", "9", "exafs.nleg"),
     ("--kweight", "4", "ft.kweight"),
     ("--kmin", "nan", "finite"),

@@ -27,9 +27,10 @@ def test_shipped_configs_are_valid(repo, name):
 
 
 def test_defaults_filled(good):
-    # the default 3x3x3 cell's inscribed radius (4.75 Å) is below the default 7 Å cluster
+    # the default 3x3x3 cell's inscribed radius (4.75 Å) is below the default 7 Å cluster,
+    # which also lies within 0.1 Å of bcc W's 24 W at a*sqrt(5) = 7.078 Å
     minimal = {"materials": copy.deepcopy(good["materials"]),
-               "exafs": {"allow_periodic_images": True}}
+               "exafs": {"allow_periodic_images": True, "shell_margin_A": 0}}
     del minimal["materials"]["W"]["supercell"]
     config = prepare_config(minimal)
     assert config["materials"]["W"]["supercell"] == [3, 3, 3]
@@ -102,9 +103,9 @@ BAD = [
      "materials.W.structure.cellpar", "contradicts space group 229 (cubic"),
     ("materials.W.structure.cellpar", [3.1652, 3.1652, 3.3, 90, 90, 90],
      "materials.W.structure.cellpar", "contradicts space group 229 (cubic"),
-    # a 3x3x3 bcc cell (a = 3.1652 Å) has heights 9.4956 Å: inscribed radius 4.75 Å < 6.3 Å
+    # a 3x3x3 bcc cell (a = 3.1652 Å) has heights 9.4956 Å: inscribed radius 4.75 Å < 6.2 Å
     ("materials.W.supercell", [3, 3, 3], "exafs.cluster_radius_A",
-     "6.3 Å exceeds the inscribed radius 4.75 Å of material W's 3x3x3 supercell"),
+     "6.2 Å exceeds the inscribed radius 4.75 Å of material W's 3x3x3 supercell"),
     ("materials.W.dft.max_force_eV_per_A", 0, "materials.W.dft.max_force_eV_per_A",
      "less than or equal to the minimum"),
 ]

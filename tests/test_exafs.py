@@ -232,7 +232,7 @@ def test_exafs_average_cli(tmp_path):
     write(traj, [rattled(1, seed=s) for s in range(2)], format="extxyz")
     out = tmp_path / "avg"
     code = main(["exafs-average", "--snapshots", str(traj), "--absorber", "W", "--edge", "L3",
-                 "--engine", "feff", "--rmax", "4.5", "--nleg", "2", "--cluster-radius",
+                 "--engine", "feff", "--rmax", "4.3", "--nleg", "2", "--cluster-radius",
                  str(RADIUS), "--n-snapshots", "0", "--absorbers-per-snapshot", "1", "--out",
                  str(out), "--allow-periodic-images"])
     assert code == 0
@@ -245,7 +245,7 @@ def test_exafs_average_cli(tmp_path):
     assert not list(out.glob(".feff-*"))
     # Refusal: an absorber with no atoms in the snapshots.
     code = main(["exafs-average", "--snapshots", str(traj), "--absorber", "Mo", "--edge", "K",
-                 "--engine", "feff", "--rmax", "4.5", "--nleg", "2", "--cluster-radius",
+                 "--engine", "feff", "--rmax", "4.3", "--nleg", "2", "--cluster-radius",
                  str(RADIUS), "--out", str(tmp_path / "bad"), "--allow-periodic-images"])
     assert code == 2
 

@@ -265,7 +265,7 @@ def test_exafs_average_cli_fast_engine(tmp_path):
     write(traj, [thermal(ideal, 0.05, seed=s) for s in range(2)], format="extxyz")
     out = tmp_path / "avg"
     args = ["exafs-average", "--snapshots", str(traj), "--absorber", "W", "--edge", "L3",
-            "--rmax", "4.5", "--nleg", "2", "--cluster-radius", "4.6", "--n-snapshots", "0",
+            "--rmax", "4.3", "--nleg", "2", "--cluster-radius", "4.6", "--n-snapshots", "0",
             "--absorbers-per-snapshot", "0"]
     assert main([*args, "--reference", str(tmp_path / "ideal.extxyz"), "--out", str(out)]) == 0
     chi_k = pd.read_csv(out / "chi_k.csv")

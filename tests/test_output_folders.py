@@ -277,7 +277,7 @@ def test_exafs_average_refused_after_the_path_table_leaves_nothing(tmp_path, cap
     snaps, ideal = _w_snapshots(tmp_path, "Mo")
     out = tmp_path / "avg"
     assert main(["exafs-average", "--snapshots", str(snaps), "--absorber", "W", "--edge", "L3",
-                 "--reference", str(ideal), "--rmax", "4.5", "--nleg", "2",
+                 "--reference", str(ideal), "--rmax", "4.3", "--nleg", "2",
                  "--cluster-radius", "4.6", "--out", str(out)]) == 2
     assert "error: frame 0 has no W atom" in capsys.readouterr().err
     assert not out.exists()

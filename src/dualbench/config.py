@@ -20,6 +20,7 @@ import jsonschema
 import yaml
 
 from dualbench.exafs.settings import FTSettings
+from dualbench.exafs.shells import check_cut_between_shells
 from dualbench.schema import (
     ConfigError,
     SettingError,
@@ -291,7 +292,9 @@ def check_structure(config: Mapping[str, Any], name: str, atoms: Any, source: st
 
     A cluster of radius ``exafs.cluster_radius_A`` larger than the supercell's inscribed
     radius holds periodic images of the absorber's own neighbours: an error unless the
-    config sets ``exafs.allow_periodic_images: true``.
+    config sets ``exafs.allow_periodic_images: true``.  ``exafs.rmax_A`` and
+    ``exafs.cluster_radius_A`` within ``exafs.shell_margin_A`` of a shell around the
+    absorber in the ideal crystal: an error (:mod:`dualbench.exafs.shells`).
     """
     from dualbench.structure import build_supercell, inscribed_radius
 
@@ -315,6 +318,19 @@ def check_structure(config: Mapping[str, Any], name: str, atoms: Any, source: st
             f" materials.{name}.supercell, lower the radius, or set"
             " exafs.allow_periodic_images: true",
         )
+    _check_cuts(exafs, name, material["absorber"], atoms, source)
+
+
+def _check_cuts(
+    exafs: Mapping[str, Any], name: str, absorber: str, atoms: Any, source: str
+) -> None:
+    """RPATH and the cluster radius between the shells of material ``name``'s ideal
+    cell ``atoms`` (its shells are the supercell's)."""
+    try:
+        check_cut_between_shells(atoms, absorber, exafs["rmax_A"], exafs["cluster_radius_A"],
+                                 exafs["shell_margin_A"], crystal=f"material {name}'s crystal")
+    except SettingError as err:
+        raise ConfigError(source, err.key, err.message) from None
 
 
 def prepare_config(config: Mapping[str, Any], source: str = "") -> dict[str, Any]:

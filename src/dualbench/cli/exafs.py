@@ -72,6 +72,9 @@ def _register_exafs_average(sub: argparse._SubParsersAction) -> None:
                    help="FEFF NLEG, most legs per path (default 4)")
     p.add_argument("--cluster-radius", type=schema_value("exafs.cluster_radius_A"),
                    help="cluster radius in Å (default 7)")
+    p.add_argument("--shell-margin", type=schema_value("exafs.shell_margin_A"),
+                   help="refuse --rmax or --cluster-radius within this many Å of a shell of"
+                        " the ideal structure (default 0.1; 0: not checked)")
     p.add_argument("--scf-radius", type=schema_value("exafs.scf_radius_A"),
                    help="FEFF SCF radius in Å (default: no SCF)")
     p.add_argument("--engine", choices=["fast", "feff"],
@@ -198,7 +201,8 @@ def exafs_average(args: argparse.Namespace) -> int:
                  "scf_radius_A": args.scf_radius, "snapshots": args.n_snapshots,
                  "absorbers_per_snapshot": args.absorbers_per_snapshot,
                  "engine": args.engine, "criteria_pct": args.criteria,
-                 "allow_periodic_images": args.allow_periodic_images or None}
+                 "allow_periodic_images": args.allow_periodic_images or None,
+                 "shell_margin_A": args.shell_margin}
     exafs.update({k: v for k, v in overrides.items() if v is not None})
     settings, ft = ExafsSettings.from_config(exafs, args.edge), _ft(args, sections)
     # A failed FEFF run's work folder (.feff-*) stays: the error names it.

@@ -21,7 +21,8 @@ The modules, in the order the data flow through them:
   :class:`ExafsSettings` (FEFF settings, engine, :class:`SnapshotSampling`, potentials),
   built once from the config's ``exafs`` section.
 * :mod:`.ft` (the Fourier transform, chi files), :mod:`.clusters` (clusters, mean
-  structure), :mod:`.sampling` (which snapshots, absorbers, chunks).
+  structure), :mod:`.shells` (the ideal crystal's shells; RPATH and the cluster radius
+  kept between them), :mod:`.sampling` (which snapshots, absorbers, chunks).
 * :mod:`.feff`: FEFF8L runs (potentials, full and fixed-potential chi).
 * The ``fast`` engine's path table: :mod:`.single_path` (genfmt of single paths, in a
   child process), :mod:`.feff_path_list` (FEFF's path list of the ideal crystal and the
@@ -94,6 +95,12 @@ from dualbench.exafs.settings import (
     SnapshotSampling,
     import_larch,
 )
+from dualbench.exafs.shells import (
+    Shell,
+    SiteShells,
+    check_cut_between_shells,
+    shells_around,
+)
 from dualbench.exafs.stages import (
     average_snapshots,
     average_stage,
@@ -116,4 +123,5 @@ __all__ = [
     "select_absorbers", "select_snapshots", "write_average",
     "write_chi_k", "write_chi_r", "write_chunk", "ENGINES", "PathTable", "build_path_table",
     "ideal_supercell", "paths_stage", "read_path_table", "write_path_table",
+    "Shell", "SiteShells", "check_cut_between_shells", "shells_around",
 ]

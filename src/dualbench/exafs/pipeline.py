@@ -30,6 +30,8 @@ from dualbench.exafs.path_table import (
 )
 from dualbench.exafs.sampling import chunk_of, read_finite_snapshots, select_snapshots
 from dualbench.exafs.settings import ExafsSettings
+from dualbench.exafs.shells import check_cut_between_shells
+from dualbench.schema import SettingError
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -83,6 +85,25 @@ def check_cluster_radius(frame: Atoms, settings: ExafsSettings, source: str | Pa
             " cluster would hold periodic images of the absorber's own neighbours; use a"
             " smaller radius, a larger supercell, or exafs.allow_periodic_images: true"
         )
+
+
+#: The command-line options of the cuts :func:`check_cuts` checks, named in its errors.
+CUT_OPTIONS = {"exafs.rmax_A": "--rmax", "exafs.cluster_radius_A": "--cluster-radius"}
+
+
+def check_cuts(reference: Atoms, absorber: str, settings: ExafsSettings, source: str) -> None:
+    """Refuse RPATH or the cluster radius within ``settings.shell_margin_A`` of a shell
+    around ``absorber`` in ``reference`` (the ideal structure the path table or the
+    potentials come from; ``source`` names it), naming the config key and its option."""
+    try:
+        check_cut_between_shells(reference, absorber, settings.feff.rmax_A,
+                                 settings.cluster_radius_A, settings.shell_margin_A,
+                                 crystal=source)
+    except SettingError as err:
+        raise ValueError(
+            f"{err.key} ({CUT_OPTIONS[err.key]}) {err.message} (--shell-margin sets"
+            " exafs.shell_margin_A)"
+        ) from None
 
 
 # ----------------------------------------------------------------------------- potentials, paths

@@ -116,13 +116,16 @@ class ExafsSettings:
     ``sampling``, what the fixed potentials come from (``potentials_from``, the jobs'
     choice; ``exafs-average`` takes its ``--reference`` or the snapshots' mean) and
     whether a cluster beyond the snapshots' inscribed radius is accepted
-    (``allow_periodic_images``)."""
+    (``allow_periodic_images``), and how far (Å) RPATH and the cluster radius must stay
+    from a shell of the ideal crystal (``shell_margin_A``, 0: not checked;
+    :mod:`.shells`)."""
 
     feff: FeffSettings
     engine: str = "fast"
     sampling: SnapshotSampling = field(default_factory=SnapshotSampling)
     potentials_from: str = "ideal"
     allow_periodic_images: bool = False
+    shell_margin_A: float = 0.1
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -132,6 +135,8 @@ class ExafsSettings:
                 f"exafs.potentials_from {self.potentials_from!r} is not one of"
                 f" {', '.join(POTENTIALS_FROM)}"
             )
+        if not self.shell_margin_A >= 0:
+            raise SettingError("exafs.shell_margin_A", f"({self.shell_margin_A}) must be >= 0")
 
     @property
     def edge(self) -> str:
@@ -163,6 +168,7 @@ class ExafsSettings:
             sampling=SnapshotSampling.from_config(values),
             potentials_from=str(values["potentials_from"]),
             allow_periodic_images=bool(values["allow_periodic_images"]),
+            shell_margin_A=float(values["shell_margin_A"]),
         )
 
 

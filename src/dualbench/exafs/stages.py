@@ -22,6 +22,7 @@ from dualbench.exafs.feff import Potentials, compute_potentials
 from dualbench.exafs.path_table import PathTable
 from dualbench.exafs.pipeline import (
     check_cluster_radius,
+    check_cuts,
     checked_path_table,
     chunk_frames,
     compute_chunk,
@@ -166,7 +167,9 @@ def average_snapshots(
 
     A cluster radius beyond the snapshots' inscribed radius (periodic images of the
     absorber's own neighbours in its cluster) is refused, as from a config, unless
-    ``settings.allow_periodic_images``.
+    ``settings.allow_periodic_images``; so are RPATH and a cluster radius within
+    ``settings.shell_margin_A`` of a shell of the ideal structure (``reference_file``,
+    else the MD's ``supercell.extxyz`` beside the snapshots, else their mean positions).
 
     Potentials: ``potentials_dir`` when given (computed earlier), else computed into
     ``out_dir/potentials`` from ``reference_file`` (a structure file) or, without one,
@@ -181,6 +184,8 @@ def average_snapshots(
     frames = read_finite_snapshots(snapshots_file)
     check_cluster_radius(frames[0], settings, snapshots_file)
     lattice = _lattice(settings, snapshots_file, reference_file)
+    shell_reference, named = _shell_reference(lattice, frames, snapshots_file, reference_file)
+    check_cuts(shell_reference, absorber, settings, named)
     if potentials_dir is not None:
         potentials = fixed_potentials(potentials_dir, settings.edge, absorber)
     else:
@@ -230,3 +235,23 @@ def _lattice(
             )
         return read(beside)
     return None
+
+
+def _shell_reference(
+    lattice: Atoms | None,
+    frames: Sequence[Atoms],
+    snapshots_file: str | Path,
+    reference_file: str | Path | None,
+) -> tuple[Atoms, str]:
+    """The structure whose shells the cuts are checked against, and its name: the
+    lattice (``reference_file`` or the MD's supercell.extxyz), else the supercell.extxyz
+    beside the snapshots when the feff engine did not need it, else their mean positions."""
+    from ase.io import read
+
+    beside = Path(snapshots_file).parent / "supercell.extxyz"
+    if lattice is not None:
+        return lattice, str(reference_file if reference_file is not None else beside)
+    if beside.is_file():
+        return read(beside), str(beside)
+    mean = average_structure(frames, str(snapshots_file))
+    return mean, f"the mean positions of {snapshots_file}"

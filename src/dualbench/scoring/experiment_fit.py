@@ -44,6 +44,7 @@ from dualbench.exafs import (
     run_feff_modules,
 )
 from dualbench.exafs.feff import work_folder
+from dualbench.exafs.shells import SHELL_TOLERANCE_A, absorber_shells
 from dualbench.fetch import sha256_of
 from dualbench.io import provenance, write_json
 
@@ -55,8 +56,6 @@ log = logging.getLogger(__name__)
 #: Starting E0 shifts (eV) of the fits; the best end point is kept (the shift is a few eV
 #: to ten eV, and a fit started far from it can stop in a neighbouring minimum).
 E0_STARTS_EV = (-10.0, -5.0, 0.0, 5.0, 10.0)
-#: Distances (Å) closer than this are one shell.
-SHELL_TOLERANCE_A = 0.02
 
 
 @dataclass(frozen=True)
@@ -85,13 +84,12 @@ class ShellPath:
     scatterer: str
 
 
-def shell_distances(reference: Atoms, absorber_index: int, shells: int, radius_A: float):
-    """The first ``shells`` distinct neighbour distances (Å) of an absorber."""
-    cluster = cut_cluster(reference, absorber_index, radius_A)
-    found: list[float] = []
-    for d in cluster.distances[1:]:
-        if not found or d - found[-1] > SHELL_TOLERANCE_A:
-            found.append(float(d))
+def shell_distances(
+    reference: Atoms, absorber_index: int, shells: int, radius_A: float
+) -> list[float]:
+    """The first ``shells`` distinct neighbour distances (Å) of an absorber
+    (:func:`dualbench.exafs.shells.absorber_shells`)."""
+    found = [s.distance_A for s in absorber_shells(reference, absorber_index, radius_A)]
     if len(found) < shells:
         raise ValueError(
             f"only {len(found)} shells within {radius_A} Å of the absorber; experiment_fit."
