@@ -375,7 +375,9 @@ def get_reference_run(material):
 
 def get_plot_seed():
     """The seed whose runs the per-run figures (Fig. 2, force parity) show."""
-    return EXAFS_SEEDS[0] if config["plots"]["seed"] is None else config["plots"]["seed"]
+    return (
+        EXAFS_SEEDS[0] if config["plots"]["seed"] is None else config["plots"]["seed"]
+    )
 
 
 def get_fig2_runs():
