@@ -18,6 +18,7 @@ from dualbench.data import (
     prepare_frames,
     read_frames,
     select_frames,
+    selection_of,
     stratified_order,
     subset_indices,
 )
@@ -261,8 +262,7 @@ def test_default_w_config_draws_and_tests_at_300_k(repo, snap_dir, tmp_path):
     info = prepare_frames(
         snap_dir / "W_AIMD.json", "pymatgen-json", snap_dir / "W_Test.json", "pymatgen-json",
         ["W"], 0.2, 10, tmp_path / "p.extxyz", tmp_path / "t.extxyz",
-        selection={"train_select": dft["train"]["select"], "test_select": dft["test"]["select"],
-                   "conditions": dft["conditions"], "stratify_by": dft["stratify_by"]})
+        selection=selection_of(dft))
     assert info["selection"]["train"]["n_read"] == 200
     assert info["pool_conditions"] == {"300K": 40} and info["test_conditions"] == {"300K": 6}
     # every SNAP frame has a condition: 40 (pool) and 6 (test) of each of the five

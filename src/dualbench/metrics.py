@@ -28,6 +28,16 @@ def parity_slope(predicted: np.ndarray, reference: np.ndarray) -> float:
     return float(predicted @ reference) / denom
 
 
+def _forces(
+    frames: Sequence[Atoms], preds: Sequence[Mapping[str, Any]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DFT and predicted force components (n_atoms_total, 3), eV/Å, and each atom's element."""
+    f_dft = np.concatenate([a.get_forces() for a in frames])
+    f_pred = np.concatenate([np.asarray(p["f"], dtype=float) for p in preds])
+    symbols = np.concatenate([a.get_chemical_symbols() for a in frames])
+    return f_dft, f_pred, symbols
+
+
 def _errors(frames: Sequence[Atoms], preds: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Energy (eV/atom), force (eV/Å) and stress (GPa) errors and the force slope of
     ``preds`` on ``frames`` (stress only when every frame has one)."""
@@ -37,9 +47,7 @@ def _errors(frames: Sequence[Atoms], preds: Sequence[Mapping[str, Any]]) -> dict
             for a, p in zip(frames, preds, strict=True)
         ]
     )
-    f_dft = np.concatenate([a.get_forces() for a in frames])
-    f_pred = np.concatenate([np.asarray(p["f"], dtype=float) for p in preds])
-    symbols = np.concatenate([a.get_chemical_symbols() for a in frames])
+    f_dft, f_pred, symbols = _forces(frames, preds)
     f_abs = np.abs(f_pred - f_dft)
     result: dict[str, Any] = {
         "n_frames": len(frames),
@@ -103,9 +111,7 @@ def dft_metrics(
     for name, group in result["by_condition"].items():
         log.info("  %s (%d frames): force MAE %.4f eV/Å, slope %.3f", name,
                  group["n_frames"], group["force_mae_eV_per_A"], group["force_slope"])
-    f_dft = np.concatenate([a.get_forces() for a in frames])
-    f_pred = np.concatenate([np.asarray(p["f"], dtype=float) for p in preds])
-    symbols = np.concatenate([a.get_chemical_symbols() for a in frames])
+    f_dft, f_pred, symbols = _forces(frames, preds)
     n_atoms = [len(a) for a in frames]
     columns: dict[str, Any] = {
         "frame": np.repeat(np.arange(len(frames)), np.multiply(n_atoms, 3)),

@@ -2,7 +2,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")
 
-from dualbench.data import prepare_frames
+from dualbench.data import prepare_frames, selection_of
 from dualbench.io import write_json
 from dualbench.workflow import start_script
 
@@ -28,11 +28,6 @@ info = prepare_frames(
     max_n_frames=max(snakemake.config["sweep"]["n_frames"]),
     out_train=snakemake.output.pool,
     out_test=snakemake.output.test,
-    selection={
-        "train_select": (dft["train"] or {}).get("select"),
-        "test_select": (dft["test"] or {}).get("select"),
-        "conditions": dft["conditions"],
-        "stratify_by": dft["stratify_by"],
-    },
+    selection=selection_of(dft),
 )
 write_json(snakemake.output.info, info)

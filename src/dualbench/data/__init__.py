@@ -8,6 +8,7 @@ The names most callers need are importable from here.
 from dualbench.data.pool import (
     prepare_frames,
     select_frames,
+    selection_of,
     split_test,
     stratified_order,
     subset_indices,
@@ -39,6 +40,7 @@ __all__ = [
     "prepare_frames",
     "read_frames",
     "select_frames",
+    "selection_of",
     "split_test",
     "stratified_order",
     "subset_indices",

@@ -80,6 +80,17 @@ def stratified_order(strata: Sequence[str], seed: int) -> list[int]:
     return order
 
 
+def selection_of(dft: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``selection`` argument of :func:`prepare_frames` from a material's ``dft``
+    config section (its splits' ``select``, ``conditions``, ``stratify_by``)."""
+    return {
+        "train_select": (dft.get("train") or {}).get("select"),
+        "test_select": (dft.get("test") or {}).get("select"),
+        "conditions": dft.get("conditions"),
+        "stratify_by": dft.get("stratify_by"),
+    }
+
+
 def _read_selected(
     path: str | Path,
     fmt: str | None,
