@@ -100,7 +100,7 @@ def test_ase_kind_refuses_fine_tuning(tmp_path):
     ase_backend = get_backend("ase")
     assert not ase_backend.trainable
     with pytest.raises(ValueError, match=r"kind 'ase' has no fine-tuning trainer here \(only"
-                                         r" chgnet, sevennet\); benchmark it vanilla"):
+                                         r" chgnet, sevennet, matgl\); benchmark it vanilla"):
         ase_backend.finetune(spec, cu_frames(1), FinetuneSettings(epochs=1), 0,
                              tmp_path / "checkpoint.pth.tar")
     assert not any(tmp_path.iterdir())

@@ -35,7 +35,8 @@ def test_defaults_filled(good):
     config = prepare_config(minimal)
     assert config["materials"]["W"]["supercell"] == [3, 3, 3]
     assert config["models"] == {"chgnet": {"kind": "chgnet", "weights": "0.3.0", "modal": None,
-                                           "calculator": None, "options": {}}}
+                                           "calculator": None, "options": {},
+                                           "finetune": {}}}
     assert config["ft"]["window"] == "hanning"
     assert config["exafs"]["e0_shift"] == "experiment" and config["exafs"]["s02"] == "experiment"
     assert config["exafs"]["engine"] == "fast"

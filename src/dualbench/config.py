@@ -158,6 +158,27 @@ def _check_models(config: Mapping[str, Any], source: str) -> None:
         if problem is not None:
             key, message = problem
             raise ConfigError(source, f"models.{name}.{key}", message)
+        _check_model_finetune(config, name, source)
+
+
+def _check_model_finetune(config: Mapping[str, Any], name: str, source: str) -> None:
+    """A model's own ``finetune`` keys are valid ``finetune`` values (checked as the
+    section they make with the study's) and only on a kind that fine-tunes."""
+    from dualbench.models.backend import get_backend
+    from dualbench.training import model_section
+
+    own = config["models"][name].get("finetune") or {}
+    if not own:
+        return
+    if not get_backend(config["models"][name]["kind"]).trainable:
+        raise ConfigError(source, f"models.{name}.finetune",
+                          f"kind {config['models'][name]['kind']} is not fine-tuned here")
+    schema = load_schema()["properties"]["finetune"]
+    merged = model_section(config["finetune"], own)
+    errors = sorted(_Validator(schema).iter_errors(merged), key=lambda e: _key(e.absolute_path))
+    if errors:
+        key, message = _message(errors[0])
+        raise ConfigError(source, f"models.{name}.finetune.{key}", message)
 
 
 def _fill_model_defaults(config: dict[str, Any]) -> None:

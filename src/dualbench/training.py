@@ -61,6 +61,21 @@ def scheduled(section: Mapping[str, Any], n_frames: int) -> dict[str, Any]:
     return out
 
 
+def model_section(section: Mapping[str, Any], own: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``finetune`` section one model trains with: the study's, with the model's own
+    ``finetune`` keys (its config entry's) in their place at every N.  A ``schedule`` of the
+    model's replaces the study's; otherwise the study's schedule no longer sets the keys the
+    model gives (a kind whose optimiser wants another learning rate keeps it at every N)."""
+    own = dict(own or {})
+    merged = {**section, **own}
+    if own and "schedule" not in own:
+        merged["schedule"] = [
+            {k: v for k, v in entry.items() if k not in own}
+            for entry in section.get("schedule") or []
+        ]
+    return merged
+
+
 @dataclass
 class FinetuneResult:
     """What a fine-tuning run produced."""

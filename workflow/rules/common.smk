@@ -5,7 +5,7 @@
 
 from dualbench.schema import canonical, exafs_n_frames, exafs_seeds
 from dualbench.exafs import chunk_count
-from dualbench.training import scheduled
+from dualbench.training import model_section, scheduled
 from dualbench.label import LabelSettings
 from dualbench.models.backend import conda_env, get_backend, kinds
 from dualbench.md.settings import trajectory_params
@@ -146,7 +146,11 @@ def get_model_params(name):
     schema key does not rerun the models that leave it unset."""
     entry = config["models"][name]
     return canonical_params(
-        {k: v for k, v in entry.items() if v is not None and v != {}}
+        {
+            k: v
+            for k, v in entry.items()
+            if v is not None and v != {} and k != "finetune"
+        }
     )
 
 
@@ -167,10 +171,12 @@ def get_sampling_env(wildcards):
     ]
 
 
-def get_finetune_params(n):
-    """The finetune settings at N = n (schedule applied; device left to the config, so
-    that moving to a GPU does not rerun fine-tuning)."""
-    settings = scheduled(config["finetune"], n)
+def get_finetune_params(model, n):
+    """The finetune settings of a model at N = n (its own `finetune` keys over the
+    study's, schedule applied; device left to the config, so that moving to a GPU does not
+    rerun fine-tuning)."""
+    own = config["models"][model].get("finetune")
+    settings = scheduled(model_section(config["finetune"], own), n)
     return canonical_params({k: v for k, v in settings.items() if k != "device"})
 
 

@@ -68,7 +68,7 @@ rule fine_tune:
         runtime=lambda wc: 30 + 2 * int(wc.n),
     params:
         base=lambda wc: get_model_params(wc.model),
-        settings=lambda wc: get_finetune_params(int(wc.n)),
+        settings=lambda wc: get_finetune_params(wc.model, int(wc.n)),
     script:
         "../scripts/fine_tune.py"
 

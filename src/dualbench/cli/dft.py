@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="energy/force/stress errors and force-parity slope of a model on DFT frames",
     )
     p.add_argument("--model", required=True,
-                   help="chgnet[:0.2.0|:r2scan], sevennet[:NAME], a model.json or a checkpoint")
+                   help="chgnet[:0.2.0|:r2scan], sevennet[:NAME], matgl[:NAME], a model.json"
+                        " or a checkpoint")
     p.add_argument("--trust-ase-model", action="store_true", help=TRUST_ASE_HELP)
     p.add_argument("--frames", required=True, help="DFT frames file")
     p.add_argument("--format", choices=FRAME_FORMATS, help="frames format (default: from name)")

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--model", required=True,
-        help="chgnet[:0.2.0|:r2scan], sevennet[:NAME], a model.json or a checkpoint",
+        help="chgnet[:0.2.0|:r2scan], sevennet[:NAME], matgl[:NAME], a model.json or a checkpoint",
     )
     p.add_argument("--trust-ase-model", action="store_true", help=TRUST_ASE_HELP)
     p.add_argument("--structure", required=True, help="unit cell file (cif, POSCAR, extxyz, ...)")

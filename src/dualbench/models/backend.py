@@ -2,7 +2,8 @@
 
 As ASE's calculator registry maps a name to the module of its calculator, :data:`BACKENDS`
 maps a model kind to its backend: ``chgnet`` (:mod:`dualbench.models.chgnet`),
-``sevennet`` (:mod:`dualbench.models.sevennet`), ``ase`` (:mod:`dualbench.models.ase_kind`).
+``sevennet`` (:mod:`dualbench.models.sevennet`), ``ase`` (:mod:`dualbench.models.ase_kind`),
+``matgl`` (:mod:`dualbench.models.matgl_kind`).
 A backend module is imported the first time its kind is looked up, so asking for a conda
 env does not import torch.  A new kind is one module with a :class:`Backend` subclass and
 one :func:`register_backend` call; nothing else in the package asks which kind a model is.
@@ -136,6 +137,7 @@ BACKENDS: dict[str, Backend | str] = {
     "chgnet": "dualbench.models.chgnet:BACKEND",
     "sevennet": "dualbench.models.sevennet:BACKEND",
     "ase": "dualbench.models.ase_kind:BACKEND",
+    "matgl": "dualbench.models.matgl_kind:BACKEND",
 }
 
 

@@ -1,0 +1,1 @@
+install-dualbench.sh
