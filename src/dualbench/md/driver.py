@@ -55,6 +55,7 @@ from dualbench.md.checkpoint import (
 )
 from dualbench.md.ensembles import pressure_GPa, start_classical_dynamics
 from dualbench.md.guards import MDGuardError, check_state
+from dualbench.md.runfiles import FAILURE_FILE, LOG_FILE, RUN_INFO_FILE, MDResult, phase_of
 from dualbench.md.settings import MDSettings
 from dualbench.md.snapshots import (
     SNAPSHOTS_FILE,
@@ -66,29 +67,6 @@ from dualbench.models.spec import ModelSpec
 
 # The package's one logger name (the CLI's log lines name it), whatever the module.
 log = logging.getLogger("dualbench.md")
-
-#: A run's other files in its output folder (the snapshot files are named in
-#: :mod:`dualbench.md.snapshots`, the checkpoint in :mod:`dualbench.md.checkpoint`).
-LOG_FILE = "md_log.csv"
-RUN_INFO_FILE = "md_run.json"
-FAILURE_FILE = "md_guard_failure.extxyz"
-
-
-@dataclass
-class MDResult:
-    """What a finished run did; wall_s and steps_per_s count this invocation only."""
-
-    out_dir: str
-    n_atoms: int
-    n_dof: int
-    total_steps: int
-    resumed_from_step: int
-    n_snapshots: int
-    n_log_rows: int
-    wall_s: float
-    steps_per_s: float | None  # None when a resumed run had no step left to do
-    device: str | None = None
-
 
 # --------------------------------------------------------------------------------------
 # Outputs
@@ -107,9 +85,7 @@ def _voigt(stress: Any) -> np.ndarray:
 
 
 def _phase(step: int, settings: MDSettings) -> str:
-    if step == 0:
-        return "initial"
-    return "equilibration" if step <= settings.equilibration_steps else "production"
+    return phase_of(step, settings)
 
 
 def _write_log(path: Path, state: RunState, settings: MDSettings) -> None:
