@@ -243,6 +243,18 @@ def read_table(path: Path) -> np.ndarray:
     return np.array(rows, dtype=float)
 
 
+def read_new_rows(path: Path, offset: int) -> tuple[np.ndarray, int]:
+    """The complete rows of an i-PI property table from byte ``offset`` on, and the
+    offset after them (to read a growing table without reading it all again)."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read()
+    end = data.rfind(b"\n") + 1
+    rows = [[float(x) for x in line.split()] for line in data[:end].decode().splitlines()
+            if line.strip() and not line.startswith("#")]
+    return np.array(rows, dtype=float), offset + end
+
+
 def outputs_complete(work_dir: Path, nbeads: int, max_step: int, stride: int) -> bool:
     """Whether the outputs hold every frame and row of the steps up to ``max_step``:
     the property table a row per step, the others one per ``stride`` steps."""

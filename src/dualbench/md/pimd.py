@@ -46,6 +46,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -197,8 +198,7 @@ class _Watch:
     nbeads: int
     t_loop: float = field(default_factory=time.perf_counter)
     t_poll: float = 0.0
-    rows_seen: int = 0
-    last_logged: int = -1
+    offset: int = 0  # bytes of i-PI's property table read so far
 
     def poll(self, force: bool = False) -> None:
         """Check the new rows of i-PI's property table (temperature guard), log
@@ -210,11 +210,10 @@ class _Watch:
         path = self.work / ipi_io.PROPERTIES_FILE
         if not path.exists():
             return
-        rows = ipi_io.read_table(path).reshape(-1, len(ipi_io.PROPERTIES))
-        for step, _, temperature, epot, _ in rows[self.rows_seen:]:
+        rows, self.offset = ipi_io.read_new_rows(path, self.offset)
+        for step, _, temperature, epot, _ in rows.reshape(-1, len(ipi_io.PROPERTIES)):
             check_temperature(float(temperature), int(step), self.settings)
             self._progress(int(step), float(temperature), float(epot), now)
-        self.rows_seen = len(rows)
         ipi_io.prune_checkpoints(self.work)
 
     def _progress(self, step: int, temperature: float, epot: float, now: float) -> None:
@@ -426,7 +425,11 @@ def _run_ipi(atoms: Atoms, work: Path, start_step: int, run: ipi_io.IpiRun, watc
     name = "input.xml" if start_step == 0 else f"restart_{start_step}.xml"
     proc = _start_ipi(work, _input_text(work, start_step, run, address), name)
     try:
-        _serve(atoms, address, proc, watch, eval_hook)
+        with warnings.catch_warnings():
+            # the classical driver's filters: pymatgen's FixCom note, CHGNet's torch warning
+            warnings.filterwarnings("ignore", message="Only FixAtoms and FixCartesian")
+            warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
+            _serve(atoms, address, proc, watch, eval_hook)
     except MDGuardError as err:
         log.error("%s", err)
         _write_failure(out_dir / FAILURE_FILE, atoms, err)
