@@ -21,10 +21,12 @@ Import each name from the module it lives in (this package re-exports nothing):
   fingerprint is the spec's, ``ModelSpec.fingerprint``).
 * :mod:`.runfiles`: what a run reports and its files -- :class:`MDResult`,
   :data:`LOG_FILE`, :data:`RUN_INFO_FILE`, :data:`FAILURE_FILE`, :func:`phase_of`.
-* :mod:`.driver`: the classical run -- :func:`run_md`, :func:`run_md_job`.
+* :mod:`.driver`: the classical run -- :func:`run_md`, :func:`run_md_job` (which runs
+  ``nuclei: pimd`` with :mod:`.pimd`).
 * :mod:`.pimd`: path-integral MD with i-PI as the engine and the model as its socket
   client -- :func:`run_pimd`, the bead rule :func:`bead_count`, :func:`beads_of`,
-  :data:`CENTROIDS_FILE`; i-PI's files in :mod:`.ipi_io`.
+  :data:`CENTROIDS_FILE`; i-PI's files in :mod:`.ipi_io`; the bead-convergence record
+  in :mod:`.bead_convergence`.
 * :mod:`.harmonic`: the exact oracle -- :class:`EinsteinCalculator`,
   :func:`einstein_u2_A2`, :func:`stiffness_for`.
 

@@ -1,4 +1,5 @@
-"""NVT or NPT molecular dynamics with any model of the sweep: snapshots, restart, guards.
+"""NVT or NPT molecular dynamics with any model of the sweep: snapshots, restart, guards
+(classical nuclei; :func:`run_md_job` hands ``nuclei: pimd`` to :mod:`dualbench.md.pimd`).
 
 The driver propagates an ASE integrator that samples the canonical ensemble (Langevin
 or Bussi stochastic velocity rescaling; never Berendsen) at the starting cell, or with
@@ -345,6 +346,8 @@ def run_md(
     Raises :class:`MDGuardError` when a state fails :func:`check_state`.
     """
     settings.validate()
+    if settings.nuclei != "classical":
+        raise ValueError("run_md runs classical nuclei; nuclei pimd: dualbench.md.pimd.run_pimd")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = _prepare(atoms, calculator, settings, out_dir, model_id, refuse_other_checkpoint)
@@ -392,7 +395,8 @@ def run_md_job(
 
     The MODEL argument is read once: the spec's checkpoint file is read and hashed once,
     and the calculator and the fingerprint (:meth:`ModelSpec.fingerprint`) come from it.
-    This is what the ``run_md`` rule and ``dualbench md`` call.
+    This is what the ``run_md`` rule and ``dualbench md`` call.  ``settings.nuclei`` pimd
+    runs :func:`dualbench.md.pimd.run_pimd` (no ``step_hook`` there).
     """
     from dualbench.models.device import resolve_device, set_threads
     from dualbench.models.resolve import parse_model_arg
@@ -420,6 +424,16 @@ def run_md_job(
         "threads": threads,
         "provenance": provenance(config_hash=config_hash, model_fingerprint=model_id),
     }
+    if settings.nuclei == "pimd":
+        from dualbench.md.pimd import beads_of, run_pimd
+
+        if step_hook is not None:
+            raise ValueError("step_hook is for classical runs, not nuclei pimd")
+        run_info["beads"] = beads_of(settings)
+        return run_pimd(
+            atoms, calc, settings, out_dir, model_id=model_id, run_info=run_info,
+            refuse_other_checkpoint=refuse_other_checkpoint,
+        )
     return run_md(
         atoms, calc, settings, out_dir, model_id=model_id, step_hook=step_hook, run_info=run_info,
         refuse_other_checkpoint=refuse_other_checkpoint,
