@@ -257,3 +257,79 @@ def test_kill_and_resume(tmp_path):
     assert [f.info["step"] for f in centroids] == list(range(75, 401, 25))
     info = json.loads((tmp_path / "killed" / "md_run.json").read_text())
     assert info["engine"]["name"] == "i-PI" and info["result"]["nbeads"] == 2
+
+
+# --------------------------------------------------------------------------------------
+# The bead-convergence record and the command line
+
+
+def test_bead_convergence_record(tmp_path):
+    """The record holds u^2 per atom (and the mean) and shell sigma^2 per bead count; at
+    10 K two beads already move the atoms much more than one (zero-point motion)."""
+    import pandas as pd
+
+    from dualbench.md.bead_convergence import CONVERGENCE_FILE, bead_convergence
+
+    atoms, _, k = crystal()
+    s = settings(10.0, None, equilibration_steps=20, production_steps=100)
+    table = bead_convergence(atoms, EinsteinCalculator(atoms.positions, k), s, [1, 2],
+                             tmp_path, absorber="Cu")
+    saved = pd.read_csv(tmp_path / CONVERGENCE_FILE)
+    assert len(saved) == len(table)
+    u2 = saved[(saved["quantity"] == "u2_atom") & (saved["index"] == -1)].set_index("beads")
+    assert list(u2.index) == [1, 2]
+    assert u2.loc[2, "value_A2"] > 1.5 * u2.loc[1, "value_A2"]
+    per_atom = saved[(saved["quantity"] == "u2_atom") & (saved["index"] >= 0)]
+    assert len(per_atom) == 2 * len(atoms)
+    shells = saved[saved["quantity"] == "sigma2_shell"]
+    assert set(shells["beads"]) == {1, 2} and (shells["value_A2"] > 0).all()
+
+
+def test_cli_md_pimd(tmp_path):
+    """`dualbench md --nuclei pimd --beads 2` (the run_md_job path of the run_md rule)
+    with CHGNet: every bead of each kept step, the centroids, a row per step."""
+    import pandas as pd
+    from ase.io import write
+
+    from dualbench.cli import main
+
+    unit = tmp_path / "W.cif"
+    write(unit, bulk("W", "bcc", a=3.165, cubic=True), format="cif")
+    out = tmp_path / "run"
+    code = main([
+        "md", "--model", "chgnet", "--structure", str(unit), "--supercell", "2", "2", "2",
+        "--temperature", "300", "--steps", "4", "--equilibration-steps", "2",
+        "--timestep", "2", "--snapshot-every", "2", "--seed", "1", "--out", str(out),
+        "--device", "cpu", "--threads", "1", "--nuclei", "pimd", "--beads", "2",
+    ])
+    assert code == 0
+    frames = read_snapshots(out / "snapshots.extxyz")
+    assert [(f.info["step"], f.info["bead"]) for f in frames] == [
+        (4, 0), (4, 1), (6, 0), (6, 1)]
+    assert all(np.isfinite(f.get_forces()).all() for f in frames)
+    assert len(read_snapshots(out / "centroids.extxyz")) == 2
+    assert pd.read_csv(out / "md_log.csv")["step"].tolist() == list(range(7))
+    info = json.loads((out / "md_run.json").read_text())
+    assert info["settings"]["nuclei"] == "pimd" and info["beads"] == 2
+    assert not (out / IPI_DIR).exists()
+
+
+# --------------------------------------------------------------------------------------
+# Guards
+
+
+@pytest.mark.parametrize("guard", ["distance", "temperature"])
+def test_guards_stop_the_run(tmp_path, guard):
+    """A bead with atoms closer than min_distance_A, or i-PI's temperature above
+    max_temperature_factor x the target, stops the run with MDGuardError: the bead is
+    kept in md_guard_failure.extxyz, i-PI is gone, no snapshots are written."""
+    from dualbench.md.guards import MDGuardError
+
+    atoms, _, k = crystal()
+    bad = {"min_distance_A": 3.5} if guard == "distance" else {"max_temperature_factor": 1.001}
+    s = settings(300.0, 2, equilibration_steps=50, production_steps=100, **bad)
+    with pytest.raises(MDGuardError, match="closer than" if guard == "distance" else "runaway"):
+        run_pimd(atoms, EinsteinCalculator(atoms.positions, k), s, tmp_path)
+    assert (tmp_path / "md_guard_failure.extxyz").exists()
+    assert not (tmp_path / "snapshots.extxyz").exists()
+    assert not [c for c in _children(os.getpid()) if _alive(c)], "i-PI outlived the run"
