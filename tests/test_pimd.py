@@ -333,3 +333,29 @@ def test_guards_stop_the_run(tmp_path, guard):
     assert (tmp_path / "md_guard_failure.extxyz").exists()
     assert not (tmp_path / "snapshots.extxyz").exists()
     assert not [c for c in _children(os.getpid()) if _alive(c)], "i-PI outlived the run"
+
+
+# --------------------------------------------------------------------------------------
+# i-PI's files after a kill
+
+
+def test_outputs_cut_back_to_a_checkpoint(tmp_path):
+    """Frames and rows past the checkpoint's step, and a frame or row cut off by a kill,
+    are removed before a restart; the frames up to it are kept as they were."""
+    from dualbench.md import ipi_io
+
+    def frame(step: int) -> str:
+        return (f"2\n# CELL(abcABC): 3 3 3 90 90 90  Step: {step:10d}  Bead: 0 positions\n"
+                f"  Cu 0.0 0.0 {step}.0\n  Cu 1.5 1.5 1.5\n")
+
+    xyz = tmp_path / "sim.pos_0.xyz"
+    xyz.write_text(frame(0) + frame(10) + frame(20) + "2\n# CELL(abcABC): 3 3 3")
+    table = tmp_path / "sim.out"
+    table.write_text("# column 1 --> step\n0 0.0\n1 4.0\n2 8.0\n3 1")
+    assert [f.step for f in ipi_io.read_xyz(xyz)] == [0, 10, 20]
+    ipi_io.truncate_outputs(tmp_path, 10)
+    assert xyz.read_text() == frame(0) + frame(10)
+    assert table.read_text() == "# column 1 --> step\n0 0.0\n1 4.0\n2 8.0\n"
+    ipi_io.truncate_outputs(tmp_path, 1)
+    assert ipi_io.read_table(table).tolist() == [[0.0, 0.0], [1.0, 4.0]]
+    np.testing.assert_array_equal(ipi_io.read_xyz(xyz)[0].values[0], [0.0, 0.0, 0.0])
