@@ -235,7 +235,10 @@ def test_kill_and_resume(tmp_path):
 
     _kill_mid_run(tmp_path / "killed", kill_after_step=200)
     assert not (tmp_path / "killed" / "snapshots.extxyz").exists()
+    stale_socket = Path((tmp_path / "killed" / IPI_DIR / "socket_dir").read_text())
+    assert stale_socket.parent == Path("/tmp") and stale_socket.exists()
     resumed = run_pimd(atoms, EinsteinCalculator(atoms.positions, k), s, tmp_path / "killed")
+    assert not stale_socket.exists()
     assert 200 <= resumed.resumed_from_step < s.total_steps
     assert resumed.total_steps == s.total_steps == 400
     assert not (tmp_path / "killed" / IPI_DIR).exists()

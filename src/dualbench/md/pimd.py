@@ -73,6 +73,7 @@ CENTROIDS_FILE = "centroids.extxyz"
 IPI_DIR = "ipi"
 _INPUTS_FILE = "dualbench_inputs.json"
 _START_FILE = "start.extxyz"
+_SOCKET_DIR_FILE = "socket_dir"
 _SOCKET_WAIT_S = 120.0
 _POLL_S = 1.0
 _PLANCK_eV_s = 4.135667696e-15
@@ -420,7 +421,11 @@ def _run_ipi(atoms: Atoms, work: Path, start_step: int, run: ipi_io.IpiRun, watc
     is killed when anything fails here."""
     if start_step >= run.total_steps:
         return
+    stale = work / _SOCKET_DIR_FILE  # the socket folder of a killed run: remove it
+    if stale.exists() and Path(stale.read_text()).name.startswith("ipi_"):
+        shutil.rmtree(stale.read_text(), ignore_errors=True)
     socket_dir = tempfile.mkdtemp(prefix="ipi_", dir="/tmp")
+    stale.write_text(socket_dir)
     address = os.path.basename(socket_dir)[len("ipi_"):] + "/socket"
     name = "input.xml" if start_step == 0 else f"restart_{start_step}.xml"
     proc = _start_ipi(work, _input_text(work, start_step, run, address), name)
