@@ -3,6 +3,9 @@
 # lattice statistics, g(r), shell sigma^2).  An MD job killed mid-run (time limit,
 # preemption) continues from md_checkpoint.npz in its folder when it runs again; that
 # file is not an output, so Snakemake leaves it in place when it cleans up a failed job.
+# With md.nuclei: pimd the same rule runs path-integral MD with i-PI (dualbench.md.pimd):
+# every bead of a kept step is a snapshot (P times the snapshots), the centroids go to
+# centroids.extxyz, and i-PI's checkpoint lives in the md/ipi folder until the run ends.
 
 
 rule run_md:

@@ -19,7 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             " where the volume finds the model's own lattice. An interrupted run started"
             " again with the same arguments continues from OUT/md_checkpoint.npz. A folder"
             " in use by another run is refused, and so are a finished run's folder and an"
-            " unfinished run's checkpoint of other arguments, unless --overwrite. Options"
+            " unfinished run's checkpoint of other arguments, unless --overwrite. With"
+            " --nuclei pimd, path-integral MD with i-PI (--beads P, or the bead rule from"
+            " --max-phonon): every bead of a kept step is a snapshot; OUT/ipi holds i-PI's"
+            " checkpoint until the run ends. Options"
             " left out take the defaults of the config schema's md section."
         ),
     )
@@ -49,6 +52,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="npt: external pressure in GPa (default 0; ambient is 1e-4)")
     p.add_argument("--barostat-time", type=schema_value("md.barostat_time_fs"),
                    help="npt: barostat time constant in fs")
+    p.add_argument("--nuclei", choices=["classical", "pimd"],
+                   help="classical (default), or pimd: path-integral MD with i-PI (NVT, PILE-L)")
+    p.add_argument("--beads", type=schema_value("md.beads"),
+                   help="pimd: beads P (default: the bead rule, from --max-phonon)")
+    p.add_argument("--max-phonon", type=schema_value("md.max_phonon_THz"),
+                   help="pimd: highest phonon frequency in THz, for the bead rule")
+    p.add_argument("--pimd-tau", type=schema_value("md.pimd_tau_fs"),
+                   help="pimd: PILE-L centroid time constant in fs")
     p.add_argument("--friction", type=schema_value("md.friction_per_fs"),
                    help="Langevin friction in 1/fs")
     p.add_argument("--taut", type=schema_value("md.taut_fs"), help="Bussi time constant in fs")
@@ -121,7 +132,12 @@ def md(args: argparse.Namespace) -> int:
         min_distance_A=args.min_distance,
         max_temperature_factor=args.max_temperature_factor,
         device=args.device,
+        nuclei=args.nuclei,
+        beads=args.beads,
+        max_phonon_THz=args.max_phonon,
+        pimd_tau_fs=args.pimd_tau,
     )
+    from dualbench.md.pimd import CENTROIDS_FILE, IPI_DIR
     from dualbench.structure import read_structure_file
 
     # Made, probed and locked before the MD; its checkpoint (continued by a rerun with
@@ -129,8 +145,8 @@ def md(args: argparse.Namespace) -> int:
     with output_folder(
         args.out, command_line(args), overwrite=args.overwrite,
         finished=(SNAPSHOTS_FILE, RUN_INFO_FILE),
-        outputs=(SNAPSHOTS_FILE, LOG_FILE, SUPERCELL_FILE, RUN_INFO_FILE),
-        keep=(CHECKPOINT_FILE, FAILURE_FILE),
+        outputs=(SNAPSHOTS_FILE, LOG_FILE, SUPERCELL_FILE, RUN_INFO_FILE, CENTROIDS_FILE),
+        keep=(CHECKPOINT_FILE, FAILURE_FILE, IPI_DIR),
     ):
         unit = read_structure_file(args.structure)
         unit.pbc = True

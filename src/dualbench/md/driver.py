@@ -1,4 +1,5 @@
-"""NVT or NPT molecular dynamics with any model of the sweep: snapshots, restart, guards.
+"""NVT or NPT molecular dynamics with any model of the sweep: snapshots, restart, guards
+(classical nuclei; :func:`run_md_job` hands ``nuclei: pimd`` to :mod:`dualbench.md.pimd`).
 
 The driver propagates an ASE integrator that samples the canonical ensemble (Langevin
 or Bussi stochastic velocity rescaling; never Berendsen) at the starting cell, or with
@@ -55,6 +56,7 @@ from dualbench.md.checkpoint import (
 )
 from dualbench.md.ensembles import pressure_GPa, start_classical_dynamics
 from dualbench.md.guards import MDGuardError, check_state
+from dualbench.md.runfiles import FAILURE_FILE, LOG_FILE, RUN_INFO_FILE, MDResult, phase_of
 from dualbench.md.settings import MDSettings
 from dualbench.md.snapshots import (
     SNAPSHOTS_FILE,
@@ -66,29 +68,6 @@ from dualbench.models.spec import ModelSpec
 
 # The package's one logger name (the CLI's log lines name it), whatever the module.
 log = logging.getLogger("dualbench.md")
-
-#: A run's other files in its output folder (the snapshot files are named in
-#: :mod:`dualbench.md.snapshots`, the checkpoint in :mod:`dualbench.md.checkpoint`).
-LOG_FILE = "md_log.csv"
-RUN_INFO_FILE = "md_run.json"
-FAILURE_FILE = "md_guard_failure.extxyz"
-
-
-@dataclass
-class MDResult:
-    """What a finished run did; wall_s and steps_per_s count this invocation only."""
-
-    out_dir: str
-    n_atoms: int
-    n_dof: int
-    total_steps: int
-    resumed_from_step: int
-    n_snapshots: int
-    n_log_rows: int
-    wall_s: float
-    steps_per_s: float | None  # None when a resumed run had no step left to do
-    device: str | None = None
-
 
 # --------------------------------------------------------------------------------------
 # Outputs
@@ -107,9 +86,7 @@ def _voigt(stress: Any) -> np.ndarray:
 
 
 def _phase(step: int, settings: MDSettings) -> str:
-    if step == 0:
-        return "initial"
-    return "equilibration" if step <= settings.equilibration_steps else "production"
+    return phase_of(step, settings)
 
 
 def _write_log(path: Path, state: RunState, settings: MDSettings) -> None:
@@ -369,6 +346,8 @@ def run_md(
     Raises :class:`MDGuardError` when a state fails :func:`check_state`.
     """
     settings.validate()
+    if settings.nuclei != "classical":
+        raise ValueError("run_md runs classical nuclei; nuclei pimd: dualbench.md.pimd.run_pimd")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = _prepare(atoms, calculator, settings, out_dir, model_id, refuse_other_checkpoint)
@@ -416,7 +395,8 @@ def run_md_job(
 
     The MODEL argument is read once: the spec's checkpoint file is read and hashed once,
     and the calculator and the fingerprint (:meth:`ModelSpec.fingerprint`) come from it.
-    This is what the ``run_md`` rule and ``dualbench md`` call.
+    This is what the ``run_md`` rule and ``dualbench md`` call.  ``settings.nuclei`` pimd
+    runs :func:`dualbench.md.pimd.run_pimd` (no ``step_hook`` there).
     """
     from dualbench.models.device import resolve_device, set_threads
     from dualbench.models.resolve import parse_model_arg
@@ -444,6 +424,16 @@ def run_md_job(
         "threads": threads,
         "provenance": provenance(config_hash=config_hash, model_fingerprint=model_id),
     }
+    if settings.nuclei == "pimd":
+        from dualbench.md.pimd import beads_of, run_pimd
+
+        if step_hook is not None:
+            raise ValueError("step_hook is for classical runs, not nuclei pimd")
+        run_info["beads"] = beads_of(settings)
+        return run_pimd(
+            atoms, calc, settings, out_dir, model_id=model_id, run_info=run_info,
+            refuse_other_checkpoint=refuse_other_checkpoint,
+        )
     return run_md(
         atoms, calc, settings, out_dir, model_id=model_id, step_hook=step_hook, run_info=run_info,
         refuse_other_checkpoint=refuse_other_checkpoint,

@@ -48,6 +48,9 @@ THERMOSTATS = ("langevin", "bussi")
 NPT_ONLY_SETTINGS = ("pressure_GPa", "barostat_time_fs")
 #: Extra md_log.csv columns of an NPT run.
 NPT_LOG_COLUMNS = ("volume_A3", "pressure_GPa")
+NUCLEI = ("classical", "pimd")
+#: Settings that only a path-integral run (``nuclei: pimd``) uses.
+PIMD_ONLY_SETTINGS = ("beads", "max_phonon_THz", "max_beads", "pimd_tau_fs", "pimd_pile_lambda")
 
 
 def validate_ensemble(
@@ -72,10 +75,14 @@ def validate_ensemble(
 def trajectory_settings(settings: dict[str, Any], non_trajectory: frozenset[str]) -> dict[str, Any]:
     """The settings that determine a trajectory: ``settings`` less ``non_trajectory`` and,
     for NVT (the default when ``ensemble`` is absent), less ``ensemble`` and the NPT-only
-    keys, so that an NVT run's identity is what it was before NPT existed."""
+    keys, so that an NVT run's identity is what it was before NPT existed; likewise, for
+    classical nuclei (the default), less ``nuclei`` and the path-integral keys."""
     kept = {k: v for k, v in settings.items() if k not in non_trajectory}
     if kept.get("ensemble", "nvt") == "nvt":
         for key in ("ensemble", *NPT_ONLY_SETTINGS):
+            kept.pop(key, None)
+    if kept.get("nuclei", "classical") == "classical":
+        for key in ("nuclei", *PIMD_ONLY_SETTINGS):
             kept.pop(key, None)
     return kept
 

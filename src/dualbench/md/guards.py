@@ -3,11 +3,15 @@
 :func:`check_state` raises :class:`MDGuardError` (with the step and the reason) for
 non-finite positions, momenta, energy or forces, atoms closer than ``min_distance_A``
 (Å), or a kinetic temperature (K) above ``max_temperature_factor`` times the target.
+Its two parts serve the path-integral run (:mod:`dualbench.md.pimd`) on their own:
+:func:`check_configuration` (one bead) and :func:`check_temperature` (i-PI's).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -34,11 +38,24 @@ def check_state(atoms: Atoms, step: int, settings: MDSettings) -> None:
     attached calculator's last results), no pair closer than ``min_distance_A`` (minimum
     image), and a kinetic temperature below ``max_temperature_factor`` times the target.
     """
-    from ase.neighborlist import neighbor_list
-
-    if not (np.isfinite(atoms.positions).all() and np.isfinite(atoms.get_momenta()).all()):
+    if not np.isfinite(atoms.get_momenta()).all():
         raise MDGuardError(step, "non-finite positions or momenta")
     results = atoms.calc.results if atoms.calc is not None else {}
+    check_configuration(atoms, results, step, settings)
+    check_temperature(atoms.get_temperature(), step, settings)
+
+
+def check_configuration(
+    atoms: Atoms, results: Mapping[str, Any], step: int, settings: MDSettings,
+    distances: bool = True,
+) -> None:
+    """The checks of one configuration (a classical state or one path-integral bead):
+    finite positions, finite energy (eV) and forces (eV/Å) in ``results`` when there,
+    and, with ``distances``, no pair closer than ``min_distance_A`` (minimum image)."""
+    from ase.neighborlist import neighbor_list
+
+    if not np.isfinite(atoms.positions).all():
+        raise MDGuardError(step, "non-finite positions or momenta")
     forces = results.get("forces")
     if forces is not None and not np.isfinite(forces).all():
         bad = np.unique(np.nonzero(~np.isfinite(forces))[0])
@@ -46,6 +63,8 @@ def check_state(atoms: Atoms, step: int, settings: MDSettings) -> None:
     energy = results.get("energy")
     if energy is not None and not np.isfinite(energy):
         raise MDGuardError(step, f"non-finite potential energy ({energy})")
+    if not distances:
+        return
     i, j, d = neighbor_list("ijd", atoms, settings.min_distance_A)
     if len(d):
         k = int(np.argmin(d))
@@ -54,11 +73,15 @@ def check_state(atoms: Atoms, step: int, settings: MDSettings) -> None:
             f"atoms {int(i[k])} and {int(j[k])} are {d[k]:.3f} Å apart, closer than"
             f" min_distance_A = {settings.min_distance_A} Å",
         )
-    temperature = atoms.get_temperature()
+
+
+def check_temperature(temperature_K: float, step: int, settings: MDSettings) -> None:
+    """The runaway check: a kinetic temperature (K) above ``max_temperature_factor``
+    times the target (or not finite) stops the run."""
     limit = settings.max_temperature_factor * settings.temperature_K
-    if not math.isfinite(temperature) or temperature > limit:
+    if not math.isfinite(temperature_K) or temperature_K > limit:
         raise MDGuardError(
             step,
-            f"temperature {temperature:.1f} K exceeds {settings.max_temperature_factor} x the"
+            f"temperature {temperature_K:.1f} K exceeds {settings.max_temperature_factor} x the"
             f" target {settings.temperature_K} K (runaway)",
         )

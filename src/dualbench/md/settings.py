@@ -13,7 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from dualbench.md.ensembles import NPT_LOG_COLUMNS, trajectory_settings, validate_ensemble
+from dualbench.md.ensembles import (
+    NPT_LOG_COLUMNS,
+    NUCLEI,
+    trajectory_settings,
+    validate_ensemble,
+)
 from dualbench.schema import section_defaults
 
 LOG_COLUMNS = ("step", "time_fs", "temperature_K", "epot_eV", "ekin_eV")
@@ -60,6 +65,12 @@ class MDSettings:
     ensemble: str = "nvt"
     pressure_GPa: float = 0.0  # external pressure of an NPT run
     barostat_time_fs: float = 200.0  # NPT barostat time constant
+    nuclei: str = "classical"  # classical, or pimd: path-integral MD with i-PI
+    beads: int | None = None  # pimd: beads P; None: the bead rule (dualbench.md.pimd)
+    max_phonon_THz: float | None = None  # pimd: highest phonon frequency nu_max, THz
+    max_beads: int = 128  # pimd: the most beads the rule picks
+    pimd_tau_fs: float = 100.0  # pimd: PILE-L centroid thermostat time constant
+    pimd_pile_lambda: float = 0.5  # pimd: internal-mode damping / critical damping
 
     @property
     def log_columns(self) -> tuple[str, ...]:
@@ -90,6 +101,27 @@ class MDSettings:
             raise ValueError("equilibration_steps must not be negative")
         if self.production_steps < self.snapshot_every:
             raise ValueError("snapshot_every exceeds production_steps: no snapshot would be kept")
+        self._validate_nuclei()
+
+    def _validate_nuclei(self) -> None:
+        if self.nuclei not in NUCLEI:
+            raise ValueError(f"nuclei {self.nuclei!r} is not one of {', '.join(NUCLEI)}")
+        if self.nuclei == "classical":
+            return
+        if self.ensemble != "nvt":
+            raise ValueError("nuclei pimd runs NVT only (ensemble nvt)")
+        if self.beads is not None and self.beads < 1:
+            raise ValueError(f"beads must be at least 1, not {self.beads}")
+        if self.beads is None and self.max_phonon_THz is None:
+            raise ValueError(
+                "nuclei pimd needs beads, or max_phonon_THz for the bead rule to pick them"
+            )
+        if self.max_phonon_THz is not None and not self.max_phonon_THz > 0:
+            raise ValueError(f"max_phonon_THz must be positive, not {self.max_phonon_THz}")
+        if self.max_beads < 1 or not self.pimd_tau_fs > 0:
+            raise ValueError("max_beads must be at least 1 and pimd_tau_fs positive")
+        if not 0 < self.pimd_pile_lambda <= 1:
+            raise ValueError(f"pimd_pile_lambda must be in (0, 1], not {self.pimd_pile_lambda}")
 
 
 def md_defaults() -> dict[str, Any]:
