@@ -3,6 +3,7 @@ every model kind.
 
     python benchmarks/md_throughput.py                      # every kind; 54, 128, 250 atoms
     python benchmarks/md_throughput.py --models chgnet sevennet --sizes 128 --steps 20
+    python benchmarks/md_throughput.py --models chgnet --sizes 128 --beads 4 8   # + PIMD
 
 For each model and size it runs ``dualbench.md.driver.run_md`` (Langevin, every guard on, one
 checkpoint) and times the same number of bare calculator calls (energy, forces, stress) on
@@ -11,6 +12,11 @@ driver step / time per bare call; 1.0 means the driver costs nothing beyond the 
 and the driver's speed relative to the first model of the run at the same size.  The
 default models cover every kind: CHGNet 0.3.0 and r2scan, SevenNet-0, and ASE's
 Lennard-Jones as ``kind: ase`` (``ase-lj``; a cheap stand-in for a user's calculator).
+
+With ``--beads P ...`` each model and size also runs path-integral MD with i-PI
+(:func:`dualbench.md.pimd.run_pimd`, PILE-L, P beads) on the same cell, and prints its
+atom-bead-steps per second, its cost per step against the classical driver's of the same
+run (ideally P), and the i-PI overhead (time per PIMD step / P bare calls).
 Not run in CI.
 """
 
@@ -61,6 +67,26 @@ def bare_seconds_per_call(calc, atoms, calls: int, seed: int = 0) -> float:
     return (time.perf_counter() - start) / calls
 
 
+def pimd_row(model: str, atoms, calc, classical, beads: int, classical_steps_per_s: float,
+             bare_s: float) -> None:
+    """Run PIMD with ``beads`` beads on ``atoms`` (the classical run's settings otherwise)
+    and print its throughput against the classical run's."""
+    from dataclasses import replace
+
+    from dualbench.md.pimd import run_pimd
+
+    settings = replace(classical, nuclei="pimd", beads=beads)
+    with tempfile.TemporaryDirectory(prefix="md_throughput.pimd.") as out:
+        result = run_pimd(atoms, calc, settings, out)
+    n_atoms = len(atoms)
+    print(
+        f"{model + f' P={beads}':>14} {n_atoms:>6} {n_atoms * beads * result.steps_per_s:>20.1f}"
+        f" atom-bead-steps/s; a step costs {classical_steps_per_s / result.steps_per_s:.2f}"
+        f" classical steps (ideal {beads}); i-PI overhead"
+        f" {1.0 / result.steps_per_s / (beads * bare_s):.2f}x"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[54, 128, 250], help="atoms")
@@ -69,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="MODELs as for dualbench md, or ase-lj (kind ase)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--beads", type=int, nargs="*", default=[],
+                        help="also run PIMD (i-PI) with these bead counts")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
@@ -103,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{model:>14} {n_atoms:>6} {speed:>20.1f} {n_atoms / bare:>18.1f}"
                 f" {1.0 / result.steps_per_s / bare:>8.2f}x {speed / first[n_atoms]:>8.2f}x"
             )
+            for beads in args.beads:
+                pimd_row(model, atoms, calc, settings, beads, result.steps_per_s, bare)
     return 0
 
 
