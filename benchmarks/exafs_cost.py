@@ -19,7 +19,7 @@ and NLEG (``--criteria 0 0``) unless told otherwise, so that they compute the sa
     python benchmarks/exafs_cost.py                                  # W L3, NLEG 4, RPATH 6
     python benchmarks/exafs_cost.py --snapshots-file results/W/chgnet/n0/seed0/md/snapshots.extxyz
     python benchmarks/exafs_cost.py --snapshots-file WS2/snapshots.extxyz --absorber W \\
-        --rmax 5.5 --cluster-radius 6.1
+        --rmax 5.3 --cluster-radius 6.1
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--snapshots", type=int, default=4, help="number of snapshots")
     parser.add_argument("--absorbers", type=int, default=3, help="absorbers per snapshot")
-    parser.add_argument("--cluster-radius", type=float, default=6.3, help="Å")
+    parser.add_argument("--cluster-radius", type=float, default=6.2,
+                        help="Å (bcc W: between the 5.48 and 6.33 Å shells)")
     parser.add_argument("--rmax", type=float, default=6.0, help="FEFF RPATH, Å")
     parser.add_argument("--nleg", type=int, default=4, help="FEFF NLEG")
     parser.add_argument("--criteria", type=float, nargs=2, default=(0.0, 0.0),
