@@ -1,5 +1,5 @@
 """A material at several temperatures (materials.<name>.temperatures), per-material sections
-(materials.<name>.ft, .exafs, .experiment_fit)."""
+(materials.<name>.ft, .exafs, .experiment_fit), and config/suite.yaml."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import copy
 
 import pytest
 
-from dualbench.config import load_yaml, prepare_config
+from dualbench.config import load_config, load_yaml, prepare_config
 from dualbench.config_materials import expand_temperatures, temperature_name
 from dualbench.schema import ConfigError, material_section
 
@@ -155,3 +155,25 @@ def test_material_sections_checked_and_named(good):
     with pytest.raises(ConfigError, match=r"materials\.W\.ft"):
         prepare_config(config, "study.yaml")
 
+
+SUITE = ["W", "Cu_10K", "Cu_300K", "Ni", "Fe", "ZnS", "SrO_10K", "SrO_300K", "SrTiO3_10K",
+         "SrTiO3_300K", "CdS_10K"]
+
+
+def test_suite_loads(repo):
+    # the load runs every material's shell check (rmax_A and cluster_radius_A between its
+    # own shells) and its supercell's inscribed radius against its cluster
+    config = load_config(repo / "config" / "suite.yaml")
+    assert list(config["materials"]) == SUITE
+    temps = {name: m["temperature_K"] for name, m in config["materials"].items()}
+    assert temps["Cu_10K"] == 10 and temps["Cu_300K"] == 300 and temps["CdS_10K"] == 10
+    assert config["sweep"]["n_frames"] == [0] and config["sweep"]["seeds"] == [0]
+    assert list(config["models"]) == ["chgnet"]
+    assert config["models"]["chgnet"]["weights"] == "0.3.0"
+    # W as in config.yaml, its cuts the top-level ones
+    assert material_section(config, "W", "exafs")["rmax_A"] == 6.0
+    w = load_config(repo / "config" / "config.yaml")["materials"]["W"]
+    assert config["materials"]["W"] == w
+    # each temperature its own spectrum
+    urls = {m["experiment"]["url"] for m in config["materials"].values()}
+    assert len(urls) == len(SUITE)
