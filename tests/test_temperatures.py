@@ -177,3 +177,23 @@ def test_suite_loads(repo):
     # each temperature its own spectrum
     urls = {m["experiment"]["url"] for m in config["materials"].values()}
     assert len(urls) == len(SUITE)
+
+
+def test_cli_sections_of_a_material(repo):
+    from argparse import Namespace
+
+    from dualbench.cli.exafs import _sections
+
+    suite = str(repo / "config" / "suite.yaml")
+    cu = _sections(Namespace(config=suite, material="Cu_10K"))
+    assert cu["ft"]["kmax"] == 15.0 and cu["ft"]["kweight"] == 2
+    assert (cu["exafs"]["rmax_A"], cu["exafs"]["cluster_radius_A"]) == (4.8, 5.35)
+    assert cu["exafs"]["engine"] == "fast"
+    w = _sections(Namespace(config=suite, material="W"))
+    assert w["ft"]["kmax"] == 14.0 and w["exafs"]["rmax_A"] == 6.0
+    with pytest.raises(ValueError, match="name the material with --material"):
+        _sections(Namespace(config=suite, material=None))
+    with pytest.raises(ValueError, match="'Cu' is not among"):
+        _sections(Namespace(config=suite, material="Cu"))
+    plain = _sections(Namespace(config=str(repo / "config" / "config.yaml"), material=None))
+    assert plain["exafs"]["rmax_A"] == 6.0
