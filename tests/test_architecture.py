@@ -23,7 +23,8 @@ LAYERS = [
     {"exafs"},  # simulated EXAFS
     {"scoring"},  # the measurement, its fit, the scores, the convergence decision
     {"summary", "plots", "plot_answer"},  # tables and figures
-    {"config", "config_checks", "cli", "workflow", "__main__", "__init__"},  # the study
+    # the study
+    {"config", "config_checks", "config_materials", "cli", "workflow", "__main__", "__init__"},
 ]
 
 

@@ -95,6 +95,20 @@ def test_label_pool_smaller_than_the_largest_n_is_refused(tmp_path, label_config
     assert "sweep.n_frames" in said and "rounds" in said
 
 
+def test_label_without_a_training_pool_is_refused(tmp_path, label_config):
+    # gather_labels refuses labelled frames without a training frame, even at N = 0
+    config = copy.deepcopy(label_config)
+    config["sweep"] = {"n_frames": [0], "seeds": [0]}
+    for material in config["materials"].values():
+        material["dft"]["label"]["sampling"].update(md_frames=0, rattled_frames=0, rounds=[])
+    said = _refusal(tmp_path, config)
+    assert "materials.WS2.dft.label.sampling:" in said
+    assert "md_frames and rattled_frames are 0" in said and "rattled_frames: 1" in said
+    for material in config["materials"].values():
+        material["dft"]["label"]["sampling"]["rattled_frames"] = 1
+    load_config(_write(tmp_path, config))
+
+
 # Item 5c: a duplicate max_n in finetune.schedule.
 
 

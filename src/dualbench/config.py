@@ -19,14 +19,17 @@ from typing import Any
 import jsonschema
 import yaml
 
+from dualbench.config_materials import expand_temperatures
 from dualbench.exafs.settings import FTSettings
 from dualbench.exafs.shells import check_cut_between_shells
 from dualbench.schema import (
+    MATERIAL_SECTIONS,
     ConfigError,
     SettingError,
     exafs_n_frames,
     exafs_seeds,
     load_schema,
+    material_section,
     with_defaults,
 )
 
@@ -218,21 +221,40 @@ def _check_sweep(config: Mapping[str, Any], source: str) -> None:
                           " arm's seeds (sweep.exafs_seeds, else sweep.seeds)")
 
 
-def _check_semantics(config: Mapping[str, Any], source: str) -> None:
-    """Cross-key rules that a JSON schema cannot say."""
-    _check_models(config, source)
-    ft, exafs = config["ft"], config["exafs"]
+def _check_sections(config: Mapping[str, Any], name: str | None, source: str) -> None:
+    """``ft``, ``exafs`` and ``experiment_fit`` as the top level gives them (``name``
+    None), or as material ``name`` uses them with its own keys (``materials.<name>.ft``);
+    a material's are checked only where it gives keys of its own."""
+    if name is None:
+        ft, exafs, fit, prefix = config["ft"], config["exafs"], config["experiment_fit"], ""
+    else:
+        if not any(config["materials"][name].get(s) for s in MATERIAL_SECTIONS):
+            return
+        ft, exafs, fit = (material_section(config, name, s)
+                          for s in ("ft", "exafs", "experiment_fit"))
+        prefix = f"materials.{name}."
     try:
         FTSettings.from_config(ft)  # the ranges are FTSettings' own to check
     except SettingError as err:
-        raise ConfigError(source, err.key, err.message) from err
+        raise ConfigError(source, prefix + err.key, err.message) from err
     if exafs["rmax_A"] > exafs["cluster_radius_A"]:
         raise ConfigError(
             source,
-            "exafs.rmax_A",
+            f"{prefix}exafs.rmax_A",
             f"{exafs['rmax_A']} Å exceeds exafs.cluster_radius_A ({exafs['cluster_radius_A']} Å):"
             " paths would leave the cluster",
         )
+    if fit and fit["rmin_A"] >= fit["rmax_A"]:
+        raise ConfigError(source, f"{prefix}experiment_fit.rmax_A",
+                          f"must exceed rmin_A ({fit['rmin_A']})")
+
+
+def _check_semantics(config: Mapping[str, Any], source: str) -> None:
+    """Cross-key rules that a JSON schema cannot say."""
+    _check_models(config, source)
+    _check_sections(config, None, source)
+    for name in config["materials"]:
+        _check_sections(config, name, source)
     md = config["md"]
     if md["production_steps"] < md["snapshot_every"]:
         raise ConfigError(
@@ -242,9 +264,6 @@ def _check_semantics(config: Mapping[str, Any], source: str) -> None:
         raise ConfigError(
             source, "md.thermostat", f"{md['thermostat']!r}: md.ensemble npt needs langevin"
         )
-    fit = config.get("experiment_fit")
-    if fit and fit["rmin_A"] >= fit["rmax_A"]:
-        raise ConfigError(source, "experiment_fit.rmax_A", f"must exceed rmin_A ({fit['rmin_A']})")
     _check_sweep(config, source)
     for name, material in config["materials"].items():
         dft = material["dft"]
@@ -327,36 +346,46 @@ def check_structure(config: Mapping[str, Any], name: str, atoms: Any, source: st
             f"materials.{name}.absorber",
             f"{material['absorber']!r} is not among the structure's elements {elements}",
         )
-    exafs = config["exafs"]
+    exafs = material_section(config, name, "exafs")
     radius = inscribed_radius(build_supercell(atoms, material["supercell"]).cell)
     if exafs["cluster_radius_A"] > radius and not exafs.get("allow_periodic_images", False):
         raise ConfigError(
             source,
-            "exafs.cluster_radius_A",
+            _exafs_key(config, name, "cluster_radius_A"),
             f"{exafs['cluster_radius_A']:g} Å exceeds the inscribed radius {radius:.2f} Å of"
             f" material {name}'s {'x'.join(map(str, material['supercell']))} supercell: the"
             " cluster would hold periodic images of the absorber's neighbours. Enlarge"
             f" materials.{name}.supercell, lower the radius, or set"
             " exafs.allow_periodic_images: true",
         )
-    _check_cuts(exafs, name, material["absorber"], atoms, source)
+    _check_cuts(config, name, atoms, source)
 
 
-def _check_cuts(
-    exafs: Mapping[str, Any], name: str, absorber: str, atoms: Any, source: str
-) -> None:
+def _exafs_key(config: Mapping[str, Any], name: str, key: str) -> str:
+    """``materials.<name>.exafs.<key>`` where the material gives that key, else ``exafs.<key>``."""
+    own = config["materials"][name].get("exafs") or {}
+    return f"materials.{name}.exafs.{key}" if key in own else f"exafs.{key}"
+
+
+def _check_cuts(config: Mapping[str, Any], name: str, atoms: Any, source: str) -> None:
     """RPATH and the cluster radius between the shells of material ``name``'s ideal
     cell ``atoms`` (its shells are the supercell's)."""
+    exafs = material_section(config, name, "exafs")
+    absorber = config["materials"][name]["absorber"]
     try:
         check_cut_between_shells(atoms, absorber, exafs["rmax_A"], exafs["cluster_radius_A"],
                                  exafs["shell_margin_A"], crystal=f"material {name}'s crystal")
     except SettingError as err:
-        raise ConfigError(source, err.key, err.message) from None
+        key = err.key
+        if key.startswith("exafs."):
+            key = _exafs_key(config, name, key.removeprefix("exafs."))
+        raise ConfigError(source, key, err.message) from None
 
 
 def prepare_config(config: Mapping[str, Any], source: str = "") -> dict[str, Any]:
-    """A validated copy of ``config`` with every default filled in."""
-    filled = with_defaults(config)
+    """A validated copy of ``config`` with every default filled in (a material's
+    ``temperatures`` expanded first: :mod:`dualbench.config_materials`)."""
+    filled = with_defaults(expand_temperatures(config, source))
     validate(filled, source)
     _fill_model_defaults(filled)
     return filled

@@ -92,9 +92,15 @@ def check_label_pool(config: Mapping[str, Any], name: str, source: str) -> None:
     largest = max(config["sweep"]["n_frames"])
     settings = LabelSettings.from_config(label)
     pool = settings.n_train
+    where = f"materials.{name}.dft.label.sampling"
+    if pool == 0:
+        raise ConfigError(
+            source, where,
+            "md_frames and rattled_frames are 0: the labelled frames need a training pool"
+            " (gather_labels refuses none), even at N = 0; rattled_frames: 1 is the cheapest",
+        )
     if largest <= pool:
         return
-    where = f"materials.{name}.dft.label.sampling"
     rounds = len(settings.sampling_rounds())
     over = "its round" if rounds == 1 else f"its {rounds} rounds ({where}.rounds included)"
     raise ConfigError(

@@ -142,3 +142,16 @@ def config_hash(config: Mapping[str, Any]) -> str:
     """A short SHA-256 of the canonical JSON of a (filled) config, for provenance."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# The top-level sections a material may give its own keys of (``materials.<name>.ft``...).
+MATERIAL_SECTIONS = ("experiment_fit", "ft", "exafs")
+
+
+def material_section(config: Mapping[str, Any], material: str, section: str) -> dict[str, Any]:
+    """Section ``section`` (``experiment_fit``, ``ft`` or ``exafs``) as material
+    ``material`` uses it: the top-level keys with the material's own keys over them."""
+    if section not in MATERIAL_SECTIONS:
+        raise KeyError(f"materials have no {section!r} section")
+    own = config["materials"][material].get(section) or {}
+    return {**config[section], **own}

@@ -3,7 +3,7 @@
 # rules file, and get_final_output(), the targets of the `all` rule.  The rules files hold
 # rules only.
 
-from dualbench.schema import canonical, exafs_n_frames, exafs_seeds
+from dualbench.schema import canonical, exafs_n_frames, exafs_seeds, material_section
 from dualbench.exafs import chunk_count
 from dualbench.training import model_section, scheduled
 from dualbench.label import LabelSettings
@@ -331,8 +331,27 @@ def get_fit_experiment_input(wildcards):
 
 def get_exafs_keys(*keys):
     """The keys of the exafs section a job depends on (so that, e.g., a new S0^2 does not
-    rerun FEFF through Snakemake's params trigger)."""
-    return canonical_params({key: config["exafs"][key] for key in keys})
+    rerun FEFF through Snakemake's params trigger), with the material's own cuts
+    (materials.<name>.exafs) over the top-level ones."""
+
+    def keys_of(wildcards):
+        exafs = material_section(config, wildcards.material, "exafs")
+        return canonical_params({key: exafs[key] for key in keys})
+
+    return keys_of
+
+
+def get_ft(wildcards):
+    """The ft section as the material uses it (materials.<name>.ft over the top level)."""
+    return canonical_params(material_section(config, wildcards.material, "ft"))
+
+
+def get_experiment_fit(wildcards):
+    """The experiment_fit section as the material uses it (its own keys over the top
+    level's)."""
+    return canonical_params(
+        material_section(config, wildcards.material, "experiment_fit")
+    )
 
 
 def get_snapshot_chi_runtime(wildcards):

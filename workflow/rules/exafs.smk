@@ -119,7 +119,7 @@ rule average_chi:
         mem_mb=1000,
         runtime=10,
     params:
-        ft=canonical_params(config["ft"]),
+        ft=get_ft,
     script:
         "../scripts/average_chi.py"
 
@@ -148,7 +148,7 @@ rule experiment_chi:
         format=lambda wc: config["materials"][wc.material]["experiment"]["format"],
         columns=lambda wc: config["materials"][wc.material]["experiment_columns"],
         experiment=canonical_params(config["experiment"]),
-        ft=canonical_params(config["ft"]),
+        ft=get_ft,
         out_dir=lambda wc: EXPERIMENT_DIR.format(material=wc.material),
     script:
         "../scripts/experiment_chi.py"
@@ -173,8 +173,8 @@ rule fit_experiment:
     params:
         material=lambda wc: canonical_params(config["materials"][wc.material]),
         exafs=get_exafs_keys("cluster_radius_A"),
-        ft=canonical_params(config["ft"]),
-        fit=canonical_params(config["experiment_fit"]),
+        ft=get_ft,
+        fit=get_experiment_fit,
         potentials_dir=lambda wc: POTENTIALS_DIR.format(material=wc.material),
     script:
         "../scripts/fit_experiment.py"
@@ -208,7 +208,7 @@ rule compare_reference:
     params:
         runs=lambda wc: get_runs(wc.material, "exafs"),
         reference=lambda wc: get_reference_run(wc.material),
-        ft=canonical_params(config["ft"]),
+        ft=get_ft,
     script:
         "../scripts/compare_reference.py"
 
@@ -244,6 +244,6 @@ rule compare_exafs:
     params:
         runs=lambda wc: get_runs(wc.material, "exafs"),
         exafs=get_exafs_keys("s02", "e0_shift"),
-        ft=canonical_params(config["ft"]),
+        ft=get_ft,
     script:
         "../scripts/compare_exafs.py"

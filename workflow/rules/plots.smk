@@ -28,9 +28,9 @@ rule plot_fig2:
             {"model": model, "n": n, "seed": get_plot_seed()}
             for model, n in get_fig2_runs()
         ],
-        ft=canonical_params(config["ft"]),
-        kweight=config["ft"]["kweight"],
-        k_window=[config["ft"]["kmin"], config["ft"]["kmax"]],
+        ft=get_ft,
+        kweight=lambda wc: get_ft(wc)["kweight"],
+        k_window=lambda wc: [get_ft(wc)["kmin"], get_ft(wc)["kmax"]],
         title=get_fig2_title,
     script:
         "../scripts/plot_fig2.py"
@@ -87,7 +87,7 @@ rule plot_parity:
             {"model": model, "n": n, "seed": get_plot_seed()}
             for model, n in get_fig2_runs()
         ],
-        ft=canonical_params(config["ft"]),
+        ft=get_ft,
     script:
         "../scripts/plot_parity.py"
 

@@ -130,6 +130,8 @@ def _register_compare(sub: argparse._SubParsersAction) -> None:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="study config whose exafs/experiment/ft sections to use")
+    p.add_argument("--material", help="with --config: the sections as this material uses them"
+                   " (its own materials.<name>.exafs/ft keys over the study's)")
     g = p.add_argument_group("Fourier transform (larch xftf)")
     g.add_argument("--kmin", type=schema_value("ft.kmin"), help="k window start, 1/Å (default 3)")
     g.add_argument("--kmax", type=schema_value("ft.kmax"), help="k window end, 1/Å (default 14)")
@@ -144,15 +146,42 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _sections(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """The exafs, experiment and ft sections: --config or the schema defaults."""
-    from dualbench.schema import section_defaults
+    from dualbench.schema import material_section, section_defaults
 
     names = ("exafs", "experiment", "ft")
     if args.config:
         from dualbench.config import load_config
 
         config = load_config(args.config)
-        return {name: dict(config[name]) for name in names}
+        material = _material(config, getattr(args, "material", None))
+        if material is None:
+            return {name: dict(config[name]) for name in names}
+        return {"experiment": dict(config["experiment"]),
+                "exafs": material_section(config, material, "exafs"),
+                "ft": material_section(config, material, "ft")}
+    if getattr(args, "material", None):
+        raise ValueError("--material needs --config")
     return {name: section_defaults(name) for name in names}
+
+
+def _material(config: dict[str, Any], material: str | None) -> str | None:
+    """The material whose sections --config gives: --material, else the only material that
+    gives its own (refused when several do and none is named)."""
+    from dualbench.schema import MATERIAL_SECTIONS
+
+    if material is not None:
+        if material not in config["materials"]:
+            raise ValueError(f"--material {material!r} is not among the config's materials"
+                             f" ({', '.join(config['materials'])})")
+        return material
+    own = [name for name, m in config["materials"].items()
+           if any(m.get(section) for section in MATERIAL_SECTIONS if section != "experiment_fit")]
+    if not own:
+        return None
+    if len(config["materials"]) == 1:
+        return own[0]
+    raise ValueError(f"materials {', '.join(own)} give their own exafs/ft keys: name the"
+                     " material with --material")
 
 
 def _ft(args: argparse.Namespace, sections: dict[str, dict[str, Any]]):
