@@ -269,3 +269,21 @@ def test_md_sizing_from_the_score_noise_and_the_margin():
     (row,) = md_sizing(rows, "exafs_mse_k", margin=0.01, production_ps=0.8)
     assert row["score_se"] == pytest.approx(0.002)
     assert row["production_ps_needed"] == pytest.approx(0.8 * 4)
+
+
+def test_a_sweep_of_one_n_has_no_margin_and_no_md_sizing_but_a_record():
+    """A vanilla-only study (config/suite.yaml, N = 0) has nothing to converge: its
+    record says so and sizes no MD, instead of dividing by its zero margin."""
+    from dualbench.scoring.convergence import convergence_record
+
+    summary = pd.DataFrame({
+        "model": ["a", "b"], "n_frames": [0, 0], "seed": [0, 0],
+        "force_mae": [0.3, 0.1], "exafs_mse_k": [0.2, 0.05],
+        "exafs_mse_k_lo": [0.19, 0.045], "exafs_mse_k_hi": [0.21, 0.055],
+        "exafs_noise_floor_k": [1e-4, 1e-4],
+    })
+    record = convergence_record(summary)
+    for model in ("a", "b"):
+        entry = record["models"][model]["exafs_mse_k"]
+        assert entry["margin"] == 0.0 and entry["n_converged"] is None
+        assert [r["production_ps_needed"] for r in entry["md_sizing"]] == [None]

@@ -237,7 +237,8 @@ def md_sizing(rows: pd.DataFrame, column: str, margin: float, production_ps: flo
               ) -> list[dict[str, Any]]:
     """Per EXAFS-arm run: its score's sampling noise and the production time (ps) that
     would put that noise below a tenth of the margin (noise^2 and the floor both fall as
-    1 / production time)."""
+    1 / production time).  Without a margin (a sweep of one N and no absolute margin)
+    nothing sizes the MD: ``production_ps_needed`` is None."""
     floor_col = {"exafs_mse_k": "exafs_noise_floor_k",
                  "exafs_mse_ref_k": "exafs_ref_noise_floor_k"}[column]
     out = []
@@ -247,8 +248,9 @@ def md_sizing(rows: pd.DataFrame, column: str, margin: float, production_ps: flo
         se = (hi - lo) / (2 * Z95) if lo is not None and hi is not None else np.nan
         floor = row.get(floor_col, np.nan)
         target = margin / 10.0
-        factor = max((se / target) ** 2 if np.isfinite(se) else 0.0,
-                     floor / target if np.isfinite(floor) else 0.0)
+        factor = 0.0 if target <= 0 else max(
+            (se / target) ** 2 if np.isfinite(se) else 0.0,
+            floor / target if np.isfinite(floor) else 0.0)
         out.append({"n_frames": int(row["n_frames"]), "seed": int(row["seed"]),
                     "score_se": _finite(se), "noise_floor": _finite(floor),
                     "production_ps": production_ps,
