@@ -116,8 +116,8 @@ def test_leaderboard(study):
                  "leaderboard_heatmap.csv", "index.html"):
         assert (folder / name).is_file() and (folder / name).stat().st_size > 0, name
     table = pd.read_csv(folder / "leaderboard.csv")
-    assert list(zip(table["model"], table["row_kind"], table["n_frames"], strict=True)) == [
-        ("chgnet", "vanilla", 0), ("chgnet", "fine-tuned", 2)]
+    assert set(zip(table["model"], table["row_kind"], table["n_frames"], strict=True)) == {
+        ("chgnet", "vanilla", 0), ("chgnet", "fine-tuned", 2)}
     assert table["sigma2_ratio"].gt(0).all() and table["exafs_mse_k"].gt(0).all()
     assert table["force_mae"].gt(0).all()
     page = (folder / "index.html").read_text()

@@ -21,9 +21,9 @@ def row_label(model: str, kind: str, n_frames: int) -> str:
 
 def _grid(table: pd.DataFrame, value: str, lo: str, hi: str
           ) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
-    labels = list(dict.fromkeys(row_label(m, k, n) for m, k, n in
-                                zip(table["model"], table["row_kind"], table["n_frames"],
-                                    strict=True)))
+    keys = sorted(set(zip(table["model"], table["row_kind"], table["n_frames"], strict=True)),
+                  key=lambda key: (key[0], key[2]))
+    labels = [row_label(*key) for key in keys]
     materials = list(dict.fromkeys(table["material"]))
     values = np.full((len(labels), len(materials)), np.nan)
     halves = np.full_like(values, np.nan)

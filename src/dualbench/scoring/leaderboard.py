@@ -299,10 +299,8 @@ def build_leaderboard(materials: Sequence[MaterialInputs]) -> pd.DataFrame:
     rows = [row for inputs in materials for row in material_rows(inputs)]
     table = pd.DataFrame(rows, columns=[c for c in COLUMNS if not c.startswith(
         ("rank", "overall"))])
-    table = rank(table)
-    order = pd.Categorical(table["row_kind"], [VANILLA, TUNED])
-    table = table.assign(_kind=order).sort_values(
-        ["material", "_kind", "rank_best", "exafs_mse_k", "model"]).drop(columns="_kind")
+    table = rank(table).sort_values(
+        ["material", "rank_best", "rank_worst", "exafs_mse_k", "model", "n_frames"])
     return table[list(COLUMNS)].reset_index(drop=True)
 
 
