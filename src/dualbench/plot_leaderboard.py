@@ -14,21 +14,20 @@ import pandas as pd
 from dualbench.plots import pyplot, save_figure
 
 
-def row_label(model: str, kind: str, n_frames: int) -> str:
+def row_label(model: str, n_frames: int) -> str:
     """``chgnet`` (vanilla) or ``chgnet N=10`` (fine-tuned)."""
     return model if n_frames == 0 else f"{model} N={n_frames}"
 
 
 def _grid(table: pd.DataFrame, value: str, lo: str, hi: str
           ) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
-    keys = sorted(set(zip(table["model"], table["row_kind"], table["n_frames"], strict=True)),
-                  key=lambda key: (key[0], key[2]))
+    keys = sorted(set(zip(table["model"], table["n_frames"], strict=True)))
     labels = [row_label(*key) for key in keys]
     materials = list(dict.fromkeys(table["material"]))
     values = np.full((len(labels), len(materials)), np.nan)
     halves = np.full_like(values, np.nan)
     for row in table.itertuples():
-        i = labels.index(row_label(row.model, row.row_kind, row.n_frames))
+        i = labels.index(row_label(row.model, row.n_frames))
         j = materials.index(row.material)
         values[i, j] = getattr(row, value)
         halves[i, j] = (getattr(row, hi) - getattr(row, lo)) / 2
