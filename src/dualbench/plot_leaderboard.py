@@ -61,7 +61,7 @@ def leaderboard_figure(table: pd.DataFrame, stem: str | Path) -> list[Path]:
                                                  "sigma2_ratio_hi")
     _, _, mse, mse_half = _grid(table, "exafs_mse_k", "exafs_mse_k_lo", "exafs_mse_k_hi")
     height = 1.2 + 0.45 * len(labels)
-    fig, axes = plt.subplots(1, 2, figsize=(4.0 + 2.4 * len(materials), height),
+    fig, axes = plt.subplots(1, 2, figsize=(5.0 + 3.6 * len(materials), height),
                              constrained_layout=True)
     log_ratio = np.log2(np.where(ratio > 0, ratio, np.nan))
     span = max(float(np.nanmax(np.abs(log_ratio))) if np.isfinite(log_ratio).any() else 1.0,
