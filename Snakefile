@@ -41,6 +41,7 @@ include: "workflow/rules/md.smk"
 include: "workflow/rules/exafs.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/leaderboard.smk"
 
 
 rule all:

@@ -109,6 +109,21 @@ def test_result_json_carry_provenance(study):
         assert "git_commit" in prov
 
 
+def test_leaderboard(study):
+    """The study's leaderboard: table, heat maps and page, one vanilla and one fine-tuned row."""
+    folder = study / "results/leaderboard"
+    for name in ("leaderboard.csv", "leaderboard_heatmap.png", "leaderboard_heatmap.pdf",
+                 "leaderboard_heatmap.csv", "index.html"):
+        assert (folder / name).is_file() and (folder / name).stat().st_size > 0, name
+    table = pd.read_csv(folder / "leaderboard.csv")
+    assert set(zip(table["model"], table["row_kind"], table["n_frames"], strict=True)) == {
+        ("chgnet", "vanilla", 0), ("chgnet", "fine-tuned", 2)}
+    assert table["sigma2_ratio"].gt(0).all() and table["exafs_mse_k"].gt(0).all()
+    assert table["force_mae"].gt(0).all()
+    page = (folder / "index.html").read_text()
+    assert "data:image/png;base64," in page and "results/W/summary.csv" in page
+
+
 def test_nothing_to_redo_and_report(study, repo, mirror):
     proc = _snakemake(repo, study, mirror, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
@@ -116,6 +131,7 @@ def test_nothing_to_redo_and_report(study, repo, mirror):
     html = (study / "report.html").read_text(errors="replace")
     assert len(html) > 50_000
     assert "fig2.png" in html and "fig3.png" in html
+    assert "leaderboard_heatmap.png" in html
 
 
 def test_without_experiment_runs_are_scored_against_the_reference(repo, mirror, tmp_path):

@@ -50,6 +50,11 @@ RUN_ID = "{model}/n{n}/seed{seed}"
 POTENTIALS_DIR = f"{MATERIAL_DIR}/exafs/potentials"
 PATH_TABLE = f"{MATERIAL_DIR}/exafs/paths/paths.npz"
 EXPERIMENT_DIR = f"{MATERIAL_DIR}/experiment"
+# The leaderboard of every material of the study: table, heat maps and the static page.
+LEADERBOARD_DIR = "results/leaderboard"
+LEADERBOARD_CSV = f"{LEADERBOARD_DIR}/leaderboard.csv"
+LEADERBOARD_FIGURE = f"{LEADERBOARD_DIR}/leaderboard_heatmap"
+LEADERBOARD_PAGE = f"{LEADERBOARD_DIR}/index.html"
 
 # EXAFS chunks per run, known before the MD runs: exafs.snapshots (or the MD's snapshot
 # count when 0) over exafs.chunk_size.
@@ -493,9 +498,37 @@ def get_fig2_title(wildcards):
     )
 
 
+def get_leaderboard_inputs(wildcards):
+    """Every material's summary and, with an experiment, its fit and the first-shell sigma^2
+    of every EXAFS-arm run."""
+    inputs = {"summaries": [], "fits": [], "sigma2": []}
+    for material in MATERIALS:
+        inputs["summaries"].append(
+            f"{MATERIAL_DIR.format(material=material)}/summary.csv"
+        )
+        if has_experiment(material):
+            inputs["fits"].append(
+                f"{EXPERIMENT_DIR.format(material=material)}/fit.json"
+            )
+            inputs["sigma2"] += get_run_files(
+                f"{RUN_DIR}/md/sigma2.csv", material, "exafs"
+            )
+    return inputs
+
+
+def get_temperatures():
+    """Each material's temperature (K): the DFT condition the leaderboard's force columns
+    prefer."""
+    return {
+        material: config["materials"][material]["temperature_K"]
+        for material in MATERIALS
+    }
+
+
 def get_final_output():
     """The targets of the `all` rule. Per material: its data, summary, convergence record and
-    figures, every run's DFT metrics and every EXAFS-arm run's MD diagnostics."""
+    figures, every run's DFT metrics and every EXAFS-arm run's MD diagnostics; and the
+    leaderboard of all materials."""
     figures = ("fig2", "fig3", "force_parity", "exafs_convergence", "sigma2")
     targets = []
     for material in MATERIALS:
@@ -508,4 +541,5 @@ def get_final_output():
         targets += get_run_files(f"{RUN_DIR}/dft_metrics.json", material)
         for name in ("diagnostics.json", "sigma2.csv", "rdf.csv"):
             targets += get_run_files(f"{RUN_DIR}/md/{name}", material, "exafs")
+    targets += [LEADERBOARD_CSV, f"{LEADERBOARD_FIGURE}.png", LEADERBOARD_PAGE]
     return targets

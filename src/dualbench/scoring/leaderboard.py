@@ -1,0 +1,319 @@
+"""The leaderboard: every (model, material) at N = 0 and at the largest N, both yardsticks.
+
+One row per (material, model, row kind): ``vanilla`` (N = 0) and ``fine-tuned`` (the largest
+N of the material's EXAFS arm, for a model that has it).  Read from a material's results
+folder: ``summary.csv``, ``experiment/fit.json`` and every EXAFS run's ``md/sigma2.csv``.
+
+* ``sigma2_ratio``: the MD first-shell sigma^2 (seed mean) over the experiment's fitted
+  first-shell sigma^2, with a 95 % interval from first-order propagation of both relative
+  standard errors, ``(se_r / r)^2 = (se_md / md)^2 + (se_fit / fit)^2``.  The MD standard
+  error is the seeds' (sd / sqrt(m), m - 1 degrees of freedom) with several seeds, else
+  the run's autocorrelation-aware ``sigma2_stderr_A2`` (normal); the fit's is larch's
+  ``sigma2_shell1_A2_err`` (taken as normal).  The quantile is Student t at the
+  Welch-Satterthwaite degrees of freedom of the sum (infinite: 1.96).
+* ``exafs_mse_k``: the seed mean with its Student-t 95 % interval with several seeds, else
+  the run's basic bootstrap interval (``exafs_mse_k_lo/_hi``); ``exafs_mse_k_yardstick_sd``
+  (common to every model of the material) is reported beside it, not added.
+* ``s02_fitted`` (the model's own least-squares S0^2), ``exafs_rfactor``: seed means.
+* ``force_mae``, ``force_slope``: seed means of the condition matching the material's
+  temperature (``force_mae[300K]``) when the summary has one, else the overall columns;
+  empty without a DFT arm.
+* Ranks (:func:`rank_bands`): a row is ahead of another only when its whole interval lies
+  below the other's; its band is [1 + rows surely ahead, rows not surely behind].  Per
+  material by ``exafs_mse_k``; overall by the same rule on the per-material bands averaged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+CONFIDENCE = 0.95
+VANILLA, TUNED = "vanilla", "fine-tuned"
+COLUMNS = (
+    "material", "model", "row_kind", "n_frames", "n_seeds",
+    "sigma2_md_A2", "sigma2_md_se_A2", "sigma2_exp_A2", "sigma2_exp_se_A2",
+    "sigma2_ratio", "sigma2_ratio_lo", "sigma2_ratio_hi", "sigma2_ratio_dof",
+    "exafs_mse_k", "exafs_mse_k_lo", "exafs_mse_k_hi", "exafs_mse_k_yardstick_sd",
+    "s02_fitted", "s02_experiment", "exafs_rfactor",
+    "force_mae", "force_slope", "force_column",
+    "rank_best", "rank_worst", "rank", "rank_sigma2_best", "rank_sigma2_worst",
+    "overall_best", "overall_worst", "overall_rank", "sources",
+)
+
+
+@dataclass
+class MaterialInputs:
+    """A material's files: its summary, the experiment's fit (None without one) and the
+    MD sigma^2 table of each EXAFS run, keyed by (model, N, seed)."""
+
+    name: str
+    summary: Path
+    fit: Path | None = None
+    sigma2: dict[tuple[str, int, int], Path] = field(default_factory=dict)
+    temperature_K: float | None = None
+
+
+@dataclass
+class Estimate:
+    """A value with its 95 % interval (NaN when unknown)."""
+
+    value: float = math.nan
+    lo: float = math.nan
+    hi: float = math.nan
+    dof: float = math.nan
+
+
+def material_inputs(folder: str | Path, name: str | None = None,
+                    temperature_K: float | None = None) -> MaterialInputs:
+    """The inputs of ``results/<material>/`` found on disk (the temperature, when not
+    given, from the first run's ``md/md_run.json``)."""
+    folder = Path(folder)
+    summary = pd.read_csv(folder / "summary.csv")
+    fit = folder / "experiment" / "fit.json"
+    sigma2 = {}
+    for row in summary.itertuples():
+        run = folder / str(row.model) / f"n{row.n_frames}" / f"seed{row.seed}"
+        path = run / "md" / "sigma2.csv"
+        if path.is_file():
+            sigma2[(str(row.model), int(row.n_frames), int(row.seed))] = path
+    if temperature_K is None:
+        for path in sigma2.values():
+            run = path.parent / "md_run.json"
+            if run.is_file():
+                temperature_K = json.loads(run.read_text())["settings"].get("temperature_K")
+                break
+    return MaterialInputs(name or folder.name, folder / "summary.csv",
+                          fit if fit.is_file() else None, sigma2, temperature_K)
+
+
+def seed_estimate(values: Sequence[float], lo: Sequence[float] = (),
+                  hi: Sequence[float] = ()) -> Estimate:
+    """Seed mean with its Student-t 95 % interval; one seed: its own interval (``lo``,
+    ``hi``, NaN when not given)."""
+    x = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    if x.size == 0:
+        return Estimate()
+    if x.size == 1:
+        low = float(lo[0]) if len(lo) else math.nan
+        high = float(hi[0]) if len(hi) else math.nan
+        return Estimate(float(x[0]), low, high, math.inf)
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+    mean = float(x.mean())
+    return Estimate(mean, mean - half, mean + half, float(x.size - 1))
+
+
+def md_sigma2(values: Sequence[float], stderrs: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, standard error, degrees of freedom) of a first-shell sigma^2 over seeds:
+    the seeds' sd / sqrt(m) with m - 1 dof, or one run's own standard error (infinite dof)."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    if x.size == 1:
+        return float(x[0]), float(stderrs[0]), math.inf
+    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(x.size)), float(x.size - 1)
+
+
+def ratio_estimate(md: float, md_se: float, md_dof: float, exp: float, exp_se: float,
+                   exp_dof: float = math.inf) -> Estimate:
+    """``md / exp`` with the 95 % interval of first-order propagation of both relative
+    errors, Student t at the Welch-Satterthwaite degrees of freedom."""
+    if not all(np.isfinite([md, md_se, exp, exp_se])) or exp <= 0:
+        return Estimate()
+    ratio = md / exp
+    a, b = (md_se / md) ** 2, (exp_se / exp) ** 2
+    parts = [p ** 2 / d for p, d in ((a, md_dof), (b, exp_dof)) if math.isfinite(d)]
+    dof = (a + b) ** 2 / sum(parts) if parts and sum(parts) > 0 else math.inf
+    quantile = stats.norm.ppf(0.5 + CONFIDENCE / 2) if math.isinf(dof) else \
+        stats.t.ppf(0.5 + CONFIDENCE / 2, dof)
+    half = quantile * ratio * math.sqrt(a + b)
+    return Estimate(ratio, ratio - half, ratio + half, dof)
+
+
+def rank_bands(lo: Sequence[float], hi: Sequence[float]) -> tuple[list[float], list[float]]:
+    """Rank bands, lower is better: row i is surely ahead of j when hi_i < lo_j.  Best
+    rank = 1 + rows surely ahead of i; worst = rows not surely behind i (itself included).
+    Rows with no interval (NaN) get NaN."""
+    lo_a, hi_a = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    ok = np.isfinite(lo_a) & np.isfinite(hi_a)
+    best, worst = [math.nan] * len(lo_a), [math.nan] * len(lo_a)
+    for i in np.flatnonzero(ok):
+        others = ok.copy()
+        others[i] = False
+        best[i] = float(1 + np.sum(hi_a[others] < lo_a[i]))
+        worst[i] = float(np.sum(ok) - np.sum(lo_a[others] > hi_a[i]))
+    return best, worst
+
+
+def band_text(best: float, worst: float) -> str:
+    """'2' or '1-3' (empty when unranked)."""
+    if not (np.isfinite(best) and np.isfinite(worst)):
+        return ""
+    fmt = (lambda v: f"{v:g}") if best == round(best) else (lambda v: f"{v:.1f}")
+    return fmt(best) if best == worst else f"{fmt(best)}-{fmt(worst)}"
+
+
+def condition_column(columns: Sequence[str], metric: str, temperature_K: float | None) -> str:
+    """``metric[<T>K]`` (or ``metric[<T>]``) when the summary has the condition matching the
+    temperature, else ``metric``."""
+    if temperature_K is not None:
+        for label in (f"{temperature_K:g}K", f"{temperature_K:g}", f"{temperature_K:g}_K"):
+            for name in columns:
+                if name.lower() == f"{metric}[{label}]".lower():
+                    return name
+    return metric
+
+
+def _mean(frame: pd.DataFrame, column: str) -> float:
+    if column not in frame:
+        return math.nan
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else math.nan
+
+
+def _shell1(path: Path) -> tuple[float, float]:
+    table = pd.read_csv(path)
+    row = table[table["shell"] == 1].iloc[0]
+    return float(row["sigma2_A2"]), float(row["sigma2_stderr_A2"])
+
+
+def _row_kinds(summary: pd.DataFrame) -> list[tuple[str, int]]:
+    """(row kind, N): vanilla at N = 0 and fine-tuned at the EXAFS arm's largest N (the
+    summary's largest N without an EXAFS arm)."""
+    arm = summary
+    if "exafs_arm" in summary and summary["exafs_arm"].astype(bool).any():
+        arm = summary[summary["exafs_arm"].astype(bool)]
+    kinds = [(VANILLA, 0)] if (arm["n_frames"] == 0).any() else []
+    largest = int(arm["n_frames"].max()) if len(arm) else 0
+    return kinds + ([(TUNED, largest)] if largest > 0 else [])
+
+
+def _sigma2_part(inputs: MaterialInputs, runs: pd.DataFrame, fit: dict | None
+                 ) -> tuple[dict[str, float], list[Path]]:
+    files = [inputs.sigma2[key] for key in
+             zip(runs["model"].astype(str), runs["n_frames"].astype(int),
+                 runs["seed"].astype(int), strict=True) if key in inputs.sigma2]
+    shells = [_shell1(path) for path in files]
+    md, md_se, md_dof = md_sigma2([s[0] for s in shells], [s[1] for s in shells])
+    exp = float(fit["sigma2_shell1_A2"]) if fit else math.nan
+    exp_se = float(fit["sigma2_shell1_A2_err"]) if fit else math.nan
+    ratio = ratio_estimate(md, md_se, md_dof, exp, exp_se)
+    return {
+        "sigma2_md_A2": md, "sigma2_md_se_A2": md_se, "sigma2_exp_A2": exp,
+        "sigma2_exp_se_A2": exp_se, "sigma2_ratio": ratio.value, "sigma2_ratio_lo": ratio.lo,
+        "sigma2_ratio_hi": ratio.hi, "sigma2_ratio_dof": ratio.dof,
+    }, files
+
+
+def _exafs_part(runs: pd.DataFrame, fit: dict | None) -> dict[str, float]:
+    if "exafs_mse_k" not in runs:
+        mse = Estimate()
+    else:
+        finite = runs[np.isfinite(pd.to_numeric(runs["exafs_mse_k"], errors="coerce"))]
+        mse = seed_estimate(finite["exafs_mse_k"].tolist(),
+                            finite.get("exafs_mse_k_lo", pd.Series(dtype=float)).tolist(),
+                            finite.get("exafs_mse_k_hi", pd.Series(dtype=float)).tolist())
+    return {
+        "exafs_mse_k": mse.value, "exafs_mse_k_lo": mse.lo, "exafs_mse_k_hi": mse.hi,
+        "exafs_mse_k_yardstick_sd": _mean(runs, "exafs_mse_k_yardstick_sd"),
+        "s02_fitted": _mean(runs, "s02_fitted"),
+        "s02_experiment": float(fit["s02"]) if fit else math.nan,
+        "exafs_rfactor": _mean(runs, "exafs_rfactor"),
+    }
+
+
+def material_rows(inputs: MaterialInputs) -> list[dict[str, object]]:
+    """The leaderboard rows of one material (unranked)."""
+    summary = pd.read_csv(inputs.summary)
+    fit = json.loads(inputs.fit.read_text()) if inputs.fit else None
+    force_col = condition_column(list(summary.columns), "force_mae", inputs.temperature_K)
+    slope_col = condition_column(list(summary.columns), "force_slope", inputs.temperature_K)
+    rows = []
+    for kind, n in _row_kinds(summary):
+        for model in dict.fromkeys(summary["model"].astype(str)):
+            runs = summary[(summary["model"].astype(str) == model) & (summary["n_frames"] == n)]
+            if "exafs_arm" in runs and runs["exafs_arm"].astype(bool).any():
+                runs = runs[runs["exafs_arm"].astype(bool)]
+            if runs.empty:
+                continue
+            sigma2, files = _sigma2_part(inputs, runs, fit)
+            force = _mean(runs, force_col)
+            rows.append({
+                "material": inputs.name, "model": model, "row_kind": kind, "n_frames": n,
+                "n_seeds": len(runs), **sigma2, **_exafs_part(runs, fit),
+                "force_mae": force, "force_slope": _mean(runs, slope_col),
+                "force_column": force_col if np.isfinite(force) else "",
+                "sources": ";".join(str(p) for p in
+                                    [inputs.summary, *([inputs.fit] if inputs.fit else []),
+                                     *files]),
+            })
+    return rows
+
+
+def _sigma2_distance(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Interval of |log(ratio)| (0 when the ratio's interval holds 1)."""
+    lo = np.log(table["sigma2_ratio_lo"].where(table["sigma2_ratio_lo"] > 0).to_numpy(float))
+    hi = np.log(table["sigma2_ratio_hi"].where(table["sigma2_ratio_hi"] > 0).to_numpy(float))
+    holds_one = (lo <= 0) & (hi >= 0)
+    near = np.where(holds_one, 0.0, np.minimum(np.abs(lo), np.abs(hi)))
+    far = np.maximum(np.abs(lo), np.abs(hi))
+    return near, far
+
+
+def rank(table: pd.DataFrame) -> pd.DataFrame:
+    """Per-material rank bands by EXAFS MSE_k (and, beside them, by |log sigma^2 ratio|),
+    then the overall band by the per-material bands averaged over each row's materials."""
+    table = table.copy()
+    for name in ("rank_best", "rank_worst", "rank_sigma2_best", "rank_sigma2_worst"):
+        table[name] = math.nan
+    for _, index in table.groupby("material").groups.items():
+        sub = table.loc[index]
+        best, worst = rank_bands(sub["exafs_mse_k_lo"], sub["exafs_mse_k_hi"])
+        table.loc[index, "rank_best"], table.loc[index, "rank_worst"] = best, worst
+        best, worst = rank_bands(*_sigma2_distance(sub))
+        table.loc[index, "rank_sigma2_best"] = best
+        table.loc[index, "rank_sigma2_worst"] = worst
+    table["rank"] = [band_text(b, w) for b, w in zip(table["rank_best"], table["rank_worst"],
+                                                       strict=True)]
+    means = table.groupby(["model", "row_kind"])[["rank_best", "rank_worst"]].mean()
+    best, worst = rank_bands(means["rank_best"], means["rank_worst"])
+    overall = pd.DataFrame({"overall_best": best, "overall_worst": worst}, index=means.index)
+    overall = overall.assign(overall_rank=[band_text(*bw) for bw in
+                                           zip(overall["overall_best"],
+                                               overall["overall_worst"], strict=True)])
+    table = table.join(overall, on=["model", "row_kind"])
+    return table
+
+
+def build_leaderboard(materials: Sequence[MaterialInputs]) -> pd.DataFrame:
+    """Every material's rows, ranked, in :data:`COLUMNS` order."""
+    rows = [row for inputs in materials for row in material_rows(inputs)]
+    table = pd.DataFrame(rows, columns=[c for c in COLUMNS if not c.startswith(
+        ("rank", "overall"))])
+    table = rank(table).sort_values(
+        ["material", "rank_best", "rank_worst", "exafs_mse_k", "model", "n_frames"])
+    return table[list(COLUMNS)].reset_index(drop=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m dualbench.scoring.leaderboard results/W ... --out leaderboard.csv``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("folders", nargs="+", help="results/<material> folders")
+    parser.add_argument("--out", required=True, help="the leaderboard CSV to write")
+    args = parser.parse_args(argv)
+    from dualbench.io import write_csv
+
+    write_csv(args.out, build_leaderboard([material_inputs(f) for f in args.folders]))
+
+
+if __name__ == "__main__":
+    main()
