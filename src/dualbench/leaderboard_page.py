@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import hashlib
 import html
 import json
 import math
@@ -21,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from dualbench.fetch import sha256_of
 from dualbench.io import provenance, write_csv, write_text
 from dualbench.plot_leaderboard import leaderboard_figure
 from dualbench.scoring.leaderboard import build_leaderboard, material_inputs
@@ -38,15 +38,6 @@ TABLE_COLUMNS = (
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:80em}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:.25em .6em}
 th{background:#eee}td.num{text-align:right}code{font-size:90%}img{max-width:100%}"""
-
-
-def sha256(path: str | Path) -> str:
-    """The file's SHA-256 (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _cell(row: Mapping[str, Any], column: str, fmt: str | None) -> str:
@@ -114,7 +105,7 @@ def provenance_section(table: pd.DataFrame) -> str:
         paths = [Path(p) for p in str(row["sources"]).split(";") if p]
         lines = []
         for path in paths:
-            digests.setdefault(path, sha256(path))
+            digests.setdefault(path, sha256_of(path))
             lines.append(f"<li><code>{html.escape(str(path))}</code> sha256 "
                          f"<code>{digests[path]}</code></li>")
         hashes = ", ".join(_config_hashes(paths)) or "not recorded"
