@@ -36,6 +36,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from dualbench.stats import t_half_width, t_quantile
+
 CONFIDENCE = 0.95
 VANILLA, TUNED = "vanilla", "fine-tuned"
 COLUMNS = (
@@ -106,7 +108,7 @@ def seed_estimate(values: Sequence[float], lo: Sequence[float] = (),
         low = float(lo[0]) if len(lo) else math.nan
         high = float(hi[0]) if len(hi) else math.nan
         return Estimate(float(x[0]), low, high, math.inf)
-    half = stats.t.ppf(0.5 + CONFIDENCE / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+    half = t_half_width(x, CONFIDENCE)
     mean = float(x.mean())
     return Estimate(mean, mean - half, mean + half, float(x.size - 1))
 
@@ -133,7 +135,7 @@ def ratio_estimate(md: float, md_se: float, md_dof: float, exp: float, exp_se: f
     parts = [p ** 2 / d for p, d in ((a, md_dof), (b, exp_dof)) if math.isfinite(d)]
     dof = (a + b) ** 2 / sum(parts) if parts and sum(parts) > 0 else math.inf
     quantile = stats.norm.ppf(0.5 + CONFIDENCE / 2) if math.isinf(dof) else \
-        stats.t.ppf(0.5 + CONFIDENCE / 2, dof)
+        t_quantile(CONFIDENCE, dof)
     half = quantile * ratio * math.sqrt(a + b)
     return Estimate(ratio, ratio - half, ratio + half, dof)
 
