@@ -172,6 +172,21 @@ def test_missing_dft_arm_gives_empty_force_columns(table, folders, tmp_path):
     assert again.loc[again["material"] == "B", "force_mae"].isna().all()
 
 
+def test_nuclei_label_from_each_run(folders):
+    # B's m1 ran path-integral MD with 32 beads, m2 classical; A's runs have no md_run.json
+    run = folders[1] / "m1" / "n0" / "seed0" / "md" / "md_run.json"
+    run.write_text(json.dumps({"settings": {"nuclei": "pimd", "temperature_K": 10.0},
+                               "result": {"nbeads": 32}}))
+    run = folders[1] / "m2" / "n0" / "seed0" / "md" / "md_run.json"
+    run.write_text(json.dumps({"settings": {"nuclei": "classical", "temperature_K": 10.0},
+                               "result": {"nbeads": None}}))
+    table = build_leaderboard([material_inputs(f) for f in folders])
+    assert _row(table, "B", "m1", 0)["nuclei"] == "pimd P=32"
+    assert _row(table, "B", "m2", 0)["nuclei"] == "classical"
+    assert pd.isna(_row(table, "A", "m1", 0)["nuclei"]) or _row(table, "A", "m1", 0)[
+        "nuclei"] == ""
+
+
 def test_without_an_experiment_the_ratio_is_empty(folders):
     (folders[1] / "experiment" / "fit.json").unlink()
     table = build_leaderboard([material_inputs(folders[1])])

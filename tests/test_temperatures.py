@@ -1,5 +1,6 @@
-"""A material at several temperatures (materials.<name>.temperatures), per-material sections
-(materials.<name>.ft, .exafs, .experiment_fit), and config/suite.yaml."""
+"""A material at several temperatures (materials.<name>.temperatures), with several
+treatments of its nuclei (materials.<name>.nuclei), per-material sections
+(materials.<name>.ft, .exafs, .experiment_fit, .md), and config/suite.yaml."""
 
 from __future__ import annotations
 
@@ -156,6 +157,8 @@ def test_material_sections_checked_and_named(good):
         prepare_config(config, "study.yaml")
 
 
+SUITE_MODELS = ["chgnet", "chgnet-r2scan", "sevennet-0", "m3gnet-mp", "m3gnet-matpes-pbe",
+                "m3gnet-matpes-r2scan", "tensornet-matpes-pbe", "tensornet-matpes-r2scan"]
 SUITE = ["W", "Cu_10K", "Cu_300K", "Ni", "Fe", "ZnS", "SrO_10K", "SrO_300K", "SrTiO3_10K",
          "SrTiO3_300K", "CdS_10K"]
 
@@ -168,8 +171,9 @@ def test_suite_loads(repo):
     temps = {name: m["temperature_K"] for name, m in config["materials"].items()}
     assert temps["Cu_10K"] == 10 and temps["Cu_300K"] == 300 and temps["CdS_10K"] == 10
     assert config["sweep"]["n_frames"] == [0] and config["sweep"]["seeds"] == [0]
-    assert list(config["models"]) == ["chgnet"]
+    assert list(config["models"]) == SUITE_MODELS
     assert config["models"]["chgnet"]["weights"] == "0.3.0"
+    assert {m["kind"] for m in config["models"].values()} == {"chgnet", "sevennet", "matgl"}
     # W as in config.yaml, its cuts the top-level ones
     assert material_section(config, "W", "exafs")["rmax_A"] == 6.0
     w = load_config(repo / "config" / "config.yaml")["materials"]["W"]
@@ -197,3 +201,136 @@ def test_cli_sections_of_a_material(repo):
         _sections(Namespace(config=suite, material="Cu"))
     plain = _sections(Namespace(config=str(repo / "config" / "config.yaml"), material=None))
     assert plain["exafs"]["rmax_A"] == 6.0
+
+
+def test_material_md_over_the_study(good):
+    config = copy.deepcopy(good)
+    config["materials"]["W"]["md"] = {"timestep_fs": 1.0, "production_steps": 40,
+                                      "snapshot_every": 4}
+    prepared = prepare_config(config, "study.yaml")
+    md = material_section(prepared, "W", "md")
+    assert (md["timestep_fs"], md["production_steps"], md["snapshot_every"]) == (1.0, 40, 4)
+    # the other keys are the study's, filled with its defaults
+    assert md["thermostat"] == prepared["md"]["thermostat"] == "langevin"
+    assert md["equilibration_steps"] == prepared["md"]["equilibration_steps"]
+    assert prepared["md"]["timestep_fs"] == good["md"]["timestep_fs"]
+
+
+def test_planned_snapshots_per_material(good):
+    from dualbench.exafs import chunk_count, planned_snapshots
+
+    config = copy.deepcopy(good)
+    config["exafs"].update(snapshots=0, chunk_size=7)
+    config["materials"]["W"]["md"] = {"production_steps": 100, "snapshot_every": 5}
+    prepared = prepare_config(config, "study.yaml")
+    assert planned_snapshots(prepared, "W") == 20 and chunk_count(prepared, "W") == 3
+    study = prepared["md"]["production_steps"] // prepared["md"]["snapshot_every"]
+    assert planned_snapshots(prepared) == study
+    # path-integral: every bead is a snapshot; P = ceil(4 h nu / kT) = ceil(4.48) = 5 for
+    # 7 THz at 300 K (h nu / k = 7e12 * 6.62607015e-34 / 1.380649e-23 = 335.9 K)
+    config["materials"]["W"]["md"].update(nuclei="pimd", max_phonon_THz=7.0)
+    prepared = prepare_config(config, "study.yaml")
+    assert planned_snapshots(prepared, "W") == 20 * 5 and chunk_count(prepared, "W") == 15
+    config["materials"]["W"]["md"].update(beads=8)
+    assert planned_snapshots(prepare_config(config, "study.yaml"), "W") == 160
+    del config["materials"]["W"]["md"]["beads"], config["materials"]["W"]["md"]["max_phonon_THz"]
+    with pytest.raises(ConfigError, match=r"materials\.W\.md\.beads: nuclei pimd needs"):
+        prepare_config(config, "study.yaml")
+
+
+MD_REFUSED = [
+    ({"timestep_fs": 20.0}, "materials.W.md.timestep_fs", "20.0 is greater than"),
+    ({"thermostat": "berendsen"}, "materials.W.md.thermostat", "'berendsen' is not one of"),
+    ({"production_steps": 10, "snapshot_every": 20}, "materials.W.md.snapshot_every",
+     "no snapshot would be saved"),
+    ({"ensemble": "npt", "thermostat": "bussi"}, "materials.W.md.thermostat", "needs langevin"),
+    ({"device": "cpu"}, "materials.W.md.device", "is the study's"),
+    ({"frobnicate": 1}, "materials.W.md", "frobnicate"),
+]
+
+
+@pytest.mark.parametrize(("own", "named", "says"), MD_REFUSED,
+                         ids=[r[1] + ":" + r[2] for r in MD_REFUSED])
+def test_material_md_refused(good, own, named, says):
+    config = copy.deepcopy(good)
+    config["materials"]["W"]["md"] = own
+    with pytest.raises(ConfigError) as err:
+        prepare_config(config, "study.yaml")
+    assert str(err.value).startswith(f"study.yaml: {named}"), str(err.value)
+    assert says in str(err.value), str(err.value)
+
+
+def test_nuclei_side_by_side(good):
+    config = _two_temperatures(good)
+    config["materials"]["W"]["nuclei"] = ["classical", "pimd"]
+    config["materials"]["W"]["md"] = {"max_phonon_THz": 7.0}
+    config["materials"]["W"]["temperatures"][0]["md"] = {"production_steps": 60}
+    prepared = prepare_config(config, "study.yaml")
+    assert list(prepared["materials"]) == ["W_10K", "W_10K_pimd", "W_300K", "W_300K_pimd"]
+    nuclei = {name: material_section(prepared, name, "md")["nuclei"]
+              for name in prepared["materials"]}
+    assert nuclei == {"W_10K": "classical", "W_10K_pimd": "pimd", "W_300K": "classical",
+                      "W_300K_pimd": "pimd"}
+    # the temperature entry's md keys and the material's reach both treatments
+    for name in ("W_10K", "W_10K_pimd"):
+        md = material_section(prepared, name, "md")
+        assert md["production_steps"] == 60 and md["max_phonon_THz"] == 7.0
+        assert prepared["materials"][name]["temperature_K"] == 10
+    assert material_section(prepared, "W_300K_pimd", "md")["production_steps"] == \
+        prepared["md"]["production_steps"]
+    # same spectrum, same cuts: only md differs
+    a, b = prepared["materials"]["W_10K"], prepared["materials"]["W_10K_pimd"]
+    assert {k: v for k, v in a.items() if k != "md"} == {k: v for k, v in b.items()
+                                                        if k != "md"}
+
+
+NUCLEI_REFUSED = [
+    (["quantum"], "materials.W.nuclei.0", "'quantum' is not one of"),
+    ([], "materials.W.nuclei", "non-empty list"),
+    (["pimd", "pimd"], "materials.W.nuclei", "twice"),
+]
+
+
+@pytest.mark.parametrize(("nuclei", "named", "says"), NUCLEI_REFUSED,
+                         ids=[r[1] + ":" + r[2] for r in NUCLEI_REFUSED])
+def test_nuclei_refused(good, nuclei, named, says):
+    config = copy.deepcopy(good)
+    config["materials"]["W"]["nuclei"] = nuclei
+    with pytest.raises(ConfigError) as err:
+        prepare_config(config, "study.yaml")
+    assert str(err.value).startswith(f"study.yaml: {named}:"), str(err.value)
+    assert says in str(err.value)
+
+
+def test_nuclei_conflicts_refused(good):
+    config = copy.deepcopy(good)
+    config["materials"]["W"]["nuclei"] = ["classical", "pimd"]
+    config["materials"]["W"]["md"] = {"nuclei": "pimd"}
+    with pytest.raises(ConfigError, match=r"materials\.W\.md\.nuclei: is set by"):
+        prepare_config(config, "study.yaml")
+    config["materials"]["W"]["md"] = {}
+    config["materials"]["W_pimd"] = copy.deepcopy(good["materials"]["W"])
+    with pytest.raises(ConfigError, match=r"materials\.W\.nuclei: makes material 'W_pimd'"):
+        prepare_config(config, "study.yaml")
+
+
+def test_suite_cluster_overlay(repo):
+    # Snakemake merges --configfile suite.yaml suite_cluster.yaml with update_config
+    from snakemake.utils import update_config
+
+    config = load_yaml(repo / "config" / "suite.yaml")
+    update_config(config, load_yaml(repo / "config" / "suite_cluster.yaml"))
+    prepared = prepare_config(config, "suite_cluster.yaml")
+    names = list(prepared["materials"])
+    pimd = [n for n in names if material_section(prepared, n, "md")["nuclei"] == "pimd"]
+    assert pimd == ["Cu_10K_pimd", "Cu_300K_pimd", "SrO_10K_pimd", "SrO_300K_pimd",
+                    "SrTiO3_10K_pimd", "SrTiO3_300K_pimd", "CdS_10K_pimd"]
+    assert len(names) == len(SUITE) + len(pimd)
+    assert list(prepared["models"]) == [*SUITE_MODELS, "sevennet-l3i5"]
+    from dualbench.md.pimd import bead_count
+
+    for name in pimd:
+        md = material_section(prepared, name, "md")
+        beads = bead_count(prepared["materials"][name]["temperature_K"], md["max_phonon_THz"],
+                           max_beads=md["max_beads"])
+        assert (beads == 128) if name.endswith("_10K_pimd") else (5 <= beads <= 16), name

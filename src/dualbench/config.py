@@ -19,11 +19,10 @@ from typing import Any
 import jsonschema
 import yaml
 
-from dualbench.config_materials import expand_temperatures
+from dualbench.config_materials import expand_materials
 from dualbench.exafs.settings import FTSettings
 from dualbench.exafs.shells import check_cut_between_shells
 from dualbench.schema import (
-    MATERIAL_SECTIONS,
     ConfigError,
     SettingError,
     exafs_n_frames,
@@ -228,7 +227,7 @@ def _check_sections(config: Mapping[str, Any], name: str | None, source: str) ->
     if name is None:
         ft, exafs, fit, prefix = config["ft"], config["exafs"], config["experiment_fit"], ""
     else:
-        if not any(config["materials"][name].get(s) for s in MATERIAL_SECTIONS):
+        if not any(config["materials"][name].get(s) for s in ("ft", "exafs", "experiment_fit")):
             return
         ft, exafs, fit = (material_section(config, name, s)
                           for s in ("ft", "exafs", "experiment_fit"))
@@ -249,21 +248,53 @@ def _check_sections(config: Mapping[str, Any], name: str | None, source: str) ->
                           f"must exceed rmin_A ({fit['rmin_A']})")
 
 
+def _check_md(md: Mapping[str, Any], key: str, source: str) -> None:
+    """An ``md`` section (the study's, or a material's merged one under ``key``)."""
+    if md["production_steps"] < md["snapshot_every"]:
+        raise ConfigError(
+            source, f"{key}.snapshot_every",
+            "exceeds md.production_steps: no snapshot would be saved",
+        )
+    if md.get("ensemble") == "npt" and md["thermostat"] != "langevin":
+        raise ConfigError(
+            source, f"{key}.thermostat", f"{md['thermostat']!r}: md.ensemble npt needs langevin"
+        )
+    if md.get("nuclei") == "pimd" and md.get("beads") is None and md.get("max_phonon_THz") is None:
+        raise ConfigError(
+            source, f"{key}.beads",
+            "nuclei pimd needs beads, or max_phonon_THz for the bead rule (README: Quantum"
+            " nuclei)",
+        )
+
+
+def _check_material_md(config: Mapping[str, Any], name: str, source: str) -> None:
+    """A material's own ``md`` keys: valid ``md`` values, checked as the section they make
+    with the study's; ``device`` is the study's alone (one GPU rule for every run)."""
+    own = config["materials"][name].get("md") or {}
+    if not own:
+        return
+    key = f"materials.{name}.md"
+    if "device" in own:
+        raise ConfigError(source, f"{key}.device",
+                          "is the study's (md.device), not a material's")
+    merged = material_section(config, name, "md")
+    schema = load_schema()["properties"]["md"]
+    errors = sorted(_Validator(schema).iter_errors(merged), key=lambda e: _key(e.absolute_path))
+    if errors:
+        sub, message = _message(errors[0])
+        raise ConfigError(source, f"{key}.{sub}", message)
+    _check_md(merged, key, source)
+
+
 def _check_semantics(config: Mapping[str, Any], source: str) -> None:
     """Cross-key rules that a JSON schema cannot say."""
     _check_models(config, source)
     _check_sections(config, None, source)
     for name in config["materials"]:
         _check_sections(config, name, source)
-    md = config["md"]
-    if md["production_steps"] < md["snapshot_every"]:
-        raise ConfigError(
-            source, "md.snapshot_every", "exceeds md.production_steps: no snapshot would be saved"
-        )
-    if md.get("ensemble") == "npt" and md["thermostat"] != "langevin":
-        raise ConfigError(
-            source, "md.thermostat", f"{md['thermostat']!r}: md.ensemble npt needs langevin"
-        )
+    _check_md(config["md"], "md", source)
+    for name in config["materials"]:
+        _check_material_md(config, name, source)
     _check_sweep(config, source)
     for name, material in config["materials"].items():
         dft = material["dft"]
@@ -384,8 +415,8 @@ def _check_cuts(config: Mapping[str, Any], name: str, atoms: Any, source: str) -
 
 def prepare_config(config: Mapping[str, Any], source: str = "") -> dict[str, Any]:
     """A validated copy of ``config`` with every default filled in (a material's
-    ``temperatures`` expanded first: :mod:`dualbench.config_materials`)."""
-    filled = with_defaults(expand_temperatures(config, source))
+    ``temperatures`` and ``nuclei`` expanded first: :mod:`dualbench.config_materials`)."""
+    filled = with_defaults(expand_materials(config, source))
     validate(filled, source)
     _fill_model_defaults(filled)
     return filled

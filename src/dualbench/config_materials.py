@@ -1,11 +1,17 @@
-"""A material measured at several temperatures, expanded into one material per temperature.
+"""A material measured at several temperatures, or run with several treatments of its
+nuclei, expanded into one material per (temperature, nuclei).
 
 ``materials.<name>.temperatures`` lists the temperatures, each with its own measured
-spectrum: :func:`expand_temperatures` (called by :func:`dualbench.config.prepare_config`
-before the schema's defaults and checks) replaces the material by one material per entry,
+spectrum: :func:`expand_temperatures` replaces the material by one material per entry,
 named ``<name>_<T>K``, with the entry's ``temperature_K``, ``experiment`` and
-``experiment_columns`` and its ``experiment_fit``, ``ft`` and ``exafs`` keys over the
-material's own; every other key is shared.  The workflow then sees ordinary materials.
+``experiment_columns`` and its ``experiment_fit``, ``ft``, ``exafs`` and ``md`` keys over
+the material's own; every other key is shared.
+
+``materials.<name>.nuclei: [classical, pimd]`` scores the same spectrum with classical and
+with path-integral nuclei side by side: :func:`expand_nuclei` makes ``<name>`` (classical)
+and ``<name>_pimd`` (``md.nuclei: pimd``), after the temperatures (``Cu_10K`` and
+``Cu_10K_pimd``).  :func:`expand_materials` does both; :func:`dualbench.config.prepare_config`
+calls it before the schema's defaults and checks, so the workflow sees ordinary materials.
 """
 
 from __future__ import annotations
@@ -93,3 +99,63 @@ def expand_temperatures(config: Mapping[str, Any], source: str = "") -> dict[str
     expanded = copy.deepcopy({k: v for k, v in config.items() if k != "materials"})
     expanded["materials"] = out
     return expanded
+
+
+NUCLEI = ("classical", "pimd")
+
+
+def nuclei_name(name: str, nuclei: str) -> str:
+    """``Cu_10K`` with classical nuclei keeps its name; with pimd: ``Cu_10K_pimd``."""
+    return name if nuclei == "classical" else f"{name}_{nuclei}"
+
+
+def _nuclei_list(name: str, material: Mapping[str, Any], source: str) -> list[str]:
+    key = f"materials.{name}.nuclei"
+    values = material["nuclei"]
+    if not isinstance(values, list) or not values:
+        raise ConfigError(source, key, f"{values!r} is not a non-empty list of {NUCLEI}")
+    for i, value in enumerate(values):
+        if value not in NUCLEI:
+            raise ConfigError(source, f"{key}.{i}", f"{value!r} is not one of {NUCLEI}")
+    if len(set(values)) != len(values):
+        raise ConfigError(source, key, f"{values} names a treatment twice")
+    given = (material.get("md") or {}).get("nuclei") if isinstance(material.get("md"),
+                                                                   Mapping) else None
+    if given is not None:
+        raise ConfigError(source, f"materials.{name}.md.nuclei",
+                          f"is set by {key}: give one of them")
+    return list(values)
+
+
+def expand_nuclei(config: Mapping[str, Any], source: str = "") -> dict[str, Any]:
+    """A copy of ``config`` whose materials with a ``nuclei`` list are expanded into one
+    material per treatment (:func:`nuclei_name`), each with that ``md.nuclei``; a name that
+    another material already has is refused."""
+    materials = config.get("materials")
+    if not isinstance(materials, Mapping) or not any(
+        isinstance(m, Mapping) and "nuclei" in m for m in materials.values()
+    ):
+        return copy.deepcopy(dict(config))
+    out: dict[str, Any] = {}
+    for name, material in materials.items():
+        if not (isinstance(material, Mapping) and "nuclei" in material):
+            parts = {name: copy.deepcopy(material)}
+        else:
+            parts = {}
+            for nuclei in _nuclei_list(name, material, source):
+                one = copy.deepcopy({k: v for k, v in material.items() if k != "nuclei"})
+                one["md"] = {**(one.get("md") or {}), "nuclei": nuclei}
+                parts[nuclei_name(name, nuclei)] = one
+        for new, entry in parts.items():
+            if new in out or (new != name and new in materials):
+                raise ConfigError(source, f"materials.{name}.nuclei",
+                                  f"makes material {new!r}, which the config already has")
+            out[new] = entry
+    expanded = copy.deepcopy({k: v for k, v in config.items() if k != "materials"})
+    expanded["materials"] = out
+    return expanded
+
+
+def expand_materials(config: Mapping[str, Any], source: str = "") -> dict[str, Any]:
+    """:func:`expand_temperatures`, then :func:`expand_nuclei`."""
+    return expand_nuclei(expand_temperatures(config, source), source)

@@ -28,7 +28,8 @@ from dualbench.scoring.leaderboard import build_leaderboard, material_inputs
 #: (column, header, format) of the tables.
 TABLE_COLUMNS = (
     ("rank", "rank (MSE_k)", None), ("model", "model", None), ("n_frames", "N", None),
-    ("n_seeds", "seeds", None), ("sigma2_ratio", "σ² MD / fit", "interval"),
+    ("n_seeds", "seeds", None), ("nuclei", "nuclei", None),
+    ("sigma2_ratio", "σ² MD / fit", "interval"),
     ("exafs_mse_k", "EXAFS MSE_k", "interval"), ("exafs_mse_k_yardstick_sd",
                                                  "yardstick sd", "{:.3g}"),
     ("s02_fitted", "own S0²", "{:.3f}"), ("exafs_rfactor", "R-factor", "{:.4f}"),

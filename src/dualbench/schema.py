@@ -145,11 +145,11 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 
 # The top-level sections a material may give its own keys of (``materials.<name>.ft``...).
-MATERIAL_SECTIONS = ("experiment_fit", "ft", "exafs")
+MATERIAL_SECTIONS = ("experiment_fit", "ft", "exafs", "md")
 
 
 def material_section(config: Mapping[str, Any], material: str, section: str) -> dict[str, Any]:
-    """Section ``section`` (``experiment_fit``, ``ft`` or ``exafs``) as material
+    """Section ``section`` (``experiment_fit``, ``ft``, ``exafs`` or ``md``) as material
     ``material`` uses it: the top-level keys with the material's own keys over them."""
     if section not in MATERIAL_SECTIONS:
         raise KeyError(f"materials have no {section!r} section")

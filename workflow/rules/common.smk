@@ -56,10 +56,6 @@ LEADERBOARD_CSV = f"{LEADERBOARD_DIR}/leaderboard.csv"
 LEADERBOARD_FIGURE = f"{LEADERBOARD_DIR}/leaderboard_heatmap"
 LEADERBOARD_PAGE = f"{LEADERBOARD_DIR}/index.html"
 
-# EXAFS chunks per run, known before the MD runs: exafs.snapshots (or the MD's snapshot
-# count when 0) over exafs.chunk_size.
-EXAFS_CHUNKS = chunk_count(config)
-
 
 wildcard_constraints:
     material="|".join(MATERIALS),
@@ -474,9 +470,37 @@ def get_sigma2_inputs(wildcards):
     return inputs
 
 
-def get_production_ps():
-    """Production time of every MD run in ps (convergence.json sizes the MD from it)."""
-    return config["md"]["production_steps"] * config["md"]["timestep_fs"] / 1000
+def get_md(material):
+    """The md section a material's runs use: the study's with the material's keys over it."""
+    return material_section(config, material, "md")
+
+
+def get_md_trajectory(wildcards):
+    """The md keys that change a run's trajectory (run_md's params: changing another key,
+    such as md.device, does not rerun finished MD)."""
+    return canonical_params(trajectory_params(get_md(wildcards.material)))
+
+
+def get_exafs_chunks(material):
+    """EXAFS chunks per run of a material, known before the MD runs: exafs.snapshots (or
+    its MD's snapshot count when 0) over exafs.chunk_size."""
+    return chunk_count(config, material)
+
+
+def get_chunk_files(wildcards):
+    """The snapshot-chi chunks of a run, averaged by average_chi."""
+    return expand(
+        f"{RUN_DIR}/exafs/chunks/{{chunk}}.npz",
+        chunk=range(get_exafs_chunks(wildcards.material)),
+        **wildcards,
+    )
+
+
+def get_production_ps(wildcards):
+    """Production time of a material's MD runs in ps (convergence.json sizes the MD from
+    it)."""
+    md = get_md(wildcards.material)
+    return md["production_steps"] * md["timestep_fs"] / 1000
 
 
 def get_convergence_inputs(wildcards):

@@ -89,7 +89,7 @@ rule snapshot_chi:
         edge=lambda wc: config["materials"][wc.material]["edge"],
         potentials_dir=lambda wc: POTENTIALS_DIR.format(material=wc.material),
         chunk=lambda wc: int(wc.chunk),
-        n_chunks=EXAFS_CHUNKS,
+        n_chunks=lambda wc: get_exafs_chunks(wc.material),
         seed=lambda wc: int(wc.seed),
     script:
         "../scripts/snapshot_chi.py"
@@ -97,11 +97,7 @@ rule snapshot_chi:
 
 rule average_chi:
     input:
-        chunks=expand(
-            f"{RUN_DIR}/exafs/chunks/{{chunk}}.npz",
-            chunk=range(EXAFS_CHUNKS),
-            allow_missing=True,
-        ),
+        chunks=get_chunk_files,
     output:
         chi_k=f"{RUN_DIR}/exafs/chi_k.csv",
         chi_r=f"{RUN_DIR}/exafs/chi_r.csv",

@@ -38,7 +38,7 @@ rule run_md:
         # Only md keys that change the trajectory (params trigger reruns): checkpoint_every,
         # device and the guards reach the script through the config, so that moving to a
         # GPU, say, does not rerun finished MD.
-        md=canonical_params(trajectory_params(config["md"])),
+        md=get_md_trajectory,
     script:
         "../scripts/run_md.py"
 

@@ -39,6 +39,6 @@ rule convergence:
         runtime=5,
     params:
         convergence=canonical_params(config["convergence"]),
-        production_ps=get_production_ps(),
+        production_ps=get_production_ps,
     script:
         "../scripts/convergence.py"

@@ -167,15 +167,13 @@ def _sections(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def _material(config: dict[str, Any], material: str | None) -> str | None:
     """The material whose sections --config gives: --material, else the only material that
     gives its own (refused when several do and none is named)."""
-    from dualbench.schema import MATERIAL_SECTIONS
-
     if material is not None:
         if material not in config["materials"]:
             raise ValueError(f"--material {material!r} is not among the config's materials"
                              f" ({', '.join(config['materials'])})")
         return material
     own = [name for name, m in config["materials"].items()
-           if any(m.get(section) for section in MATERIAL_SECTIONS if section != "experiment_fit")]
+           if any(m.get(section) for section in ("exafs", "ft"))]
     if not own:
         return None
     if len(config["materials"]) == 1:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dualbench.exafs.settings import SnapshotSampling
+from dualbench.schema import material_section
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -43,23 +44,34 @@ def check_finite_frame(atoms: Atoms, where: str) -> None:
         )
 
 
-def planned_snapshots(config: Mapping[str, Any]) -> int:
-    """Snapshots the EXAFS arm plans to use per run (known before the MD runs).
+def planned_snapshots(config: Mapping[str, Any], material: str | None = None) -> int:
+    """Snapshots the EXAFS arm plans to use per run of ``material`` (known before the MD
+    runs).
 
     ``exafs.snapshots``, or when 0 (all) the production snapshots the MD saves:
-    ``md.production_steps // md.snapshot_every``.
+    ``md.production_steps // md.snapshot_every`` of the material's ``md`` (the study's
+    when ``material`` is None), times the beads of a path-integral run (every bead of a
+    kept step is a snapshot; the beads the run will pick, :func:`dualbench.md.pimd.beads_of`).
     """
     n = SnapshotSampling.from_config(config["exafs"]).snapshots
     if n > 0:
         return n
-    md = config["md"]
-    return max(1, int(md["production_steps"]) // int(md["snapshot_every"]))
+    md = config["md"] if material is None else material_section(config, material, "md")
+    steps = max(1, int(md["production_steps"]) // int(md["snapshot_every"]))
+    if md.get("nuclei") != "pimd" or material is None:
+        return steps
+    from dualbench.md.pimd import bead_count
+
+    beads = md.get("beads") or bead_count(config["materials"][material]["temperature_K"],
+                                          md["max_phonon_THz"], max_beads=md["max_beads"])
+    return steps * int(beads)
 
 
-def chunk_count(config: Mapping[str, Any]) -> int:
-    """Number of snapshot chunks (FEFF jobs) per run: ceil(planned snapshots / chunk_size)."""
+def chunk_count(config: Mapping[str, Any], material: str | None = None) -> int:
+    """Number of snapshot chunks (FEFF jobs) per run of ``material``: ceil(planned
+    snapshots / chunk_size)."""
     chunk_size = SnapshotSampling.from_config(config["exafs"]).chunk_size
-    return max(1, math.ceil(planned_snapshots(config) / chunk_size))
+    return max(1, math.ceil(planned_snapshots(config, material) / chunk_size))
 
 
 def select_snapshots(n_frames: int, n_used: int) -> np.ndarray:

@@ -18,6 +18,9 @@ folder: ``summary.csv``, ``experiment/fit.json`` and every EXAFS run's ``md/sigm
 * ``force_mae``, ``force_slope``: seed means of the condition matching the material's
   temperature (``force_mae[300K]``) when the summary has one, else the overall columns;
   empty without a DFT arm.
+* ``nuclei``: how the MD treated the nuclei, read from the runs' ``md/md_run.json``:
+  ``classical`` or ``pimd P=<beads>`` (path-integral MD), so that a 10 K entry scored
+  with classical nuclei says so.
 * Ranks (:func:`rank_bands`): a row is ahead of another only when its whole interval lies
   below the other's; its band is [1 + rows surely ahead, rows not surely behind].  Per
   material by ``exafs_mse_k``; overall by the same rule on the per-material bands averaged.
@@ -41,7 +44,7 @@ from dualbench.stats import t_half_width, t_quantile
 CONFIDENCE = 0.95
 VANILLA, TUNED = "vanilla", "fine-tuned"
 COLUMNS = (
-    "material", "model", "row_kind", "n_frames", "n_seeds",
+    "material", "model", "row_kind", "n_frames", "n_seeds", "nuclei",
     "sigma2_md_A2", "sigma2_md_se_A2", "sigma2_exp_A2", "sigma2_exp_se_A2",
     "sigma2_ratio", "sigma2_ratio_lo", "sigma2_ratio_hi", "sigma2_ratio_dof",
     "exafs_mse_k", "exafs_mse_k_lo", "exafs_mse_k_hi", "exafs_mse_k_yardstick_sd",
@@ -174,6 +177,18 @@ def condition_column(columns: Sequence[str], metric: str, temperature_K: float |
     return metric
 
 
+def nuclei_label(sigma2_csv: Path) -> str:
+    """``classical`` or ``pimd P=8``: the nuclei of the run whose ``md/sigma2.csv`` this
+    is, from its ``md/md_run.json`` (empty when that file is missing)."""
+    path = Path(sigma2_csv).parent / "md_run.json"
+    if not path.is_file():
+        return ""
+    info = json.loads(path.read_text())
+    if info.get("settings", {}).get("nuclei", "classical") != "pimd":
+        return "classical"
+    return f"pimd P={info.get('result', {}).get('nbeads')}"
+
+
 def _mean(frame: pd.DataFrame, column: str) -> float:
     if column not in frame:
         return math.nan
@@ -248,10 +263,12 @@ def material_rows(inputs: MaterialInputs) -> list[dict[str, object]]:
             if runs.empty:
                 continue
             sigma2, files = _sigma2_part(inputs, runs, fit)
+            nuclei = sorted({nuclei_label(path) for path in files} - {""})
             force = _mean(runs, force_col)
             rows.append({
                 "material": inputs.name, "model": model, "row_kind": kind, "n_frames": n,
-                "n_seeds": len(runs), **sigma2, **_exafs_part(runs, fit),
+                "n_seeds": len(runs), "nuclei": ", ".join(nuclei),
+                **sigma2, **_exafs_part(runs, fit),
                 "force_mae": force, "force_slope": _mean(runs, slope_col),
                 "force_column": force_col if np.isfinite(force) else "",
                 "sources": ";".join(str(p) for p in
