@@ -181,10 +181,33 @@ def test_nuclei_label_from_each_run(folders):
     run.write_text(json.dumps({"settings": {"nuclei": "classical", "temperature_K": 10.0},
                                "result": {"nbeads": None}}))
     table = build_leaderboard([material_inputs(f) for f in folders])
+    assert _row(table, "B", "m1", 0)["temperature_K"] == 10.0
     assert _row(table, "B", "m1", 0)["nuclei"] == "pimd P=32"
     assert _row(table, "B", "m2", 0)["nuclei"] == "classical"
     assert pd.isna(_row(table, "A", "m1", 0)["nuclei"]) or _row(table, "A", "m1", 0)[
         "nuclei"] == ""
+
+
+def test_classical_rows_below_the_floor_leave_the_overall_rank(folders):
+    # B at 10 K: m1 path-integral, m2 classical.  m2's overall band is then its A band alone
+    for model, nuclei in (("m1", "pimd"), ("m2", "classical")):
+        run = folders[1] / model / "n0" / "seed0" / "md" / "md_run.json"
+        run.write_text(json.dumps({"settings": {"nuclei": nuclei, "temperature_K": 10.0},
+                                   "result": {"nbeads": 16 if nuclei == "pimd" else None}}))
+    table = build_leaderboard([material_inputs(folders[0], temperature_K=300.0),
+                               material_inputs(folders[1])])
+    assert not _row(table, "B", "m2", 0)["in_overall"]
+    assert _row(table, "B", "m1", 0)["in_overall"] and _row(table, "A", "m2", 0)["in_overall"]
+    # the page's overall table: m2 vanilla counts A alone (bands 1-3 there: mean 1.00 and
+    # 3.00; with B's 2-2 it would be 1.50 and 2.50), m1 vanilla A (2-3) and B (1-1)
+    from dualbench.leaderboard_page import overall_table
+
+    page = overall_table(table)
+    rows = re.findall(r'<tr class="row">(.*?)</tr>', page)
+    cells = {tuple(re.findall(r"<td[^>]*>(.*?)</td>", r)[1:3]): re.findall(
+        r"<td[^>]*>(.*?)</td>", r)[3:] for r in rows}
+    assert cells[("m2", "vanilla")] == ["A", "1.00", "3.00"]
+    assert cells[("m1", "vanilla")] == ["A, B", "1.50", "2.00"]
 
 
 def test_without_an_experiment_the_ratio_is_empty(folders):

@@ -23,7 +23,11 @@ import pandas as pd
 from dualbench.fetch import sha256_of
 from dualbench.io import provenance, write_csv, write_text
 from dualbench.plot_leaderboard import leaderboard_figure
-from dualbench.scoring.leaderboard import build_leaderboard, material_inputs
+from dualbench.scoring.leaderboard import (
+    CLASSICAL_MIN_TEMPERATURE_K,
+    build_leaderboard,
+    material_inputs,
+)
 
 #: (column, header, format) of the tables.
 TABLE_COLUMNS = (
@@ -73,7 +77,10 @@ def html_table(table: pd.DataFrame, css_class: str,
 
 
 def overall_table(table: pd.DataFrame) -> str:
-    """The overall ranking: one row per (model, row kind), its materials and mean ranks."""
+    """The overall ranking: one row per (model, row kind), the materials it counts and
+    their mean ranks (classical rows below the leaderboard's temperature floor left out)."""
+    if "in_overall" in table and table["in_overall"].astype(bool).any():
+        table = table[table["in_overall"].astype(bool)]
     groups = table.groupby(["model", "row_kind"], sort=False)
     frame = groups.agg(overall_rank=("overall_rank", "first"),
                        overall_best=("overall_best", "first"),
@@ -133,7 +140,10 @@ def render_page(table: pd.DataFrame, figure_png: str | Path) -> str:
         "<h1>dualbench leaderboard</h1><p>Rows: each model at N = 0 (vanilla) and at the "
         "largest N of the sweep. Intervals are 95 %. Rank bands: a row is ahead of another "
         "only when its whole EXAFS MSE_k interval lies below the other's; rows whose "
-        "intervals overlap share a band.</p>"
+        "intervals overlap share a band. The overall rank leaves out rows whose MD ran "
+        f"classical nuclei below {CLASSICAL_MIN_TEMPERATURE_K:g} K (the missing zero-point "
+        "motion, the same for every model, dominates their sigma^2); the nuclei column "
+        "says which MD each row used.</p>"
         f'<h2>Overall</h2>{overall_table(table)}'
         f'<img id="heatmap" alt="sigma2 ratio and EXAFS MSE_k heat maps" '
         f'src="data:image/png;base64,{image}">'

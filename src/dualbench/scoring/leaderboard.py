@@ -23,7 +23,10 @@ folder: ``summary.csv``, ``experiment/fit.json`` and every EXAFS run's ``md/sigm
   with classical nuclei says so.
 * Ranks (:func:`rank_bands`): a row is ahead of another only when its whole interval lies
   below the other's; its band is [1 + rows surely ahead, rows not surely behind].  Per
-  material by ``exafs_mse_k``; overall by the same rule on the per-material bands averaged.
+  material by ``exafs_mse_k``; overall by the same rule on the per-material bands averaged
+  over the rows ``in_overall``: every row but one whose MD ran classical nuclei below
+  :data:`CLASSICAL_MIN_TEMPERATURE_K` (there the missing zero-point motion, not the model,
+  sets most of sigma^2, the same for every model; such rows keep their per-material rank).
 """
 
 from __future__ import annotations
@@ -42,16 +45,21 @@ from scipy import stats
 from dualbench.stats import t_half_width, t_quantile
 
 CONFIDENCE = 0.95
+#: Below this temperature a classical MD misses most of a shell's sigma^2 (an Einstein
+#: oscillator's classical / quantum sigma^2 is tanh(x) / x with x = theta_E / 2T: 0.95 at
+#: 300 K, 0.85 at 200 K and 0.68 at 100 K for theta_E = 250 K, 0.08 at 10 K), so its rows
+#: stay out of the overall rank unless the MD ran path-integral nuclei.
+CLASSICAL_MIN_TEMPERATURE_K = 200.0
 VANILLA, TUNED = "vanilla", "fine-tuned"
 COLUMNS = (
-    "material", "model", "row_kind", "n_frames", "n_seeds", "nuclei",
+    "material", "model", "row_kind", "n_frames", "n_seeds", "temperature_K", "nuclei",
     "sigma2_md_A2", "sigma2_md_se_A2", "sigma2_exp_A2", "sigma2_exp_se_A2",
     "sigma2_ratio", "sigma2_ratio_lo", "sigma2_ratio_hi", "sigma2_ratio_dof",
     "exafs_mse_k", "exafs_mse_k_lo", "exafs_mse_k_hi", "exafs_mse_k_yardstick_sd",
     "s02_fitted", "s02_experiment", "exafs_rfactor",
     "force_mae", "force_slope", "force_column",
     "rank_best", "rank_worst", "rank", "rank_sigma2_best", "rank_sigma2_worst",
-    "overall_best", "overall_worst", "overall_rank", "sources",
+    "in_overall", "overall_best", "overall_worst", "overall_rank", "sources",
 )
 
 
@@ -267,7 +275,8 @@ def material_rows(inputs: MaterialInputs) -> list[dict[str, object]]:
             force = _mean(runs, force_col)
             rows.append({
                 "material": inputs.name, "model": model, "row_kind": kind, "n_frames": n,
-                "n_seeds": len(runs), "nuclei": ", ".join(nuclei),
+                "n_seeds": len(runs), "temperature_K": inputs.temperature_K,
+                "nuclei": ", ".join(nuclei),
                 **sigma2, **_exafs_part(runs, fit),
                 "force_mae": force, "force_slope": _mean(runs, slope_col),
                 "force_column": force_col if np.isfinite(force) else "",
@@ -288,6 +297,18 @@ def _sigma2_distance(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return near, far
 
 
+def in_overall(nuclei: object, temperature_K: object) -> bool:
+    """Whether a row counts in the overall rank: path-integral MD, or classical at or above
+    :data:`CLASSICAL_MIN_TEMPERATURE_K` (an unknown temperature counts)."""
+    if isinstance(nuclei, str) and nuclei.startswith("pimd"):
+        return True
+    try:
+        temperature = float(temperature_K)
+    except (TypeError, ValueError):
+        return True
+    return not math.isfinite(temperature) or temperature >= CLASSICAL_MIN_TEMPERATURE_K
+
+
 def rank(table: pd.DataFrame) -> pd.DataFrame:
     """Per-material rank bands by EXAFS MSE_k (and, beside them, by |log sigma^2 ratio|),
     then the overall band by the per-material bands averaged over each row's materials."""
@@ -303,7 +324,10 @@ def rank(table: pd.DataFrame) -> pd.DataFrame:
         table.loc[index, "rank_sigma2_worst"] = worst
     table["rank"] = [band_text(b, w) for b, w in zip(table["rank_best"], table["rank_worst"],
                                                        strict=True)]
-    means = table.groupby(["model", "row_kind"])[["rank_best", "rank_worst"]].mean()
+    table["in_overall"] = [in_overall(n, t) for n, t in zip(table["nuclei"],
+                                                             table["temperature_K"], strict=True)]
+    counted = table[table["in_overall"]] if table["in_overall"].any() else table
+    means = counted.groupby(["model", "row_kind"])[["rank_best", "rank_worst"]].mean()
     best, worst = rank_bands(means["rank_best"], means["rank_worst"])
     overall = pd.DataFrame({"overall_best": best, "overall_worst": worst}, index=means.index)
     overall = overall.assign(overall_rank=[band_text(*bw) for bw in
