@@ -28,6 +28,14 @@ under 15 % for an AR(1) series of any g.  Intervals are *basic* (reverse percent
 score, whose replicates sit above the score by the noise floor, this centres the interval
 on the noise-free score rather than on the biased one.
 
+A block bootstrap needs several blocks: with fewer than :data:`MIN_BLOCKS` in the series
+(or a series too short to resolve g) its replicates are rotations of almost the same
+series and its interval collapses to nothing (a 20-snapshot run with g = 6 has a block of
+18-20: every replicate mean equals the estimate).  There :func:`linearised_interval` is
+used instead: the score's linear response to each snapshot's deviation (exact for a
+squared-error score), its autocorrelation-aware standard error, the noise floor from the
+quadratic response, and Student t at n_eff - 1 degrees of freedom.
+
 Seeds: fine-tuning subsets are nested (the subset for N is the first N frames of the
 seed's order) and the MD seed is the sweep seed, so the scores of one seed at two N are
 paired; with two or three seeds the 95 % half-width of a mean is Student's t (12.7 and
@@ -36,7 +44,7 @@ paired; with two or three seeds the 95 % half-width of a mean is Student's t (12
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +54,8 @@ from scipy import stats as _st
 SOKAL_C = 2.5
 #: Circular-bootstrap block length in units of the statistical inefficiency g.
 BLOCK_PER_G = 3.0
+#: Fewest circular-bootstrap blocks a series must hold for the bootstrap interval.
+MIN_BLOCKS = 5
 
 
 def autocovariance(series: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -110,6 +120,59 @@ class SeriesStats:
     @classmethod
     def of(cls, series: np.ndarray, weights: np.ndarray | None = None) -> SeriesStats:
         return cls(len(series), *_inefficiency(series, weights))
+
+
+def bootstrap_usable(series: SeriesStats) -> bool:
+    """Whether a block bootstrap of ``series`` can show its noise: g resolved and at least
+    :data:`MIN_BLOCKS` blocks."""
+    return series.resolved and series.n >= MIN_BLOCKS * series.block
+
+
+@dataclass(frozen=True)
+class LinearisedInterval:
+    """A squared-error score's interval from :func:`linearised_interval` (arrays, one per
+    score): ``lo``, ``hi``, the noise ``floor`` it is centred below the score by, and the
+    t degrees of freedom ``dof``."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    floor: np.ndarray
+    dof: float
+
+
+def linearised_interval(
+    score: Callable[[np.ndarray], np.ndarray], means: np.ndarray, g: float,
+    confidence: float = 0.95, step: float = 1e-2,
+) -> LinearisedInterval:
+    """Interval of ``score(mean of means)`` (an array of squared-error scores of the
+    average of correlated snapshot rows ``means``, in time order), for a series too short
+    for a block bootstrap.
+
+    Each row's deviation d_s from the average enters the score as L d_s + Q(d_s) (central
+    differences of ``score`` at ``step``: exact for a quadratic score).  The linear part's
+    standard error is sqrt(g' var(L d) / n), g' the larger of ``g`` (the snapshots') and
+    that of the L d series; the noise floor is g' mean(Q(d)) / (n - 1) (the score's excess
+    from the average's own noise), with a standard error of floor * sqrt(2 / dof).  The
+    interval is [score - floor -+ t se], t at dof = max(1, n / g' - 1), clipped at 0.
+    """
+    x = np.asarray(means, dtype=float)
+    n = len(x)
+    centre = x.mean(axis=0)
+    base = np.atleast_1d(np.asarray(score(centre), dtype=float))
+    dev = x - centre
+    plus = np.array([np.atleast_1d(score(centre + step * d)) for d in dev])
+    minus = np.array([np.atleast_1d(score(centre - step * d)) for d in dev])
+    linear = (plus - minus) / (2 * step)
+    quadratic = (plus + minus - 2 * base) / (2 * step**2)
+    g_lin = max(statistical_inefficiency(linear[:, j]) for j in range(linear.shape[1]))
+    g_all = max(float(g), g_lin, 1.0)
+    dof = max(1.0, n / g_all - 1.0)
+    floor = g_all * quadratic.mean(axis=0) * n / (n - 1) / n
+    se = np.sqrt(g_all * linear.var(axis=0, ddof=1) / n + floor**2 * 2.0 / dof)
+    half = _st.t.ppf(0.5 + confidence / 2.0, dof) * se
+    centre_score = base - floor
+    return LinearisedInterval(np.clip(centre_score - half, 0.0, None),
+                              np.clip(centre_score + half, 0.0, None), floor, dof)
 
 
 def block_length(g: float, n: int) -> int:

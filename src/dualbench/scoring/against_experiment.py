@@ -72,7 +72,7 @@ METRIC_COLUMNS = (
     "exafs_mse_k", "exafs_mse_k_lo", "exafs_mse_k_hi",
     "exafs_mse_r", "exafs_mse_r_lo", "exafs_mse_r_hi",
     "exafs_rfactor", "exafs_noise_floor_k", "exafs_mse_k_debiased",
-    "exafs_n_snapshots", "exafs_g", "exafs_n_eff", "exafs_block",
+    "exafs_n_snapshots", "exafs_g", "exafs_n_eff", "exafs_block", "exafs_interval_dof",
     "exafs_mse_k_yardstick_sd", "exafs_mse_k_d_s02", "exafs_mse_k_d_e0",
     "e0_shift_eV", "s02", "exafs_mse_k_fitted_s02", "s02_fitted",
 )
@@ -102,6 +102,7 @@ class ComparisonResult:
     exafs_g: float = float("nan")  # statistical inefficiency of the snapshot series
     exafs_n_eff: float = float("nan")
     exafs_block: float = float("nan")  # circular-bootstrap block, in snapshots
+    exafs_interval_dof: float = float("nan")  # t dof of a linearised interval; NaN: bootstrap
     exafs_mse_k_yardstick_sd: float = float("nan")
     exafs_mse_k_d_s02: float = float("nan")
     exafs_mse_k_d_e0: float = float("nan")

@@ -21,8 +21,9 @@ effective snapshots ``exafs_ref_n_eff`` of the run), the noise floor
 autocorrelation-aware standard errors (the score two spectra equal in expectation would
 get from their sampling alone; ``exafs_mse_ref_k_debiased`` = score minus floor), and
 basic 95 % circular-block bootstrap intervals over the snapshots of the run and of each
-reference seed (``_lo``, ``_hi``).  The N from which on the simulated
-EXAFS stops changing comes from :mod:`dualbench.scoring.convergence` applied to
+reference seed (``_lo``, ``_hi``; none when a series holds fewer than
+:data:`dualbench.stats.MIN_BLOCKS` blocks or its g is unresolved).  The N from which on the
+simulated EXAFS stops changing comes from :mod:`dualbench.scoring.convergence` applied to
 ``exafs_mse_ref_k``, paired by seed.
 """
 
@@ -43,7 +44,12 @@ from dualbench.scoring.sampling_uncertainty import (
     N_BOOTSTRAP,
     read_snapshot_means,
 )
-from dualbench.stats import SeriesStats, basic_interval, circular_block_bootstrap_means
+from dualbench.stats import (
+    SeriesStats,
+    basic_interval,
+    bootstrap_usable,
+    circular_block_bootstrap_means,
+)
 
 COLUMNS = [
     "exafs_mse_ref_k", "exafs_mse_ref_k_lo", "exafs_mse_ref_k_hi", "exafs_ref_noise_floor_k",
@@ -97,8 +103,10 @@ class SnapshotSeries:
             stderr2 = np.full(snapshots.shape[1], np.nan)
         else:
             stderr2 = series.g * snapshots.var(axis=0, ddof=1) / len(snapshots)
+        # a series of too few bootstrap blocks gives no interval (its replicates would be
+        # rotations of one series: a collapsed interval), not a wrong one
         reps = (circular_block_bootstrap_means(snapshots, N_BOOTSTRAP, rng, series.block)
-                if len(snapshots) >= MIN_SNAPSHOTS else None)
+                if len(snapshots) >= MIN_SNAPSHOTS and bootstrap_usable(series) else None)
         return cls(chi, stderr2, series, reps)
 
 

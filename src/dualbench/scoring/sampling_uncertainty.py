@@ -8,7 +8,10 @@ se the autocorrelation-aware standard error of the average (the amount by which 
 noise alone raises a squared error), and a circular block bootstrap over snapshots
 (blocks of ``ceil(3 g)``, each snapshot carrying all its absorbers) whose *basic* 95 %
 intervals (``_lo``, ``_hi``) are centred on the noise-free score: ``exafs_mse_k_debiased``
-= score minus floor.
+= score minus floor.  A run too short for the bootstrap (fewer than
+:data:`dualbench.stats.MIN_BLOCKS` blocks, or g unresolved) gets the linearised Student-t
+interval of :func:`dualbench.stats.linearised_interval` instead, its degrees of freedom in
+``exafs_interval_dof`` (NaN for the bootstrap).
 
 :data:`N_BOOTSTRAP`, :data:`MIN_SNAPSHOTS` and :func:`read_snapshot_means` are shared
 with :mod:`dualbench.scoring.against_reference_model`.
@@ -24,7 +27,13 @@ import numpy as np
 
 from dualbench.exafs.averaging import ft_weight
 from dualbench.scoring.spectrum_scores import PreparedExperiment, score_model, shifted_chi
-from dualbench.stats import SeriesStats, basic_interval, circular_block_bootstrap_means
+from dualbench.stats import (
+    SeriesStats,
+    basic_interval,
+    bootstrap_usable,
+    circular_block_bootstrap_means,
+    linearised_interval,
+)
 
 if TYPE_CHECKING:
     from dualbench.scoring.against_experiment import ComparisonResult
@@ -68,9 +77,18 @@ def add_sampling_uncertainty(
     noise = amp * shifted_chi(prep.k, ks, stderr, de) * prep.kw
     result.exafs_noise_floor_k = float(np.mean(noise[prep.inside_k] ** 2))
     result.exafs_mse_k_debiased = result.exafs_mse_k - result.exafs_noise_floor_k
-    replicates = circular_block_bootstrap_means(means, N_BOOTSTRAP, rng, series.block)
-    scores = np.array([score_model(prep, ks, chi_b, de, amp)[:2] for chi_b in replicates])
-    lo, hi = basic_interval([result.exafs_mse_k, result.exafs_mse_r], scores)
-    lo, hi = np.clip(lo, 0.0, None), np.clip(hi, 0.0, None)
+    if bootstrap_usable(series):
+        replicates = circular_block_bootstrap_means(means, N_BOOTSTRAP, rng, series.block)
+        scores = np.array([score_model(prep, ks, chi_b, de, amp)[:2] for chi_b in replicates])
+        lo, hi = basic_interval([result.exafs_mse_k, result.exafs_mse_r], scores)
+        lo, hi = np.clip(lo, 0.0, None), np.clip(hi, 0.0, None)
+    else:
+        log.warning("%s: %d snapshots hold %.1f bootstrap blocks of %d: linearised"
+                    " Student-t intervals", result.label, len(means),
+                    len(means) / series.block, series.block)
+        interval = linearised_interval(
+            lambda chi: np.array(score_model(prep, ks, chi, de, amp)[:2]), means, series.g)
+        lo, hi = interval.lo, interval.hi
+        result.exafs_interval_dof = interval.dof
     result.exafs_mse_k_lo, result.exafs_mse_r_lo = (float(v) for v in lo)
     result.exafs_mse_k_hi, result.exafs_mse_r_hi = (float(v) for v in hi)
