@@ -245,6 +245,7 @@ MD_REFUSED = [
      "no snapshot would be saved"),
     ({"ensemble": "npt", "thermostat": "bussi"}, "materials.W.md.thermostat", "needs langevin"),
     ({"device": "cpu"}, "materials.W.md.device", "is the study's"),
+    ({"min_distance_A": 1.0}, "materials.W.md.min_distance_A", "is the study's"),
     ({"frobnicate": 1}, "materials.W.md", "frobnicate"),
 ]
 
@@ -334,3 +335,17 @@ def test_suite_cluster_overlay(repo):
         beads = bead_count(prepared["materials"][name]["temperature_K"], md["max_phonon_THz"],
                            max_beads=md["max_beads"])
         assert (beads == 128) if name.endswith("_10K_pimd") else (5 <= beads <= 16), name
+
+
+def test_material_md_that_the_run_would_not_see_refused(good):
+    # the run takes the study's md and the material's trajectory keys over it; a classical
+    # material in a pimd study would drop md.nuclei from its params and run pimd
+    config = copy.deepcopy(good)
+    config["md"].update(nuclei="pimd", beads=4)
+    config["materials"]["W"]["md"] = {"nuclei": "classical"}
+    with pytest.raises(ConfigError, match=r"materials\.W\.md\.nuclei: the study's md\.nuclei"
+                                          r" \('pimd'\) would run"):
+        prepare_config(config, "study.yaml")
+    config["md"].update(nuclei="classical", beads=None)
+    config["materials"]["W"]["md"] = {"nuclei": "pimd", "beads": 4}
+    prepare_config(config, "study.yaml")   # the other way round reaches the run

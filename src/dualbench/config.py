@@ -269,14 +269,17 @@ def _check_md(md: Mapping[str, Any], key: str, source: str) -> None:
 
 def _check_material_md(config: Mapping[str, Any], name: str, source: str) -> None:
     """A material's own ``md`` keys: valid ``md`` values, checked as the section they make
-    with the study's; ``device`` is the study's alone (one GPU rule for every run)."""
+    with the study's.  Only keys that change the trajectory (they reach the run as the
+    rule's params); the device, checkpoints and guards are the study's, and so is a value
+    that would drop out of the params (classical nuclei, nvt) when the study's is not."""
+    from dualbench.md.settings import NON_TRAJECTORY_SETTINGS, trajectory_params
+
     own = config["materials"][name].get("md") or {}
     if not own:
         return
     key = f"materials.{name}.md"
-    if "device" in own:
-        raise ConfigError(source, f"{key}.device",
-                          "is the study's (md.device), not a material's")
+    for sub in sorted(set(own) & NON_TRAJECTORY_SETTINGS):
+        raise ConfigError(source, f"{key}.{sub}", f"is the study's (md.{sub}), not a material's")
     merged = material_section(config, name, "md")
     schema = load_schema()["properties"]["md"]
     errors = sorted(_Validator(schema).iter_errors(merged), key=lambda e: _key(e.absolute_path))
@@ -284,6 +287,14 @@ def _check_material_md(config: Mapping[str, Any], name: str, source: str) -> Non
         sub, message = _message(errors[0])
         raise ConfigError(source, f"{key}.{sub}", message)
     _check_md(merged, key, source)
+    params = trajectory_params(merged)
+    ran = trajectory_params({**config["md"], **params})
+    for sub in sorted(set(params) | set(ran), key=lambda k: (k not in own, k)):
+        if params.get(sub) != ran.get(sub):
+            raise ConfigError(source, f"{key}.{sub}" if sub in own else key,
+                              f"the study's md.{sub} ({config['md'].get(sub)!r}) would run in"
+                              f" place of this material's: give {sub} its value in the"
+                              " study's md and override it in the other materials")
 
 
 def _check_semantics(config: Mapping[str, Any], source: str) -> None:

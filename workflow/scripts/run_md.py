@@ -7,7 +7,6 @@ from pathlib import Path
 
 from dualbench.md.driver import run_md_job
 from dualbench.md.settings import md_settings
-from dualbench.schema import material_section
 from dualbench.structure import build_structure
 from dualbench.workflow import start_script
 
@@ -18,8 +17,7 @@ run_md_job(
     unit_cell=build_structure(snakemake.params.structure, structure_file),
     supercell=snakemake.params.supercell,
     settings=md_settings(
-        {**material_section(snakemake.config, snakemake.wildcards.material, "md"),
-         **snakemake.params.md},
+        {**snakemake.config["md"], **snakemake.params.md},
         temperature_K=snakemake.params.temperature,
         seed=int(snakemake.wildcards.seed),
     ),

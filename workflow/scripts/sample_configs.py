@@ -7,7 +7,6 @@ from pathlib import Path
 from dualbench.io import write_json
 from dualbench.label import LabelSettings, sample_configs
 from dualbench.models.spec import ModelSpec
-from dualbench.schema import material_section
 from dualbench.structure import build_structure
 from dualbench.workflow import start_script
 
@@ -19,7 +18,7 @@ info = sample_configs(
     temperature_K=snakemake.params.temperature,
     model=ModelSpec(**snakemake.params.model),
     material=snakemake.wildcards.material,
-    md_config=material_section(snakemake.config, snakemake.wildcards.material, "md"),
+    md_config=snakemake.config["md"],
     work_dir=Path(snakemake.output.configs).parent / "md",
     out=snakemake.output.configs,
     threads=snakemake.threads,
