@@ -148,9 +148,20 @@ def test_the_margin_is_a_setting():
 # ----------------------------------------------------------------------------- at config load
 
 
+#: Configs that are overlays, given after their base (`--configfile base overlay`).
+OVERLAYS = {"suite_cluster.yaml": "suite.yaml"}
+
+
 @pytest.mark.parametrize("path", sorted((REPO / "config").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_loads(path):
-    config = load_config(path)
+    if path.name in OVERLAYS:
+        from snakemake.utils import update_config
+
+        raw = load_yaml(path.parent / OVERLAYS[path.name])
+        update_config(raw, load_yaml(path))   # as Snakemake merges two --configfile
+        config = prepare_config(raw, str(path))
+    else:
+        config = load_config(path)
     assert config["exafs"]["shell_margin_A"] == 0.1
 
 
