@@ -250,15 +250,19 @@ MD_REFUSED = [
 ]
 
 
+def _refused_with(config, named, says):
+    with pytest.raises(ConfigError) as err:
+        prepare_config(config, "study.yaml")
+    assert str(err.value).startswith(f"study.yaml: {named}"), str(err.value)
+    assert says in str(err.value), str(err.value)
+
+
 @pytest.mark.parametrize(("own", "named", "says"), MD_REFUSED,
                          ids=[r[1] + ":" + r[2] for r in MD_REFUSED])
 def test_material_md_refused(good, own, named, says):
     config = copy.deepcopy(good)
     config["materials"]["W"]["md"] = own
-    with pytest.raises(ConfigError) as err:
-        prepare_config(config, "study.yaml")
-    assert str(err.value).startswith(f"study.yaml: {named}"), str(err.value)
-    assert says in str(err.value), str(err.value)
+    _refused_with(config, named, says)
 
 
 def test_nuclei_side_by_side(good):
@@ -297,10 +301,7 @@ NUCLEI_REFUSED = [
 def test_nuclei_refused(good, nuclei, named, says):
     config = copy.deepcopy(good)
     config["materials"]["W"]["nuclei"] = nuclei
-    with pytest.raises(ConfigError) as err:
-        prepare_config(config, "study.yaml")
-    assert str(err.value).startswith(f"study.yaml: {named}:"), str(err.value)
-    assert says in str(err.value)
+    _refused_with(config, named + ":", says)
 
 
 def test_nuclei_conflicts_refused(good):

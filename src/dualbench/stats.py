@@ -167,7 +167,7 @@ def linearised_interval(
     g_lin = max(statistical_inefficiency(linear[:, j]) for j in range(linear.shape[1]))
     g_all = max(float(g), g_lin, 1.0)
     dof = max(1.0, n / g_all - 1.0)
-    floor = g_all * quadratic.mean(axis=0) * n / (n - 1) / n
+    floor = g_all * quadratic.mean(axis=0) / (n - 1)
     se = np.sqrt(g_all * linear.var(axis=0, ddof=1) / n + floor**2 * 2.0 / dof)
     half = _st.t.ppf(0.5 + confidence / 2.0, dof) * se
     centre_score = base - floor
