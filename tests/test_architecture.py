@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: Layers, lowest first: a module may import its own layer and the ones below it.
 LAYERS = [
-    {"io", "stats", "structure", "fetch", "schema"},  # shared utilities, the schema
+    {"io", "stats", "structure", "fetch", "schema", "runstatus"},  # shared utilities, the schema
     {"data"},  # DFT frames
     {"models", "training", "finetune", "metrics"},  # model backends, fine-tuning, DFT arm
     {"md", "diagnostics", "label"},  # MD, its diagnostics, DFT labelling of MD frames

@@ -246,6 +246,7 @@ MD_REFUSED = [
     ({"ensemble": "npt", "thermostat": "bussi"}, "materials.W.md.thermostat", "needs langevin"),
     ({"device": "cpu"}, "materials.W.md.device", "is the study's"),
     ({"min_distance_A": 1.0}, "materials.W.md.min_distance_A", "is the study's"),
+    ({"on_unstable": "stop"}, "materials.W.md.on_unstable", "is the study's"),
     ({"frobnicate": 1}, "materials.W.md", "frobnicate"),
 ]
 

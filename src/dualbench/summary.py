@@ -8,7 +8,9 @@ set, ``exafs_mse_ref_k`` and its interval and noise floor
 (:mod:`dualbench.scoring.against_reference_model`: convergence of the simulation, not
 agreement with a measurement).  ``exafs_arm`` says whether the run has an EXAFS score at
 all (``sweep.exafs_n_frames`` may run MD at a few N only); its EXAFS columns are empty
-when not.
+when not.  ``md_status`` is ``ok`` or ``unstable`` for a run with an EXAFS arm (empty
+without one): an unstable run's MD left the physical regime (:mod:`dualbench.runstatus`;
+``md_failure`` says where and why), its EXAFS columns are empty and its DFT columns stand.
 
 When the test frames carry conditions (``dft.conditions``), the DFT columns are repeated
 per condition of the test set as ``force_mae[300K]``, ``force_slope[300K]``,
@@ -61,11 +63,26 @@ def build_summary(
     against the experiment and/or the reference model."""
     table = pd.DataFrame([dft_row(p, material, mo, n, s) for p, mo, n, s in dft_metrics])
     table["exafs_arm"] = False
+    table["md_status"], table["md_failure"] = pd.NA, ""
     for scores in (exafs_comparison, reference_comparison):
         if scores is None:
             continue
         exafs = pd.read_csv(scores)
         exafs["material"] = exafs["material"].astype(str)
+        status = exafs.pop("status") if "status" in exafs else pd.Series("ok", exafs.index)
+        failure = exafs.pop("failure") if "failure" in exafs else pd.Series("", exafs.index)
+        exafs["_status"] = status
+        exafs["_failure"] = failure.astype(object).where(failure.notna(), "")
         table = table.merge(exafs, on=KEYS, how="left", validate="one_to_one", indicator=True)
         table["exafs_arm"] |= table.pop("_merge") == "both"
+        _take_status(table, table.pop("_status"), table.pop("_failure"))
     return table.sort_values(["model", "n_frames", "seed"]).reset_index(drop=True)
+
+
+def _take_status(table: pd.DataFrame, status: pd.Series, failure: pd.Series) -> None:
+    """Fold one score table's run status into ``md_status`` / ``md_failure`` (unstable
+    wins over ok; NaN: the run has no EXAFS arm)."""
+    unstable = status == "unstable"
+    table.loc[unstable, "md_failure"] = failure[unstable]
+    table.loc[unstable, "md_status"] = "unstable"
+    table.loc[status.eq("ok") & table["md_status"].isna(), "md_status"] = "ok"

@@ -69,6 +69,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="closest allowed distance in Å")
     p.add_argument("--max-temperature-factor", type=schema_value("md.max_temperature_factor"),
                    help="stop when T exceeds this x the target")
+    p.add_argument("--on-unstable", choices=["stop", "record"], default="stop",
+                   help="a guard's stop: fail (stop, the default here) or write the run's"
+                        " outputs with status unstable in md_run.json (record, the"
+                        " workflow's default)")
     p.add_argument("--seed", type=schema_value("sweep.seeds[]"), default=0,
                    help="seed of velocities and thermostat")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: auto")
@@ -136,6 +140,7 @@ def md(args: argparse.Namespace) -> int:
         beads=args.beads,
         max_phonon_THz=args.max_phonon,
         pimd_tau_fs=args.pimd_tau,
+        on_unstable=args.on_unstable,
     )
     from dualbench.md.pimd import CENTROIDS_FILE, IPI_DIR
     from dualbench.structure import read_structure_file
@@ -159,6 +164,11 @@ def md(args: argparse.Namespace) -> int:
             threads=args.threads,
             refuse_other_checkpoint=not args.overwrite,
         )
+    if result.failure is not None:
+        from dualbench.runstatus import RunFailure
+
+        print(f"{RunFailure.from_dict(result.failure).text()}; recorded in {result.out_dir}")
+        return 0
     rate = f", {result.steps_per_s:.2f} steps/s" if result.steps_per_s else ""
     print(f"{result.n_snapshots} snapshots, {result.n_log_rows} log rows in {result.out_dir}{rate}")
     return 0
@@ -179,6 +189,11 @@ def md_diagnostics(args: argparse.Namespace) -> int:
         shell_tol_A=args.shell_tol,
         rdf_bin_A=args.rdf_bin,
     )
+    if result.get("status") == "unstable":
+        from dualbench.runstatus import RunFailure
+
+        print(f"no diagnostics: {RunFailure.from_dict(result['failure']).text()}")
+        return 0
     first = result["first_shell"]
     print(
         f"T = {result['mean_T_K']:.1f} +- {result['std_T_K']:.1f} K"

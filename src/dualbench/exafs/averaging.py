@@ -14,6 +14,7 @@ from dualbench.exafs.chunks import ChunkResult, read_chunk
 from dualbench.exafs.ft import fourier_transform, write_chi_k, write_chi_r
 from dualbench.exafs.settings import K_GRID, FTSettings
 from dualbench.io import atomic_path, write_csv
+from dualbench.runstatus import RunFailure
 from dualbench.stats import statistical_inefficiency
 
 if TYPE_CHECKING:
@@ -155,6 +156,30 @@ def convergence_record(avg: AveragedChi, ft: FTSettings) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def write_failed_average(
+    failure: RunFailure,
+    out_chi_k: str | Path,
+    out_chi_r: str | Path,
+    out_convergence: str | Path | None = None,
+    out_snapshots: str | Path | None = None,
+) -> None:
+    """The average of an unstable run (:mod:`dualbench.runstatus`): chi_k.csv, chi_r.csv
+    and convergence.csv header-only, chi_snapshots.npz with no snapshot and the failure."""
+    import pandas as pd
+
+    write_csv(out_chi_k, pd.DataFrame(columns=["k", "chi", "chi_stderr"]))
+    write_csv(out_chi_r, pd.DataFrame(columns=["r", "chir_mag"]))
+    if out_convergence is not None:
+        columns = ["n_snapshots", "rms_dev_kw", "chir_max", "chir_max_dev"]
+        write_csv(out_convergence, pd.DataFrame(columns=columns))
+    if out_snapshots is not None:
+        with atomic_path(out_snapshots) as tmp, tmp.open("wb") as fh:
+            np.savez(fh, k=K_GRID, snapshot_means=np.zeros((0, len(K_GRID))),
+                     frames=np.zeros(0, dtype=int), g=np.nan, n_eff=0.0,
+                     failure=np.array(failure.to_json()))
+    log.warning("no average: %s", failure.text())
 
 
 def write_average(

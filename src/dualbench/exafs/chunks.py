@@ -11,6 +11,7 @@ import numpy as np
 
 from dualbench.exafs.settings import K_GRID
 from dualbench.io import atomic_path
+from dualbench.runstatus import RunFailure, npz_failure
 
 
 @dataclass
@@ -28,6 +29,7 @@ class ChunkResult:
     weight: np.ndarray | None = None  # (n_rows,) spectra per row; None: 1 each
     seconds: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
+    failure: RunFailure | None = None  # the run is unstable: no spectra (runstatus)
 
     def weights(self) -> np.ndarray:
         """Spectra averaged in each row."""
@@ -37,8 +39,8 @@ class ChunkResult:
 
 
 def write_chunk(target: str | Path, result: ChunkResult) -> None:
-    """Write a chunk as .npz (k, chi, frame_index, absorber_index, weight, meta JSON)
-    atomically."""
+    """Write a chunk as .npz (k, chi, frame_index, absorber_index, weight, meta JSON and,
+    for an unstable run, its failure as JSON) atomically."""
     meta = {**result.meta, "seconds": round(result.seconds, 3)}
     with atomic_path(target) as tmp, tmp.open("wb") as fh:
         np.savez(
@@ -49,6 +51,7 @@ def write_chunk(target: str | Path, result: ChunkResult) -> None:
             absorber_index=result.absorber_index,
             weight=result.weights(),
             meta=np.array(json.dumps(meta, default=str)),
+            failure=np.array("" if result.failure is None else result.failure.to_json()),
         )
 
 
@@ -65,4 +68,17 @@ def read_chunk(path: str | Path) -> ChunkResult:
             weight=np.array(data["weight"]) if "weight" in data.files else None,
             seconds=float(meta.get("seconds", 0.0)),
             meta=meta,
+            failure=npz_failure(data),
         )
+
+
+def failed_chunk(failure: RunFailure, meta: dict[str, Any] | None = None) -> ChunkResult:
+    """The chunk of an unstable run: no spectra, the failure."""
+    return ChunkResult(
+        chi=np.zeros((0, len(K_GRID))),
+        frame_index=np.zeros(0, dtype=int),
+        absorber_index=np.zeros(0, dtype=int),
+        weight=np.zeros(0),
+        meta=dict(meta or {}),
+        failure=failure,
+    )

@@ -63,13 +63,26 @@ def site_positions(table: PathTable, atoms: Atoms, frame: int) -> tuple[np.ndarr
     limit = 0.5 * float(table.meta.get("nearest_neighbour_A", np.inf))
     worst = int(np.argmax(shift))
     if shift[worst] > limit:
-        raise ValueError(
-            f"frame {frame}: atom {worst} is {shift[worst]:.2f} Å from its ideal site (more"
-            f" than half the nearest-neighbour distance, {limit:.2f} Å): the fast engine maps"
-            " paths onto the ideal lattice and cannot follow diffusion or melting; use"
-            " exafs.engine: feff"
-        )
+        raise SiteHopError(frame, worst, float(shift[worst]), limit)
     return table.frac0 + delta, cell
+
+
+class SiteHopError(ValueError):
+    """An atom of a snapshot is farther than half the nearest-neighbour distance from its
+    ideal site: the crystal diffused or melted, which the fast engine cannot follow.  For
+    a crystal well below its melting point that is the model's failure ("MD left the
+    crystal", :mod:`dualbench.runstatus`); for a liquid, use the feff engine."""
+
+    def __init__(self, frame: int, atom: int, shift_A: float, limit_A: float):
+        self.frame, self.atom, self.shift_A, self.limit_A = frame, atom, shift_A, limit_A
+        self.reason = (
+            f"atom {atom} is {shift_A:.2f} Å from its ideal site, more than half the"
+            f" nearest-neighbour distance ({limit_A:.2f} Å): diffusion or melting"
+        )
+        super().__init__(
+            f"frame {frame}: {self.reason}; the fast engine maps paths onto the ideal lattice"
+            " and cannot follow it (a liquid needs exafs.engine: feff)"
+        )
 
 
 def _path_sum(table: PathTable, q: int, pos: np.ndarray, r: np.ndarray) -> np.ndarray:

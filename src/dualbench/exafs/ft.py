@@ -67,4 +67,7 @@ def read_chi_k(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     for column in ("k", "chi"):
         if column not in frame.columns:
             raise ValueError(f"{path}: column {column!r} missing (have {list(frame.columns)})")
+    if frame.empty:
+        raise ValueError(f"{path}: no rows (an unstable run's chi(k) is empty; its"
+                         " chi_snapshots.npz says why)")
     return frame["k"].to_numpy(float), frame["chi"].to_numpy(float)

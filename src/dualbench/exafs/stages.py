@@ -15,9 +15,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dualbench.exafs.averaging import AveragedChi, average_chunks, average_results, write_average
-from dualbench.exafs.chunks import ChunkResult, write_chunk
+from dualbench.exafs.averaging import (
+    AveragedChi,
+    average_results,
+    write_average,
+    write_failed_average,
+)
+from dualbench.exafs.chunks import ChunkResult, failed_chunk, read_chunk, write_chunk
 from dualbench.exafs.clusters import average_structure
+from dualbench.exafs.engine_fast import SiteHopError
 from dualbench.exafs.feff import Potentials, compute_potentials
 from dualbench.exafs.path_table import PathTable
 from dualbench.exafs.pipeline import (
@@ -34,6 +40,7 @@ from dualbench.exafs.pipeline import (
 from dualbench.exafs.sampling import read_finite_snapshots
 from dualbench.exafs.settings import ExafsSettings, FTSettings
 from dualbench.io import provenance
+from dualbench.runstatus import RunFailure, md_failure, on_unstable
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -97,30 +104,27 @@ def chunk_stage(
     the rest.  FEFF works in folders beside ``out``, or under $DUALBENCH_FEFF_WORK (e.g. a
     node-local disk) when set.  Refused: a snapshot with a non-finite position or cell, a
     path table of another absorber, edge, potentials or path settings than the job's.
+
+    An unstable run (:mod:`dualbench.runstatus`) gets a chunk with no spectra and the
+    failure: one whose md_run.json (beside the snapshots) says so, or, when that run was
+    made with ``md.on_unstable: record``, one with an atom off its lattice site
+    (:class:`~dualbench.exafs.engine_fast.SiteHopError`).
     """
     settings = ExafsSettings.from_config(exafs, edge)
-    potentials = fixed_potentials(potentials_dir, edge)
-    table = None
-    if settings.engine == "fast":
-        if paths_file is None:
-            raise ValueError("exafs.engine: fast needs the path table (feff_paths)")
-        table = checked_path_table(paths_file, potentials, settings)
-    frames = read_finite_snapshots(snapshots_file)
+    md_dir = Path(snapshots_file).parent
+    failure = md_failure(md_dir)
+    if failure is None:
+        potentials = fixed_potentials(potentials_dir, edge)
+        table = None
+        if settings.engine == "fast":
+            if paths_file is None:
+                raise ValueError("exafs.engine: fast needs the path table (feff_paths)")
+            table = checked_path_table(paths_file, potentials, settings)
     out = Path(out)
-    result = compute_chunk(
-        settings,
-        chunk_frames(frames, settings, chunk, n_chunks, snapshots_file),
-        potentials=potentials,
-        table=table,
-        seed=seed,
-        work_root=Path(os.environ.get("DUALBENCH_FEFF_WORK", out.parent)),
-        workers=workers,
-    )
-    result.meta = {
+    meta = {
         "engine": settings.engine,
         "paths": None if paths_file is None else str(paths_file),
         "snapshots_file": str(snapshots_file),
-        "n_frames_in_file": len(frames),
         "chunk": chunk,
         "n_chunks": n_chunks,
         "settings": asdict(settings.feff),
@@ -128,6 +132,27 @@ def chunk_stage(
         "seed": seed,
         "provenance": provenance(),
     }
+    if failure is None:
+        frames = read_finite_snapshots(snapshots_file)
+        meta["n_frames_in_file"] = len(frames)
+        try:
+            result = compute_chunk(
+                settings,
+                chunk_frames(frames, settings, chunk, n_chunks, snapshots_file),
+                potentials=potentials,
+                table=table,
+                seed=seed,
+                work_root=Path(os.environ.get("DUALBENCH_FEFF_WORK", out.parent)),
+                workers=workers,
+            )
+        except SiteHopError as err:
+            if on_unstable(md_dir) != "record":
+                raise
+            failure = RunFailure(stage="exafs", reason=err.reason, snapshot=err.frame)
+    if failure is not None:
+        log.warning("no spectra, the run is unstable: %s", failure.text())
+        result = failed_chunk(failure)
+    result.meta = meta
     write_chunk(out, result)
     return result
 
@@ -139,10 +164,17 @@ def average_stage(
     out_chi_r: str | Path,
     out_convergence: str | Path,
     out_snapshots: str | Path | None = None,
-) -> AveragedChi:
-    """The `average_chi` job: gather the chunks of a run, write the averaged outputs."""
+) -> AveragedChi | None:
+    """The `average_chi` job: gather the chunks of a run, write the averaged outputs.  A
+    run with a failed chunk (:mod:`dualbench.runstatus`) gets header-only CSVs and its
+    failure in the snapshots file, and None is returned."""
     ft_settings = FTSettings.from_config(ft)
-    avg = average_chunks(chunk_files, ft_settings)
+    chunks = [read_chunk(path) for path in chunk_files]
+    failures = [c.failure for c in chunks if c.failure is not None]
+    if failures:
+        write_failed_average(failures[0], out_chi_k, out_chi_r, out_convergence, out_snapshots)
+        return None
+    avg = average_results(chunks, ft_settings, source=str([str(p) for p in chunk_files]))
     write_average(avg, ft_settings, out_chi_k, out_chi_r, out_convergence, out_snapshots)
     return avg
 

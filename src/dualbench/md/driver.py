@@ -303,7 +303,8 @@ def _finish(
     write_snapshots(out_dir / SNAPSHOTS_FILE, snapshot_frames(run.atoms, state, settings))
     _write_log(out_dir / LOG_FILE, state, settings)
     write_snapshots(out_dir / SUPERCELL_FILE, [run.start_structure])
-    info = {"settings": asdict(settings), "result": asdict(result), **(run_info or {})}
+    info = {"settings": asdict(settings), "result": asdict(result), "status": "ok",
+            **(run_info or {})}
     info.setdefault("provenance", provenance())
     write_json(out_dir / RUN_INFO_FILE, info)
     run.checkpoint.unlink(missing_ok=True)
@@ -396,7 +397,9 @@ def run_md_job(
     The MODEL argument is read once: the spec's checkpoint file is read and hashed once,
     and the calculator and the fingerprint (:meth:`ModelSpec.fingerprint`) come from it.
     This is what the ``run_md`` rule and ``dualbench md`` call.  ``settings.nuclei`` pimd
-    runs :func:`dualbench.md.pimd.run_pimd` (no ``step_hook`` there).
+    runs :func:`dualbench.md.pimd.run_pimd` (no ``step_hook`` there).  A guard's stop is
+    the run's result with ``settings.on_unstable`` record
+    (:func:`dualbench.md.unstable.record_unstable_run`: status unstable), else raised.
     """
     from dualbench.models.device import resolve_device, set_threads
     from dualbench.models.resolve import parse_model_arg
@@ -424,17 +427,25 @@ def run_md_job(
         "threads": threads,
         "provenance": provenance(config_hash=config_hash, model_fingerprint=model_id),
     }
-    if settings.nuclei == "pimd":
-        from dualbench.md.pimd import beads_of, run_pimd
+    try:
+        if settings.nuclei == "pimd":
+            from dualbench.md.pimd import beads_of, run_pimd
 
-        if step_hook is not None:
-            raise ValueError("step_hook is for classical runs, not nuclei pimd")
-        run_info["beads"] = beads_of(settings)
-        return run_pimd(
-            atoms, calc, settings, out_dir, model_id=model_id, run_info=run_info,
-            refuse_other_checkpoint=refuse_other_checkpoint,
+            if step_hook is not None:
+                raise ValueError("step_hook is for classical runs, not nuclei pimd")
+            run_info["beads"] = beads_of(settings)
+            return run_pimd(
+                atoms, calc, settings, out_dir, model_id=model_id, run_info=run_info,
+                refuse_other_checkpoint=refuse_other_checkpoint,
+            )
+        return run_md(
+            atoms, calc, settings, out_dir, model_id=model_id, step_hook=step_hook,
+            run_info=run_info, refuse_other_checkpoint=refuse_other_checkpoint,
         )
-    return run_md(
-        atoms, calc, settings, out_dir, model_id=model_id, step_hook=step_hook, run_info=run_info,
-        refuse_other_checkpoint=refuse_other_checkpoint,
-    )
+    except MDGuardError as err:
+        if settings.on_unstable != "record":
+            raise
+        from dualbench.md.unstable import record_unstable_run
+
+        return record_unstable_run(atoms, settings, out_dir, err, run_info, str(device))
+

@@ -399,7 +399,8 @@ def run_pimd(
         steps_per_s=steps / (t_end - watch.t_loop) if steps else None,
         device=str(getattr(calculator, "device", "")) or None, nbeads=nbeads,
     )
-    info = {"settings": asdict(settings), "result": asdict(result), "engine": _engine(),
+    info = {"settings": asdict(settings), "result": asdict(result), "status": "ok",
+            "engine": _engine(),
             **(run_info or {})}
     info.setdefault("provenance", provenance())
     write_json(out_dir / RUN_INFO_FILE, info)

@@ -17,7 +17,8 @@ FAILURE_FILE = "md_guard_failure.extxyz"
 @dataclass
 class MDResult:
     """What a finished run did; wall_s and steps_per_s count this invocation only.
-    ``nbeads`` is 1 for classical nuclei, P for a path-integral run."""
+    ``nbeads`` is 1 for classical nuclei, P for a path-integral run; ``status`` and
+    ``failure`` say whether a guard stopped it (:mod:`dualbench.runstatus`)."""
 
     out_dir: str
     n_atoms: int
@@ -30,6 +31,8 @@ class MDResult:
     steps_per_s: float | None  # None when a resumed run had no step left to do
     device: str | None = None
     nbeads: int = 1
+    status: str = "ok"  # or "unstable": a guard stopped the run (dualbench.runstatus)
+    failure: dict[str, Any] | None = None  # the RunFailure record of an unstable run
 
 
 def phase_of(step: int, settings: Any) -> str:

@@ -19,6 +19,7 @@ from dualbench.md.ensembles import (
     trajectory_settings,
     validate_ensemble,
 )
+from dualbench.runstatus import ON_UNSTABLE
 from dualbench.schema import section_defaults
 
 LOG_COLUMNS = ("step", "time_fs", "temperature_K", "epot_eV", "ekin_eV")
@@ -26,7 +27,10 @@ LOG_COLUMNS = ("step", "time_fs", "temperature_K", "epot_eV", "ekin_eV")
 #: Settings that do not change the trajectory: a checkpoint stays valid when they change,
 #: and the workflow does not rerun a finished MD for them.
 NON_TRAJECTORY_SETTINGS = frozenset(
-    {"checkpoint_every", "min_distance_A", "max_temperature_factor", "device", "progress_every"}
+    {
+        "checkpoint_every", "min_distance_A", "max_temperature_factor", "device", "progress_every",
+        "on_unstable",
+    }
 )
 
 
@@ -71,6 +75,7 @@ class MDSettings:
     max_beads: int = 128  # pimd: the most beads the rule picks
     pimd_tau_fs: float = 100.0  # pimd: PILE-L centroid thermostat time constant
     pimd_pile_lambda: float = 0.5  # pimd: internal-mode damping / critical damping
+    on_unstable: str = "record"  # a guard's stop: record it as the result, or stop (fail)
 
     @property
     def log_columns(self) -> tuple[str, ...]:
@@ -97,6 +102,10 @@ class MDSettings:
         for name in ("production_steps", "snapshot_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.on_unstable not in ON_UNSTABLE:
+            raise ValueError(
+                f"on_unstable {self.on_unstable!r} is not one of {', '.join(ON_UNSTABLE)}"
+            )
         if self.equilibration_steps < 0:
             raise ValueError("equilibration_steps must not be negative")
         if self.production_steps < self.snapshot_every:

@@ -61,6 +61,7 @@ from dualbench.scoring.spectrum_scores import (
     score_model,
     shifted_chi,
 )
+from dualbench.scoring.unstable import STATUS_COLUMNS, run_failures, status_of
 from dualbench.scoring.yardstick import propagated_sd, score_gradient
 
 log = logging.getLogger(__name__)
@@ -341,15 +342,20 @@ def compare_stage(
     snapshot_files: Sequence[str | Path] | None = None,
 ) -> list[ComparisonResult]:
     """The `compare_exafs` job: every run of a material (dicts with material, model, n,
-    seed) against its experiment; writes comparison.csv (material, model, n_frames, seed
-    and :data:`METRIC_COLUMNS`) and a JSON of the settings and records."""
+    seed) against its experiment; writes comparison.csv (material, model, n_frames, seed,
+    :data:`METRIC_COLUMNS`, ``status`` and ``failure``) and a JSON of the settings and
+    records.  A run whose ``snapshot_files`` entry records a failure (MD unstable,
+    :mod:`dualbench.runstatus`) is not scored and takes no part in a shared E0 fit: its
+    scores are NaN and its status and failure say why."""
     import pandas as pd
 
     if len(runs) != len(simulation_chi_k):
         raise ValueError(f"{len(runs)} runs but {len(simulation_chi_k)} chi(k) files")
     ft_settings = FTSettings.from_config(ft)
-    sims = {str(path): read_chi_k(path) for path in simulation_chi_k}
-    snaps = dict(zip(map(str, simulation_chi_k), snapshot_files or [], strict=False))
+    failures = run_failures(snapshot_files, len(runs))
+    stable = [i for i, failure in enumerate(failures) if failure is None]
+    sims = {str(simulation_chi_k[i]): read_chi_k(simulation_chi_k[i]) for i in stable}
+    snaps = {str(simulation_chi_k[i]): snapshot_files[i] for i in stable if snapshot_files}
     s02, e0_shift = exafs.get("s02", "experiment"), exafs.get("e0_shift", "experiment")
     results = compare_spectra(
         read_chi_k(experiment_chi_k), sims, ft_settings, s02=s02, e0_shift=e0_shift,
@@ -357,11 +363,15 @@ def compare_stage(
         experiment_fit=(None if experiment_fit is None
                         else read_fit(experiment_fit, experiment_chi_k)),
         snapshots=_snapshots_on_grid(sims, snaps),
-    )
+    ) if sims else []
     keys = [{"material": run["material"], "model": run["model"], "n_frames": int(run["n"]),
              "seed": int(run["seed"])} for run in runs]
-    rows = [{**key, **result.metrics()} for key, result in zip(keys, results, strict=True)]
-    write_csv(out_csv, pd.DataFrame(rows, columns=[*keys[0], *METRIC_COLUMNS]))
+    scored = dict(zip(stable, results, strict=True))
+    rows = [{**key, **(scored[i].metrics() if i in scored
+                       else dict.fromkeys(METRIC_COLUMNS, np.nan)), **status_of(failures[i])}
+            for i, key in enumerate(keys)]
+    write_csv(out_csv, pd.DataFrame(rows, columns=[*keys[0], *METRIC_COLUMNS,
+                                                   *STATUS_COLUMNS]))
     if out_json is not None:
         write_json(
             out_json,
@@ -369,7 +379,9 @@ def compare_stage(
                 "experiment": str(experiment_chi_k),
                 "experiment_fit": None if experiment_fit is None else str(experiment_fit),
                 "settings": _settings_record(ft_settings, s02, e0_shift),
-                "results": [{**key, **_record(r)} for key, r in zip(keys, results, strict=True)],
+                "results": [{**keys[i], **_record(r)} for i, r in scored.items()],
+                "unstable": [{**keys[i], "failure": failures[i].to_dict()}
+                             for i in range(len(keys)) if failures[i] is not None],
                 "provenance": provenance(),
             },
         )

@@ -12,7 +12,8 @@ reference's seeds other than s, so that every N is compared with the same number
 reference seeds (the reference's own runs included, whose score is then the seed-to-seed
 noise rather than zero) and a run never shares a training subset or MD seed with the
 reference it is scored against.  With a one-seed reference only runs of other seeds can
-be scored (NaN otherwise).
+be scored (NaN otherwise).  A run whose MD is unstable (:mod:`dualbench.runstatus`) is
+not scored and is no reference: NaN, with ``status`` and ``failure`` saying why.
 
 Uncertainty, as against the experiment (:mod:`dualbench.scoring.sampling_uncertainty`,
 :mod:`dualbench.stats`): each snapshot series' autocorrelation (``exafs_ref_g``,
@@ -29,6 +30,7 @@ simulated EXAFS stops changing comes from :mod:`dualbench.scoring.convergence` a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,12 +46,15 @@ from dualbench.scoring.sampling_uncertainty import (
     N_BOOTSTRAP,
     read_snapshot_means,
 )
+from dualbench.scoring.unstable import STATUS_COLUMNS, run_failures, status_of
 from dualbench.stats import (
     SeriesStats,
     basic_interval,
     bootstrap_usable,
     circular_block_bootstrap_means,
 )
+
+log = logging.getLogger(__name__)
 
 COLUMNS = [
     "exafs_mse_ref_k", "exafs_mse_ref_k_lo", "exafs_mse_ref_k_hi", "exafs_ref_noise_floor_k",
@@ -150,34 +155,53 @@ def reference_stage(
     if not len(runs) == len(chi_files) == len(snapshot_files):
         raise ValueError("one chi_k.csv and one chi_snapshots.npz per run")
     settings = FTSettings.from_config(ft)
-    data = []
-    for run, chi_file, snap_file in zip(runs, chi_files, snapshot_files, strict=True):
+    failures = run_failures(snapshot_files, len(runs))
+    ref_model, ref_n = reference
+    if not any(run["model"] == ref_model and int(run["n"]) == ref_n for run in runs):
+        raise ValueError(f"no run of the reference {ref_model} N={ref_n}")
+    data = {}
+    for i, (chi_file, snap_file) in enumerate(zip(chi_files, snapshot_files, strict=True)):
+        if failures[i] is not None:
+            continue
         k, chi = read_chi_k(chi_file)
         k_snap, means = read_snapshot_means(snap_file)
         if not np.allclose(k, k_snap):
             raise ValueError(f"{snap_file}: k grid differs from {chi_file}")
-        data.append((run, k, chi, means))
-    k0 = data[0][1]
-    for run, k, _, _ in data:
+        data[i] = (k, chi, means)
+    series = _series(runs, data, settings, seed)
+    ref_seeds = {int(runs[i]["seed"]): ser for i, ser in series.items()
+                 if runs[i]["model"] == ref_model and int(runs[i]["n"]) == ref_n}
+    if not ref_seeds:
+        log.warning("every run of the reference %s N=%d is unstable: no scores", ref_model,
+                    ref_n)
+    rows = []
+    for i, run in enumerate(runs):
+        refs = [v for s, v in sorted(ref_seeds.items()) if s != int(run["seed"])]
+        scores = (score_run(series[i], refs, next(iter(data.values()))[0], settings)
+                  if i in series else dict.fromkeys(COLUMNS[:-1], np.nan))
+        rows.append({
+            "material": run["material"], "model": run["model"], "n_frames": int(run["n"]),
+            "seed": int(run["seed"]), **scores, "reference": f"{ref_model} N={ref_n}",
+            **status_of(failures[i]),
+        })
+    table = pd.DataFrame(rows, columns=["material", "model", "n_frames", "seed", *COLUMNS,
+                                        *STATUS_COLUMNS])
+    write_csv(out_csv, table)
+    return table
+
+
+def _series(runs: Sequence[Mapping[str, Any]], data: Mapping[int, tuple], settings: FTSettings,
+            seed: int) -> dict[int, SnapshotSeries]:
+    """The snapshot series of the stable runs (``data``: index -> (k, chi, means)), on one
+    k grid."""
+    if not data:
+        return {}
+    k0 = next(iter(data.values()))[0]
+    for i, (k, _, _) in data.items():
         if len(k) != len(k0) or not np.allclose(k, k0):
-            raise ValueError(f"run {run}: k grid differs from the other runs'")
-    ref_model, ref_n = reference
+            raise ValueError(f"run {runs[i]}: k grid differs from the other runs'")
     rng = np.random.default_rng(seed)
     inside, kw = _window(k0, settings)
     weight = np.where(inside, kw, 0.0)
-    series = [SnapshotSeries.from_run(chi, means, weight, rng) for _, _, chi, means in data]
-    ref_seeds = {int(run["seed"]): ser for (run, *_), ser in zip(data, series, strict=True)
-                 if run["model"] == ref_model and int(run["n"]) == ref_n}
-    if not ref_seeds:
-        raise ValueError(f"no run of the reference {ref_model} N={ref_n}")
-    rows = []
-    for (run, *_), ser in zip(data, series, strict=True):
-        refs = [v for s, v in sorted(ref_seeds.items()) if s != int(run["seed"])]
-        rows.append({
-            "material": run["material"], "model": run["model"], "n_frames": int(run["n"]),
-            "seed": int(run["seed"]), **score_run(ser, refs, k0, settings),
-            "reference": f"{ref_model} N={ref_n}",
-        })
-    table = pd.DataFrame(rows, columns=["material", "model", "n_frames", "seed", *COLUMNS])
-    write_csv(out_csv, table)
-    return table
+    return {i: SnapshotSeries.from_run(chi, means, weight, rng)
+            for i, (_, chi, means) in data.items()}

@@ -266,7 +266,8 @@ def _finite(value: Any) -> float | None:
 def convergence_record(summary: pd.DataFrame, metrics: Sequence[str] = METRICS,
                        settings: Settings | None = None, fit: Mapping[str, float] | None = None,
                        production_ps: float | None = None) -> dict[str, Any]:
-    """Per model: each metric's decision record and ``n_converged_<metric>``."""
+    """Per model: each metric's decision record and ``n_converged_<metric>``, and the runs
+    whose MD was unstable (``unstable_runs``: no EXAFS score, so fewer paired seeds)."""
     settings = settings or Settings()
     out: dict[str, Any] = {
         "method": "paired seeds (Student t), two one-sided tests against a declared margin",
@@ -282,6 +283,12 @@ def convergence_record(summary: pd.DataFrame, metrics: Sequence[str] = METRICS,
                 record["md_sizing"] = md_sizing(rows, metric, record["margin"], production_ps)
             entry[metric] = record
             entry[f"n_converged_{metric}"] = record["n_converged"]
+        if "md_status" in rows and (rows["md_status"] == "unstable").any():
+            # their EXAFS scores are NaN, so the decisions above stand on the stable seeds
+            unstable = rows[rows["md_status"] == "unstable"]
+            entry["unstable_runs"] = [
+                {"n_frames": int(r.n_frames), "seed": int(r.seed), "failure": str(r.md_failure)}
+                for r in unstable.itertuples(index=False)]
         out["models"][str(model)] = entry
     return out
 
