@@ -309,8 +309,9 @@ def test_reference_scores_skip_an_unstable_run(three_runs):
     # seed 0 against seed 2 alone (seed 1 is no reference): k^2-weighted MSE by hand
     chi0 = pd.read_csv(dirs[0] / "chi_k.csv")["chi"].to_numpy()
     chi2 = pd.read_csv(dirs[2] / "chi_k.csv")["chi"].to_numpy()
-    inside = (K_GRID >= FT.kmin) & (K_GRID <= FT.kmax)
-    expected = np.mean(((chi0 - chi2) * K_GRID**2)[inside] ** 2)
+    k = K_GRID
+    inside = (k >= FT.kmin) & (k <= FT.kmax)
+    expected = np.mean(((chi0 - chi2) * k**2)[inside] ** 2)
     assert table.loc[0, "exafs_mse_ref_k"] == pytest.approx(expected, rel=1e-9)
     assert table.loc[0, "n_reference_seeds"] == 1
 
@@ -335,3 +336,72 @@ def test_summary_keeps_the_dft_arm_of_an_unstable_run(three_runs):
     assert record["models"]["hot"]["unstable_runs"] == [
         {"n_frames": 0, "seed": 0, "failure": HOT.text()}]
     assert "unstable_runs" not in record["models"]["chgnet"]
+
+
+# ----------------------------------------------------------------------------- the study
+
+#: A model with an imaginary phonon: every atom is pushed away from where the model first
+#: saw it (force +k u, k = 5000 eV/Å^2), so any thermal displacement grows by e within
+#: about 2 fs and the MD runs away; on DFT frames its forces are finite.
+REPULSIVE_SITES = '''
+import numpy as np
+from ase.calculators.calculator import Calculator, all_changes
+
+
+class RepulsiveSites(Calculator):
+    implemented_properties = ("energy", "forces", "stress")
+
+    def __init__(self, k=5000.0, **kwargs):
+        super().__init__(**kwargs)
+        self.k, self.sites = k, {}
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        sites = self.sites.setdefault(len(self.atoms), self.atoms.positions.copy())
+        u = self.atoms.positions - sites
+        self.results = {"energy": -0.5 * self.k * float(np.sum(u**2)), "forces": self.k * u,
+                        "stress": np.zeros(6)}
+'''
+
+
+@pytest.mark.slow
+def test_one_unstable_model_does_not_stop_the_study(repo, mirror, tmp_path):
+    """The tiny study with CHGNet and a model that runs away: the summary has both, the
+    unstable one with its DFT-arm scores, its failure, and no EXAFS score."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    (tmp_path / "unstable_model.py").write_text(REPULSIVE_SITES)
+    config = yaml.safe_load((repo / "config" / "test.yaml").read_text())
+    config["models"] = {
+        "chgnet": {"kind": "chgnet", "weights": "0.3.0"},
+        "repulsive": {"kind": "ase", "calculator": "unstable_model:RepulsiveSites"},
+    }
+    config["sweep"]["n_frames"] = [0]
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    targets = ["results/W/summary.csv", "results/W/convergence.json"]
+    env = {**os.environ, "DUALBENCH_DATA_MIRROR": str(mirror),
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "--directory",
+         str(tmp_path / "work"), *targets, "--cores", "2", "--configfile", str(path)],
+        capture_output=True, text=True, timeout=1800, env=env,
+    )
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    results = tmp_path / "work" / "results" / "W"
+    table = pd.read_csv(results / "summary.csv").set_index("model")
+    assert table.loc["chgnet", "md_status"] == "ok"
+    assert np.isfinite(table.loc["chgnet", "exafs_mse_k"])
+    assert table.loc["repulsive", "md_status"] == "unstable"
+    assert table.loc["repulsive", "md_failure"].startswith("MD unstable at step ")
+    assert "(runaway)" in table.loc["repulsive", "md_failure"]
+    assert np.isnan(table.loc["repulsive", "exafs_mse_k"])
+    assert np.isfinite(table.loc["repulsive", "force_mae"])
+    info = json.loads((results / "repulsive/n0/seed0/md/md_run.json").read_text())
+    assert info["status"] == "unstable" and info["failure"]["stage"] == "md"
+    record = json.loads((results / "convergence.json").read_text())
+    assert record["models"]["repulsive"]["unstable_runs"][0]["seed"] == 0
