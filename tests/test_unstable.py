@@ -405,3 +405,13 @@ def test_one_unstable_model_does_not_stop_the_study(repo, mirror, tmp_path):
     assert info["status"] == "unstable" and info["failure"]["stage"] == "md"
     record = json.loads((results / "convergence.json").read_text())
     assert record["models"]["repulsive"]["unstable_runs"][0]["seed"] == 0
+
+
+def test_average_potentials_from_an_unstable_run_are_refused_naming_it(unstable_run):
+    from dualbench.exafs.pipeline import potentials_reference
+
+    settings = ex.ExafsSettings.from_config({**EXAFS, "potentials_from": "average"}, "L3")
+    snaps = unstable_run["dir"] / "snapshots.extxyz"
+    with pytest.raises(ValueError, match="potentials_from: average takes the mean positions"
+                                         r" of this run, whose MD is unstable \(MD unstable at"):
+        potentials_reference({}, settings, None, snaps)

@@ -31,6 +31,7 @@ from dualbench.exafs.path_table import (
 from dualbench.exafs.sampling import chunk_of, read_finite_snapshots, select_snapshots
 from dualbench.exafs.settings import ExafsSettings
 from dualbench.exafs.shells import check_cut_between_shells
+from dualbench.runstatus import md_failure
 from dualbench.schema import SettingError
 
 if TYPE_CHECKING:
@@ -65,6 +66,12 @@ def potentials_reference(
     if settings.potentials_from == "average":
         if snapshots_file is None:
             raise ValueError("exafs.potentials_from: average needs an MD snapshots file")
+        failure = md_failure(Path(snapshots_file).parent)
+        if failure is not None:
+            raise ValueError(
+                f"{snapshots_file}: exafs.potentials_from: average takes the mean positions of"
+                f" this run, whose MD is unstable ({failure.text()}); use potentials_from:"
+                " ideal, or list a model that holds the crystal first in `models`")
         frames = read_finite_snapshots(snapshots_file)
         log.info("reference: mean positions of %d frames of %s", len(frames), snapshots_file)
         return average_structure(frames, str(snapshots_file)), "average"
