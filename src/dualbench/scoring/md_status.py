@@ -14,12 +14,15 @@ scored as a result, "MD unstable", not a crash:
   text), NaN EXAFS columns and valid DFT-arm columns; a summary without the columns is all
   ok.
 
-Used by the leaderboard (:mod:`dualbench.scoring.leaderboard`) and the figures.
+Used by the leaderboard (:mod:`dualbench.scoring.leaderboard`) and the figures, whose
+legend texts (:func:`failure_label`, :func:`grouped_failures`) are made here too.
 """
 
 from __future__ import annotations
 
 import json
+import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +123,34 @@ def summary_failures(summary: pd.DataFrame, folder: str | Path | None = None
             written = why.strip() if isinstance(why, str) else ""
             failures[key] = written or on_disk or UNSTABLE_TEXT
     return failures
+
+
+def said(why: str | None) -> bool:
+    """Whether a failure text says more than "MD unstable"."""
+    return bool(why and why.strip() and why.strip() != UNSTABLE_TEXT)
+
+
+def failure_label(label: str, why: str | None = None, reason: bool = False) -> str:
+    """The legend text of a run left out because its MD failed: "<label>: MD unstable",
+    with ``reason`` the reason (shortened, wrapped) below it when it says more."""
+    head = f"{label}: {UNSTABLE_TEXT}"
+    if not reason or not said(why):
+        return head
+    return head + "\n" + textwrap.fill(textwrap.shorten(why.strip(), 110, placeholder=" ..."),
+                                       60, initial_indent="  ", subsequent_indent="  ")
+
+
+def grouped_failures(failures: Mapping[tuple[str, int, int], str]) -> dict[str, str]:
+    """{"<model> N=<n>, seed(s) ...": reason} of (model, N, seed) failures, one entry per
+    (model, N); the seeds' reasons joined when they differ."""
+    groups: dict[tuple[str, int], dict[int, str]] = {}
+    for (model, n, seed), why in failures.items():
+        groups.setdefault((str(model), int(n)), {})[int(seed)] = why
+    out = {}
+    for (model, n), seeds in groups.items():
+        word = "seed" if len(seeds) == 1 else "seeds"
+        label = f"{model} N={n}, {word} {', '.join(map(str, sorted(seeds)))}".lstrip()
+        reasons = set(seeds.values())
+        out[label] = reasons.pop() if len(reasons) == 1 else "; ".join(
+            f"seed {s}: {why}" for s, why in sorted(seeds.items()))
+    return out
