@@ -515,6 +515,22 @@ def test_a_material_without_a_stable_row_gives_every_row_one_to_n(tmp_path):
     assert table["sigma2_ratio"].isna().all() and table["exafs_mse_k"].isna().all()
 
 
+def test_one_failed_seed_makes_the_row_unstable(tmp_path):
+    """m1's seed 1 ran away, its seed 0 ran fine: the row is unstable (the stable seed
+    alone would be a survivor), without sigma^2 or EXAFS numbers, ranked behind m2; its
+    force MAE is the mean of both seeds."""
+    runs = {("m1", 0, 0): (0.0031, 0.0001, 0.05, 0.04, 0.06, 50.0, None),
+            ("m1", 0, 1): (0.0031, 0.0001, 0.05, 0.04, 0.06, 70.0, "md"),
+            ("m2", 0, 0): (0.0045, 0.0002, 0.30, 0.25, 0.35, 80.0, None)}
+    table = build_leaderboard([material_inputs(
+        write_failed_material(tmp_path, "F", (0.003, 0.0002), runs))])
+    row = _row(table, "F", "m1", 0)
+    assert (row["md_status"], row["md_failure"]) == ("unstable", f"seed 1: {MD_TEXT}")
+    assert math.isnan(row["exafs_mse_k"]) and math.isnan(row["sigma2_ratio"])
+    assert row["force_mae"] == 60.0 and row["n_seeds"] == 2
+    assert (row["rank"], _row(table, "F", "m2", 0)["rank"]) == ("2", "1")
+
+
 def test_an_old_summary_without_the_status_columns_is_all_ok(table):
     assert set(table["md_status"]) == {"ok"}
     assert table["md_failure"].isna().all() or set(table["md_failure"]) == {""}
