@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from dualbench import plot_answer, plots
+from test_leaderboard import EXAFS_TEXT, MD_TEXT, write_failed_material
 
 
 def _chi(amplitude, sigma2):
@@ -226,3 +229,169 @@ def test_crowded_parity_gets_a_panel_per_model_and_keeps_every_slope(tmp_path):
     slopes = table.groupby("model")["slope"].first()
     assert slopes["b N=0"] == pytest.approx(0.4) and slopes["c N=10"] == pytest.approx(0.95)
     assert len(slopes) == 6
+
+
+# Runs whose MD failed (the contract's files, built by test_leaderboard's helpers): every
+# figure completes, leaves the failed run's curve or points out and names it.
+
+#: W: "a" ran fine; "b" ran away at N = 0 seed 0 (MD stage); "c" left the crystal at N = 0
+#: in both seeds (EXAFS stage: its sigma2.csv holds rows, sigma^2 0.0010, not to be used).
+PLOT_RUNS = {
+    ("a", 0, 0): (0.0060, 0.0003, 0.25, 0.22, 0.28, 500.0, None),
+    ("a", 0, 1): (0.0062, 0.0003, 0.27, 0.24, 0.30, 520.0, None),
+    ("a", 4, 0): (0.0032, 0.0002, 0.06, 0.05, 0.07, 100.0, None),
+    ("a", 4, 1): (0.0034, 0.0002, 0.07, 0.06, 0.08, 110.0, None),
+    ("b", 0, 0): (0.0100, 0.0003, 0.90, 0.80, 1.00, 300.0, "md"),
+    ("b", 0, 1): (0.0050, 0.0003, 0.20, 0.18, 0.22, 320.0, None),
+    ("b", 4, 0): (0.0035, 0.0002, 0.08, 0.07, 0.09, 90.0, None),
+    ("b", 4, 1): (0.0036, 0.0002, 0.09, 0.08, 0.10, 95.0, None),
+    ("c", 0, 0): (0.0010, 0.0001, 0.01, 0.00, 0.02, 400.0, "exafs"),
+    ("c", 0, 1): (0.0010, 0.0001, 0.01, 0.00, 0.02, 410.0, "exafs"),
+    ("c", 4, 0): (0.0040, 0.0002, 0.10, 0.09, 0.11, 150.0, None),
+    ("c", 4, 1): (0.0042, 0.0002, 0.11, 0.10, 0.12, 160.0, None),
+}
+PLOTTED = [(model, n) for model in "abc" for n in (0, 4)]  # Fig. 2 and parity: seed 0
+
+
+@pytest.fixture
+def failed_study(tmp_path):
+    folder = write_failed_material(tmp_path, "W", (0.003, 0.0002), PLOT_RUNS)
+    chi_k, chi_r = _chi(1.0, 0.003)
+    chi_k.to_csv(folder / "experiment" / "chi_k.csv", index=False)
+    chi_r.to_csv(folder / "experiment" / "chi_r.csv", index=False)
+    return folder
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Every text of each figure saved (legends, notes, labels), whitespace collapsed."""
+    from matplotlib.text import Text
+
+    texts: list[str] = []
+    real = plots.save_figure
+
+    def keep(fig, stem, table):
+        texts.extend(" ".join(t.get_text().split()) for t in fig.findobj(Text))
+        return real(fig, stem, table)
+
+    for module in (plots, plot_answer):
+        monkeypatch.setattr(module, "save_figure", keep)
+    return texts
+
+
+def _run(folder, model, n, seed=0):
+    return folder / model / f"n{n}" / f"seed{seed}"
+
+
+def _names(texts, label, why):
+    """A legend entry "<label>: MD unstable", and the reason beside it or in the note."""
+    return (any(t.startswith(f"{label}: MD unstable") for t in texts)
+            and any(f"{label}: {why}" in t or (t.startswith(f"{label}: MD unstable")
+                                               and why in t) for t in texts))
+
+
+def test_fig2_leaves_failed_runs_out_and_names_them(failed_study, drawn, tmp_path):
+    from dualbench.exafs import FTSettings
+
+    labels = [plots.run_label(model, n) for model, n in PLOTTED]
+    runs = [{"model": model, "n": n, "seed": 0} for model, n in PLOTTED]
+    sims = [(label, _run(failed_study, model, n) / "exafs")
+            for label, (model, n) in zip(labels, PLOTTED, strict=True)]
+    for scored in (None, plots.scored_shifts(failed_study / "exafs" / "comparison.csv", runs)):
+        drawn.clear()
+        stem = tmp_path / ("scored" if scored else "raw")
+        table = _check(plots.fig2_from_files(
+            sims, stem, experiment=failed_study / "experiment", k_window=(3, 14),
+            scored=scored, ft=FTSettings(), models=[run["model"] for run in runs]), stem)
+        assert set(table["curve"]) == {"experiment", "a vanilla (N=0)", "a fine-tuned (N=4)",
+                                       "b fine-tuned (N=4)", "c fine-tuned (N=4)"}
+        assert table["y"].notna().all()
+        assert _names(drawn, "b vanilla (N=0)", MD_TEXT)
+        assert _names(drawn, "c vanilla (N=0)", EXAFS_TEXT)
+    assert any(t.startswith("simulations as scored: E0 shift +1.5 eV") for t in drawn)
+
+
+def test_fig3_leaves_failed_exafs_points_out_and_names_them(failed_study, drawn, tmp_path):
+    summary = pd.read_csv(failed_study / "summary.csv")
+    # a failed run's EXAFS numbers are not used even when a summary holds some
+    summary.loc[summary["model"] == "c", "exafs_mse_k"] = summary.loc[
+        summary["model"] == "c", "exafs_mse_k"].fillna(0.001)
+    record = {"models": {m: {"exafs_mse_k": {"answer": "unresolved"},
+                             "force_mae": {"answer": "unresolved"}} for m in "abc"}}
+    for given in (record, None):  # the workflow's convergence.json, or decided here
+        drawn.clear()
+        stem = tmp_path / ("given" if given else "decided")
+        table = _check(plot_answer.fig3(summary, stem, record=given), stem)
+        exafs = table[table["quantity"] == "exafs_mse_k"].set_index(["model", "n_frames"])
+        assert set(exafs.index) == {("a", 0), ("a", 4), ("b", 0), ("b", 4), ("c", 4)}
+        assert exafs.loc[("b", 0), "n_seeds"] == 1
+        assert exafs.loc[("b", 0), "mean"] == pytest.approx(0.20)  # seed 1 alone
+        force = table[table["quantity"] == "force_mae"].set_index(["model", "n_frames"])
+        assert force.loc[("c", 0), "mean"] == pytest.approx(405.0)  # the DFT arm stays
+        assert force.loc[("b", 0), "n_seeds"] == 2
+        assert _names(drawn, "b N=0, seed 0", MD_TEXT)
+        assert _names(drawn, "c N=0, seeds 0, 1", EXAFS_TEXT)
+
+
+def _sigma2_figure(folder, stem):
+    runs = [{"model": m, "n": n, "seed": s} for m, n, s in PLOT_RUNS]
+    files = [_run(folder, m, n, s) / "md" / "sigma2.csv" for m, n, s in PLOT_RUNS]
+    fit = json.loads((folder / "experiment" / "fit.json").read_text())
+    return _check(plots.sigma2_vs_n(plots.runs_table(files, runs), stem, experiment_fit=fit),
+                  stem)
+
+
+def check_sigma2_means(table):
+    """By hand from PLOT_RUNS: b at N = 0 is seed 1 alone (0.0050); c at N = 0 is gone,
+    though both its sigma2.csv hold 0.0010."""
+    shell1 = table[table["shell"] == 1].set_index(["model", "n_frames"])
+    assert set(shell1.index) == {("a", 0), ("a", 4), ("b", 0), ("b", 4), ("c", 4)}
+    assert shell1.loc[("b", 0), "mean"] == pytest.approx(0.0050)
+    assert shell1.loc[("b", 0), "n_seeds"] == 1
+    assert shell1.loc[("c", 4), "mean"] == pytest.approx(0.0041)
+    assert shell1.loc[("a", 0), "mean"] == pytest.approx(0.0061)
+
+
+def test_sigma2_leaves_failed_runs_out_even_with_rows(failed_study, drawn, tmp_path):
+    table = plots.runs_table([_run(failed_study, "c", 0) / "md" / "sigma2.csv"],
+                             [{"model": "c", "n": 0, "seed": 0}])
+    assert len(table) == 1 and table["md_status"].iloc[0] == "unstable"
+    assert table["md_failure"].iloc[0] == EXAFS_TEXT
+    check_sigma2_means(_sigma2_figure(failed_study, tmp_path / "sigma2"))
+    assert _names(drawn, "b N=0, seed 0", MD_TEXT)
+    assert _names(drawn, "c N=0, seeds 0, 1", EXAFS_TEXT)
+
+
+def test_the_sigma2_check_catches_a_planted_bug(failed_study, tmp_path, monkeypatch):
+    """Oracle: trusting a sigma2.csv that has rows (the EXAFS-stage failure unseen) fails
+    the check."""
+    monkeypatch.setattr(plots, "run_failure", lambda run: None)
+    with pytest.raises(AssertionError):
+        check_sigma2_means(_sigma2_figure(failed_study, tmp_path / "sigma2"))
+
+
+def test_parity_draws_failed_runs_and_says_so(failed_study, drawn, tmp_path):
+    labels = [plots.run_label(model, n) for model, n in PLOTTED]
+    tables = {label: pd.read_csv(_run(failed_study, model, n) / "force_parity.csv")
+              for label, (model, n) in zip(labels, PLOTTED, strict=True)}
+    tables["d vanilla (N=0)"] = tables["a vanilla (N=0)"].iloc[:0]  # no forces at all
+    failures = {"b vanilla (N=0)": "MD unstable", "c vanilla (N=0)": "left the crystal"}
+    table = _check(plots.parity(tables, tmp_path / "parity", failures=failures),
+                   tmp_path / "parity")
+    assert set(table["model"]) == set(labels)  # the forces need no MD: all drawn
+    assert table.groupby("model")["slope"].first().to_dict() == pytest.approx(
+        dict.fromkeys(labels, 0.8))
+    assert any(t.startswith("b vanilla (N=0) (slope 0.80)") and "MD unstable" in t
+               for t in drawn)
+    assert "d vanilla (N=0): no DFT forces" in drawn
+
+
+def test_convergence_leaves_header_only_records_out(failed_study, drawn, tmp_path):
+    tables = {f"{m} N={n}, seed {s}": pd.read_csv(_run(failed_study, m, n, s) / "exafs"
+                                                   / "convergence.csv")
+              for m, n, s in PLOT_RUNS}
+    table = _check(plots.convergence(tables, tmp_path / "conv", "chir_max", "max |chi(R)|"),
+                   tmp_path / "conv")
+    failed = {"b N=0, seed 0", "c N=0, seed 0", "c N=0, seed 1"}
+    assert set(table["run"]) == set(tables) - failed
+    assert all(f"{label}: MD unstable" in drawn for label in failed)

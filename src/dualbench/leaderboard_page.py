@@ -28,6 +28,7 @@ from dualbench.scoring.leaderboard import (
     build_leaderboard,
     material_inputs,
 )
+from dualbench.scoring.md_status import is_unstable
 
 #: (column, header, format) of the tables.
 TABLE_COLUMNS = (
@@ -40,9 +41,14 @@ TABLE_COLUMNS = (
     ("force_mae", "force MAE (meV/Å)", "{:.1f}"), ("force_slope", "parity slope", "{:.3f}"),
     ("rank_sigma2", "rank (σ²)", None),
 )
+#: Columns an unstable row (its MD failed) shows as "MD unstable", its failure as the title.
+UNSTABLE_COLUMNS = ("sigma2_ratio", "exafs_mse_k")
+UNSTABLE_TEXT = "MD unstable"
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:80em}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:.25em .6em}
-th{background:#eee}td.num{text-align:right}code{font-size:90%}img{max-width:100%}"""
+th{background:#eee}td.num{text-align:right}code{font-size:90%}img{max-width:100%}
+td.unstable{background:#ddd;color:#444;font-style:italic;text-align:center}
+ul.failures{font-size:90%}"""
 
 
 def _cell(row: Mapping[str, Any], column: str, fmt: str | None) -> str:
@@ -63,17 +69,47 @@ def _cell(row: Mapping[str, Any], column: str, fmt: str | None) -> str:
     return "" if isinstance(value, float) and math.isnan(value) else str(value)
 
 
+def _unstable(row: Mapping[str, Any]) -> bool:
+    return is_unstable(row.get("md_status"))
+
+
+def _failure(row: Mapping[str, Any]) -> str:
+    text = row.get("md_failure")
+    return text if isinstance(text, str) and text else UNSTABLE_TEXT
+
+
+def _td(row: Mapping[str, Any], column: str, fmt: str | None) -> str:
+    """One cell; an unstable row's sigma^2 and EXAFS cells say "MD unstable", with the
+    failure as their title (the browser's tooltip)."""
+    if column in UNSTABLE_COLUMNS and _unstable(row):
+        return (f'<td class="unstable" title="{html.escape(_failure(row))}">'
+                f"{UNSTABLE_TEXT}</td>")
+    return f'<td class="{"num" if fmt else "txt"}">{html.escape(_cell(row, column, fmt))}</td>'
+
+
 def html_table(table: pd.DataFrame, css_class: str,
                columns: Sequence[tuple[str, str, str | None]] = TABLE_COLUMNS) -> str:
     """One HTML table of leaderboard rows."""
     head = "".join(f"<th>{html.escape(header)}</th>" for _, header, _ in columns)
     body = []
     for row in table.to_dict("records"):
-        cells = "".join(
-            f'<td class="{"num" if fmt else "txt"}">{html.escape(_cell(row, c, fmt))}</td>'
-            for c, _, fmt in columns)
+        cells = "".join(_td(row, c, fmt) for c, _, fmt in columns)
         body.append(f'<tr class="row">{cells}</tr>')
     return f'<table class="{css_class}"><tr>{head}</tr>{"".join(body)}</table>'
+
+
+def failure_list(table: pd.DataFrame) -> str:
+    """The footnote under a material's table: each unstable row and why its MD failed
+    (empty when every row is stable)."""
+    if "md_status" not in table:
+        return ""
+    items = [f"<li>{html.escape(str(row['model']))} N={row['n_frames']}: "
+             f"{html.escape(_failure(row))}</li>"
+             for row in table.to_dict("records") if _unstable(row)]
+    if not items:
+        return ""
+    return (f'<p>{UNSTABLE_TEXT}: no σ² or EXAFS score; ranked behind every stable row.'
+            f'</p><ul class="failures">{"".join(items)}</ul>')
 
 
 def overall_table(table: pd.DataFrame) -> str:
@@ -81,17 +117,24 @@ def overall_table(table: pd.DataFrame) -> str:
     their mean ranks (classical rows below the leaderboard's temperature floor left out)."""
     if "in_overall" in table and table["in_overall"].astype(bool).any():
         table = table[table["in_overall"].astype(bool)]
+    table = table.assign(unstable_in=[
+        m if is_unstable(s) else "" for m, s in
+        zip(table["material"], table.get("md_status", [""] * len(table)), strict=True)])
     groups = table.groupby(["model", "row_kind"], sort=False)
     frame = groups.agg(overall_rank=("overall_rank", "first"),
                        overall_best=("overall_best", "first"),
                        materials=("material", lambda m: ", ".join(m)),
                        mean_best=("rank_best", "mean"),
-                       mean_worst=("rank_worst", "mean")).reset_index()
+                       mean_worst=("rank_worst", "mean"),
+                       unstable_in=("unstable_in", lambda m: ", ".join(x for x in m if x))
+                       ).reset_index()
     frame = frame.sort_values(["overall_best", "mean_best", "model"])
     columns = (("overall_rank", "overall rank", None), ("model", "model", None),
                ("row_kind", "row", None), ("materials", "materials", None),
                ("mean_best", "mean best rank", "{:.2f}"),
                ("mean_worst", "mean worst rank", "{:.2f}"))
+    if frame["unstable_in"].astype(bool).any():
+        columns += (("unstable_in", "MD unstable in", None),)
     return html_table(frame, "overall", columns)
 
 
@@ -132,7 +175,7 @@ def provenance_section(table: pd.DataFrame) -> str:
 def render_page(table: pd.DataFrame, figure_png: str | Path) -> str:
     """The whole page as text."""
     image = base64.b64encode(Path(figure_png).read_bytes()).decode("ascii")
-    sections = [f'<h2>{html.escape(m)}</h2>{html_table(sub, "material")}'
+    sections = [f'<h2>{html.escape(m)}</h2>{html_table(sub, "material")}{failure_list(sub)}'
                 for m, sub in table.groupby("material", sort=False)]
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -143,7 +186,11 @@ def render_page(table: pd.DataFrame, figure_png: str | Path) -> str:
         "intervals overlap share a band. The overall rank leaves out rows whose MD ran "
         f"classical nuclei below {CLASSICAL_MIN_TEMPERATURE_K:g} K (the missing zero-point "
         "motion, the same for every model, dominates their sigma^2); the nuclei column "
-        "says which MD each row used.</p>"
+        "says which MD each row used. A row whose MD was unstable (a temperature runaway, "
+        "atoms too close, an atom off its lattice site) has no σ² or EXAFS score and is "
+        "ranked behind every stable row of its material: with k stable rows and n rows, "
+        "its band is k+1 to n (1 to n when no row is stable), and it counts so in the "
+        "overall rank.</p>"
         f'<h2>Overall</h2>{overall_table(table)}'
         f'<img id="heatmap" alt="sigma2 ratio and EXAFS MSE_k heat maps" '
         f'src="data:image/png;base64,{image}">'

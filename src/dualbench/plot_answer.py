@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dualbench.plots import pyplot, save_figure
+from dualbench.plots import failure_handles, pyplot, save_figure
+from dualbench.scoring.convergence import by_n
+from dualbench.scoring.md_status import grouped_failures, summary_failures
 
 EXAFS_COLOR = "#1f4e9c"
 FORCE_COLOR = "#c0392b"
@@ -34,8 +36,13 @@ def fig3(
     unresolved, not converged) is in the legend.  N = 0 (the vanilla model) sits on a
     symmetric-log axis.  ``exafs_column`` defaults to the score against the experiment
     (``exafs_mse_k``) or, without one, against the reference model (``exafs_mse_ref_k``),
-    which the axis then calls what it is: convergence of the simulation."""
-    from dualbench.scoring.convergence import by_n, convergence_record
+    which the axis then calls what it is: convergence of the simulation.  A run whose MD
+    failed (``md_status`` unstable) has no EXAFS point, whatever its row holds, and the
+    legend names it; its force MAE (no MD needed) is drawn."""
+    from dualbench.scoring.convergence import convergence_record
+
+    failures = summary_failures(summary)
+    summary = _without_failed_exafs(summary, failures)
 
     def present(column: str) -> bool:
         return column in summary and summary[column].notna().any()
@@ -50,50 +57,29 @@ def fig3(
     ax_right = ax_left.twinx()
     table, handles = [], []
     has_exafs = present(exafs_column)
+    quantities = [(ax_right, force_column, FORCE_COLOR, "s", "force MAE")]
+    if has_exafs:
+        quantities.insert(0, (ax_left, exafs_column, EXAFS_COLOR, "o",
+                              "EXAFS MSE to reference" if to_reference else "EXAFS MSE"))
+    several = summary["model"].nunique() > 1
     for m, (model, rows) in enumerate(summary.groupby("model")):
-        line = ["-", "--", "-.", ":"][m % 4]
-        for ax, column, color, marker, name in (
-            (ax_left, exafs_column, EXAFS_COLOR, "o",
-             "EXAFS MSE to reference" if to_reference else "EXAFS MSE"),
-            (ax_right, force_column, FORCE_COLOR, "s", "force MAE"),
-        ):
-            if column == exafs_column and not has_exafs:
-                continue
-            data = by_n(rows, column)
+        for ax, column, color, marker, name in quantities:
+            style = {"color": color, "marker": marker, "ls": ["-", "--", "-.", ":"][m % 4]}
+            label = f"{name} ({model})" if several else name
             decision = record["models"].get(str(model), {}).get(column, {})
-            n_conv, word = decision.get("n_converged"), decision.get("answer", "unresolved")
-            label = f"{name} ({model})" if summary["model"].nunique() > 1 else name
-            said = f"converged at N={n_conv}" if n_conv is not None else word
-            handles.append(ax.errorbar(
-                data["n_frames"], data["mean"], yerr=data["half_width"], color=color,
-                marker=marker, ls=line, capsize=3, label=f"{label}: {said}"))
-            # each seed's own value: with two or three seeds the t interval is wide, the
-            # points show what it is made of
-            seeds = rows.dropna(subset=[column])
-            ax.plot(seeds["n_frames"], seeds[column], ls="none", marker=marker, ms=3,
-                    mfc="none", color=color, alpha=0.6)
-            _clip_to_data(ax, seeds[column])
-            if column == "exafs_mse_k" and "exafs_mse_k_yardstick_sd" in rows:
-                band = _yardstick_band(rows, data)
-                if band is not None:
-                    handles.append(ax.fill_between(
-                        data["n_frames"], data["mean"] - band, data["mean"] + band,
-                        color=color, alpha=0.12, lw=0,
-                        label="experiment fit's E0, S0$^2$ (95 %, common to all)"))
-                    data = data.assign(yardstick_half_width=band)
-            if n_conv is not None:
-                ax.axvline(n_conv, color=color, ls=":", lw=1.0)
-            table.append(data.assign(model=model, quantity=column, converged_n=n_conv,
-                                     answer=word))
-    _exafs_axis(ax_left, summary, has_exafs, to_reference)
-    ax_right.set_ylabel("force MAE (meV/Å)", color=FORCE_COLOR)
-    ax_right.tick_params(axis="y", colors=FORCE_COLOR)
-    ax_left.set_xscale("symlog", linthresh=1.0)
-    ns = sorted(summary["n_frames"].unique())
-    ax_left.set_xticks(ns)
-    ax_left.set_xticklabels(["0\n(vanilla)" if n == 0 else str(n) for n in ns])
-    ax_left.set_xlabel("DFT frames used for fine-tuning, N")
-    # Below the axes: inside, it would hide the points it explains.
+            drawn = _quantity(ax, rows, column, style, label, decision, handles)
+            if drawn is not None:
+                table.append(drawn.assign(model=model, quantity=column))
+    for ax, column, *_ in quantities:
+        _clip_to_data(ax, summary[column].dropna() if column in summary
+                      else pd.Series(dtype=float))
+    handles += failure_handles(ax_left, grouped_failures(failures), reason=True)
+    _exafs_axis(ax_left, summary, has_exafs, to_reference,
+                bool(failures) and exafs_column in summary)
+    _n_axis(ax_left, ax_right, summary)
+    # Below the axes: inside, it would hide the points it explains; the figure grows with it
+    lines = 1 + sum(h.get_label().count("\n") + 1 for h in handles)
+    fig.set_size_inches(5.6, max(4.2, 3.4 + 0.17 * lines))
     ax_left.legend(handles=handles, frameon=False, fontsize=7, loc="upper center",
                    bbox_to_anchor=(0.5, -0.25), ncol=1,
                    title="seed mean, 95 % Student t over seeds; open: each seed",
@@ -103,9 +89,64 @@ def fig3(
     fig.tight_layout()
     columns = ["model", "quantity", "n_frames", "mean", "half_width", "n_seeds", "interval",
                "converged_n", "answer"]
-    frame = pd.concat(table, ignore_index=True)
+    frame = pd.concat(table, ignore_index=True) if table else pd.DataFrame(columns=columns)
     extra = [c for c in ("yardstick_half_width",) if c in frame]
     return save_figure(fig, stem, frame[columns + extra])
+
+
+def _without_failed_exafs(summary: pd.DataFrame, failures: Mapping) -> pd.DataFrame:
+    """The summary with every EXAFS number of a failed run (``exafs_*``, ``s02*``) NaN:
+    the model left the crystal or blew up, its spectrum is not a result."""
+    if not failures:
+        return summary
+    keys = zip(summary["model"].astype(str), summary["n_frames"].astype(int),
+               summary["seed"].astype(int), strict=True)
+    failed = np.array([key in failures for key in keys], dtype=bool)
+    summary = summary.copy()
+    for column in summary.columns:
+        if column.startswith(("exafs_", "s02")) and column != "exafs_arm":
+            summary[column] = summary[column].where(~failed)
+    return summary
+
+
+def _quantity(ax, rows: pd.DataFrame, column: str, style: dict, label: str,
+              decision: Mapping, handles: list) -> pd.DataFrame | None:
+    """One model's line of one quantity: seed means with their bars, each seed's value,
+    the yardstick band and the converged N (None when the model has no value)."""
+    data = by_n(rows, column)
+    if data.empty:
+        return None
+    color, marker = style["color"], style["marker"]
+    n_conv, word = decision.get("n_converged"), decision.get("answer", "unresolved")
+    said = f"converged at N={n_conv}" if n_conv is not None else word
+    handles.append(ax.errorbar(data["n_frames"], data["mean"], yerr=data["half_width"],
+                               capsize=3, label=f"{label}: {said}", **style))
+    # each seed's own value: with two or three seeds the t interval is wide, the points
+    # show what it is made of
+    seeds = rows.dropna(subset=[column])
+    ax.plot(seeds["n_frames"], seeds[column], ls="none", marker=marker, ms=3, mfc="none",
+            color=color, alpha=0.6)
+    if column == "exafs_mse_k" and "exafs_mse_k_yardstick_sd" in rows:
+        band = _yardstick_band(rows, data)
+        if band is not None:
+            handles.append(ax.fill_between(
+                data["n_frames"], data["mean"] - band, data["mean"] + band, color=color,
+                alpha=0.12, lw=0, label="experiment fit's E0, S0$^2$ (95 %, common to all)"))
+            data = data.assign(yardstick_half_width=band)
+    if n_conv is not None:
+        ax.axvline(n_conv, color=color, ls=":", lw=1.0)
+    return data.assign(converged_n=n_conv, answer=word)
+
+
+def _n_axis(ax_left, ax_right, summary: pd.DataFrame) -> None:
+    """The N axis (symmetric log, N = 0 called vanilla) and the force axis's colours."""
+    ax_right.set_ylabel("force MAE (meV/Å)", color=FORCE_COLOR)
+    ax_right.tick_params(axis="y", colors=FORCE_COLOR)
+    ax_left.set_xscale("symlog", linthresh=1.0)
+    ns = sorted(summary["n_frames"].unique())
+    ax_left.set_xticks(ns)
+    ax_left.set_xticklabels(["0\n(vanilla)" if n == 0 else str(n) for n in ns])
+    ax_left.set_xlabel("DFT frames used for fine-tuning, N")
 
 
 def _clip_to_data(ax, values: pd.Series) -> None:
@@ -124,11 +165,14 @@ def _yardstick_band(rows: pd.DataFrame, data: pd.DataFrame) -> np.ndarray | None
     return band if np.isfinite(band).any() else None
 
 
-def _exafs_axis(ax, summary: pd.DataFrame, has_exafs: bool, to_reference: bool) -> None:
+def _exafs_axis(ax, summary: pd.DataFrame, has_exafs: bool, to_reference: bool,
+                failed: bool = False) -> None:
     """Fig. 3's left axis: the EXAFS MSE against the experiment, against the reference
-    model's simulation (said to be convergence, not agreement), or nothing scored."""
+    model's simulation (said to be convergence, not agreement), or nothing scored (no
+    experiment, or, with ``failed``, no run whose MD ran fine)."""
     if not has_exafs:
-        ax.text(0.03, 0.04, "no experiment given: EXAFS MSE not scored",
+        why = "every run's MD unstable" if failed else "no experiment given"
+        ax.text(0.03, 0.04, f"{why}: EXAFS MSE not scored",
                 transform=ax.transAxes, ha="left", va="bottom", style="italic", fontsize=8)
         ax.set_yticks([])
         return

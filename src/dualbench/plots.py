@@ -5,11 +5,19 @@ answer against N, is :mod:`dualbench.plot_answer`.
 Every figure is written as PNG and PDF with the plotted numbers beside it as CSV
 (``<stem>.png``, ``<stem>.pdf``, ``<stem>.csv``).  Curves differ by line style and marker as
 well as colour, so the figures read in greyscale.
+
+A run whose MD failed (``md_status`` unstable: a temperature runaway, atoms too close, an
+atom off its lattice site) has header-only chi(k), chi(R), convergence and, for an MD-stage
+failure, sigma^2 tables, and NaN EXAFS numbers in the summary.  Every figure skips its
+curve or points (its sigma^2 too when the file has rows: the model left the crystal) and
+names it in the legend, "<run>: MD unstable" with the failure's reason when known.  The
+force parity, which needs no MD, still draws it.
 """
 
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -17,6 +25,16 @@ import numpy as np
 import pandas as pd
 
 from dualbench.io import atomic_path, write_csv
+from dualbench.scoring.md_status import (
+    STABLE,
+    UNSTABLE,
+    UNSTABLE_TEXT,
+    failure_label,
+    grouped_failures,
+    is_unstable,
+    run_failure,
+    said,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +86,24 @@ def _style(position: int) -> dict:
     return STYLES[1 + (position - 1) % (len(STYLES) - 1)]
 
 
+def failure_handles(ax, failures: Mapping[str, str | None], reason: bool = False) -> list:
+    """Legend entries without data (a grey cross) naming each failed run (with its reason
+    when ``reason``)."""
+    return [ax.plot([], [], ls="none", marker="x", color="0.45",
+                    label=failure_label(label, why, reason))[0]
+            for label, why in failures.items()]
+
+
+def failure_note(fig, failures: Mapping[str, str | None]) -> None:
+    """The failed runs' reasons under the figure, outside every axis (saved with it:
+    :func:`save_figure` crops to what is drawn)."""
+    lines = [textwrap.shorten(f"{label}: {why.strip()}", 130, placeholder=" ...")
+             for label, why in failures.items() if said(why)]
+    if lines:
+        fig.text(0.01, 0.0, "\n".join([f"Not drawn, {UNSTABLE_TEXT}:", *lines]), ha="left",
+                 va="top", fontsize=7, style="italic", color="0.25")
+
+
 #: Simulated curves beyond which Fig. 2 draws one pair of panels per model.
 FIG2_MAX_CURVES = 4
 
@@ -84,6 +120,13 @@ def _panels(labels: Sequence[str], groups: Mapping[str, str] | None) -> dict[str
     return panels
 
 
+def _panel_of(label: str, groups: Mapping[str, str] | None, panels: Mapping[str, list[str]]
+              ) -> str:
+    """The panel that names a run left out: its model's, else the last."""
+    group = (groups or {}).get(label)
+    return group if group in panels else list(panels)[-1]
+
+
 def fig2(
     curves: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]],
     stem: str | Path,
@@ -93,8 +136,12 @@ def fig2(
     note: str | None = None,
     k_window: tuple[float, float] | None = None,
     groups: Mapping[str, str] | None = None,
+    failures: Mapping[str, str | None] | None = None,
 ) -> list[Path]:
     """|chi(R)| of k^w-weighted chi(k) for each labelled curve, with a k-space panel.
+
+    ``failures`` maps a run left out (its MD failed) to the reason, or None: the legend
+    names it (in its model's panel when ``groups`` gives one).
 
     ``groups`` maps a simulated curve's label to its model: with more than
     :data:`FIG2_MAX_CURVES` simulated curves of several models, each model gets its own
@@ -134,6 +181,8 @@ def fig2(
         ax_r.set_xlabel(r"$R$ (Å)")
         ax_r.set_ylabel(rf"$|\mathrm{{FT}}(k^{kweight}\chi)|$ (Å$^{{-{kweight + 1}}}$)")
         ax_r.set_xlim(0, rmax_plot)
+        failure_handles(ax_r, {label: why for label, why in (failures or {}).items()
+                               if _panel_of(label, groups, panels) == name})
         ax_r.legend(frameon=False, fontsize=8)
         if n > 1:
             ax_r.set_title(name, fontsize=10)
@@ -144,6 +193,7 @@ def fig2(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    failure_note(fig, failures or {})
     return save_figure(fig, stem, pd.DataFrame(rows, columns=["space", "curve", "x", "y"]))
 
 
@@ -161,12 +211,15 @@ def _sigma2_by_n(sub: pd.DataFrame) -> pd.DataFrame:
 
 
 def parity(tables: Mapping[str, pd.DataFrame], stem: str | Path, title: str = "",
-           groups: Mapping[str, str] | None = None) -> list[Path]:
+           groups: Mapping[str, str] | None = None,
+           failures: Mapping[str, str | None] | None = None) -> list[Path]:
     """Predicted against DFT force components for each labelled model, with fitted slopes.
 
     Each table has columns ``force_dft_eV_per_A`` and ``force_pred_eV_per_A``.  ``groups``
     (label -> model) gives each model a panel of its own when there are more than
-    :data:`FIG2_MAX_CURVES` tables of several models.
+    :data:`FIG2_MAX_CURVES` tables of several models.  The forces need no MD: a run in
+    ``failures`` (label -> reason; its MD failed) is drawn, its legend saying "MD unstable";
+    a table without finite forces is left out and named in the legend.
     """
     from dualbench.metrics import parity_slope
 
@@ -178,15 +231,24 @@ def parity(tables: Mapping[str, pd.DataFrame], stem: str | Path, title: str = ""
     for ax, (name, labels) in zip(axes[0], panels.items(), strict=True):
         for i, label in enumerate(labels):
             t = tables[label]
-            ref = t["force_dft_eV_per_A"].to_numpy()
-            pred = t["force_pred_eV_per_A"].to_numpy()
-            slope = parity_slope(pred, ref)
-            ax.scatter(ref, pred, s=6, marker=MARKERS[i % len(MARKERS)], alpha=0.5,
-                       color=_style(i)["color"], label=f"{label} (slope {slope:.2f})")
-            lim = max(lim, float(np.abs(ref).max()), float(np.abs(pred).max()))
+            ref = pd.to_numeric(t.get("force_dft_eV_per_A", pd.Series(dtype=float)),
+                                errors="coerce").to_numpy(float)
+            pred = pd.to_numeric(t.get("force_pred_eV_per_A", pd.Series(dtype=float)),
+                                 errors="coerce").to_numpy(float)
+            keep = np.isfinite(ref) & np.isfinite(pred)
+            if not keep.any():
+                ax.plot([], [], ls="none", marker="x", color="0.45",
+                        label=f"{label}: no DFT forces")
+                continue
+            slope = parity_slope(pred[keep], ref[keep])
+            tag = f" — {UNSTABLE_TEXT}" if failures and label in failures else ""
+            ax.scatter(ref[keep], pred[keep], s=6, marker=MARKERS[i % len(MARKERS)], alpha=0.5,
+                       color=_style(i)["color"], label=f"{label} (slope {slope:.2f}){tag}")
+            lim = max(lim, float(np.abs(ref[keep]).max()), float(np.abs(pred[keep]).max()))
             rows.append(t.assign(model=label, slope=slope))
         if name:
             ax.set_title(name, fontsize=10)
+    lim = lim or 1.0
     for ax in axes[0]:
         ax.plot([-lim, lim], [-lim, lim], color="0.5", lw=0.8, ls=":", label="ideal")
         ax.set_xlim(-lim, lim)
@@ -198,28 +260,41 @@ def parity(tables: Mapping[str, pd.DataFrame], stem: str | Path, title: str = ""
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return save_figure(fig, stem, pd.concat(rows, ignore_index=True))
+    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["force_dft_eV_per_A", "force_pred_eV_per_A", "model", "slope"])
+    return save_figure(fig, stem, table)
 
 
 def convergence(tables: Mapping[str, pd.DataFrame], stem: str | Path, value: str,
-                ylabel: str, title: str = "") -> list[Path]:
-    """A convergence record (``n_snapshots`` against ``value``) for each labelled run."""
+                ylabel: str, title: str = "",
+                failures: Mapping[str, str | None] | None = None) -> list[Path]:
+    """A convergence record (``n_snapshots`` against ``value``) for each labelled run.  A
+    header-only record (the run's MD failed), or a run in ``failures`` (label -> reason),
+    is left out and named in the legend."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
-    rows = []
+    rows, skipped = [], dict(failures or {})
     for i, (label, t) in enumerate(tables.items()):
+        if label in skipped or t.empty or value not in t:
+            skipped.setdefault(label, None)
+            continue
         style = STYLES[i % len(STYLES)]
         ax.plot(t["n_snapshots"], t[value], label=label, lw=1.2,
                 marker=MARKERS[i % len(MARKERS)], ms=3,
                 **{k: v for k, v in style.items() if k != "marker"})
         rows.append(t[["n_snapshots", value]].assign(run=label))
+    skipped = {label: why for label, why in skipped.items() if label in tables}
+    failure_handles(ax, skipped)
     ax.set_xlabel("snapshots averaged")
     ax.set_ylabel(ylabel)
     ax.legend(frameon=False, fontsize=8)
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return save_figure(fig, stem, pd.concat(rows, ignore_index=True))
+    failure_note(fig, skipped)
+    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["n_snapshots", value, "run"])
+    return save_figure(fig, stem, table)
 
 
 def sigma2_vs_n(table: pd.DataFrame, stem: str | Path, shells: Sequence[int] = (1, 2),
@@ -231,13 +306,17 @@ def sigma2_vs_n(table: pd.DataFrame, stem: str | Path, shells: Sequence[int] = (
 
     ``table`` has columns ``n_frames, seed, shell, r_ideal_A, sigma2_A2`` and ``model``.  With the
     experiment's fit (fit.json), each fitted shell's sigma^2 ± its error is drawn as a
-    band in the shell's colour, and the table gains ``sigma2_exp_A2`` and its error.
+    band in the shell's colour, and the table gains ``sigma2_exp_A2`` and its error.  Rows
+    of a run with ``md_status`` unstable (:func:`runs_table`) are left out, whatever their
+    numbers, and the run is named in the legend.
     """
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     rows = []
     if "model" not in table:
         table = table.assign(model="")
+    all_ns = sorted(table["n_frames"].unique())
+    table, failures = _stable_runs(table)
     models = list(dict.fromkeys(table["model"]))
     lines = ["-", "--", "-.", ":"]
     for i, shell in enumerate(shells):
@@ -266,17 +345,32 @@ def sigma2_vs_n(table: pd.DataFrame, stem: str | Path, shells: Sequence[int] = (
             for j, row in enumerate(rows):
                 if (row["shell"] == shell).all():
                     rows[j] = row.assign(sigma2_exp_A2=value, sigma2_exp_A2_err=err)
+    failure_handles(ax, failures)
     ax.set_xscale("symlog", linthresh=1.0)
-    ns = sorted(table["n_frames"].unique())
-    ax.set_xticks(ns)
-    ax.set_xticklabels([str(n) for n in ns])
+    ax.set_xticks(all_ns)
+    ax.set_xticklabels([str(n) for n in all_ns])
     ax.set_xlabel("DFT frames used for fine-tuning, N (0 = vanilla)")
     ax.set_ylabel(r"MD $\sigma^2$ (Å$^2$)")
     ax.legend(frameon=False, fontsize=8)
     if title:
         ax.set_title(title)
     fig.tight_layout()
+    failure_note(fig, failures)
     return save_figure(fig, stem, pd.concat(rows, ignore_index=True) if rows else table)
+
+
+def _stable_runs(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The rows of runs whose MD ran fine, and the others' :func:`grouped_failures`
+    (``md_status`` unstable)."""
+    if "md_status" not in table:
+        return table, {}
+    bad = table["md_status"].map(is_unstable).astype(bool)
+    failures = {}
+    for row in table[bad].to_dict("records"):
+        why = row.get("md_failure")
+        failures[(row["model"], int(row["n_frames"]), int(row.get("seed", 0)))] = (
+            why if isinstance(why, str) and why else UNSTABLE_TEXT)
+    return table[~bad], grouped_failures(failures)
 
 
 # --- figures from the workflow's files (used by the rules and the CLI) ---------------------
@@ -301,20 +395,26 @@ def fig2_from_files(
     gives each simulation's (E0 shift in eV, S0^2) of the comparison: the simulation is
     then drawn as scored, S0^2 chi(q) with larch's e0 convention, its |chi(R)| from the
     same transform (``ft``, :class:`~dualbench.exafs.FTSettings`), and the note says so.
+    A simulation whose MD failed (a header-only ``chi_k.csv``, or NaN scores) is left out
+    and named in the legend, with the reason its run folder gives (:func:`run_failure`).
     """
     curves = {}
     if experiment is not None:
         curves["experiment"] = _chi_tables(experiment)
-    notes = []
+    notes, failures = [], {}
     for i, (label, folder) in enumerate(simulations):
         chi_k, chi_r = _chi_tables(folder)
-        if scored is not None:
-            de, s02 = scored[i]
+        shift = scored[i] if scored is not None else None
+        if _no_curve(chi_k) or (shift is not None and not np.isfinite(shift).all()):
+            failures[label] = run_failure(Path(folder).parent)
+            continue
+        if shift is not None:
+            de, s02 = shift
             chi_k, chi_r = _as_scored(chi_k, de, s02, ft)
             notes.append(f"{de:+.1f} eV, S0²={s02:.2f}")
         curves[label] = (chi_k, chi_r)
     note = None if experiment is not None else "no experimental spectrum given"
-    if scored is not None:
+    if notes:
         shared = sorted(set(notes))
         note = "simulations as scored: E0 shift " + ("; ".join(shared) if len(shared) > 1
                                                      else shared[0])
@@ -322,7 +422,13 @@ def fig2_from_files(
     if models is not None:
         groups = {label: model for (label, _), model in zip(simulations, models, strict=True)}
     return fig2(curves, stem, kweight=kweight, title=title, note=note, k_window=k_window,
-                groups=groups)
+                groups=groups, failures=failures)
+
+
+def _no_curve(chi_k: pd.DataFrame) -> bool:
+    """A header-only (or all-NaN) chi(k): the run's MD failed."""
+    return not np.isfinite(pd.to_numeric(chi_k.get("chi", pd.Series(dtype=float)),
+                                         errors="coerce")).any()
 
 
 def _as_scored(chi_k: pd.DataFrame, de: float, s02: float, ft) -> tuple[pd.DataFrame,
@@ -356,11 +462,21 @@ def _chi_tables(folder: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def runs_table(files: Sequence[str | Path], runs: Sequence[Mapping[str, object]]) -> pd.DataFrame:
-    """Concatenate per-run CSV files, adding each run's model, n_frames and seed columns."""
-    parts = [
-        pd.read_csv(f).assign(model=r["model"], n_frames=int(r["n"]), seed=int(r["seed"]))
-        for f, r in zip(files, runs, strict=True)
-    ]
+    """Concatenate per-run CSV files (``<run>/<stage>/<name>.csv``), adding each run's
+    model, n_frames, seed, ``md_status`` and ``md_failure`` columns.  A run whose MD failed
+    (:func:`run_failure` of its folder, or a header-only file) is one row of NaN numbers
+    with status unstable and its reason, whatever its file holds: an EXAFS-stage failure
+    (an atom left its site) leaves a sigma^2 table that must not be used."""
+    parts = []
+    for f, r in zip(files, runs, strict=True):
+        table = pd.read_csv(f)
+        keys = {"model": r["model"], "n_frames": int(r["n"]), "seed": int(r["seed"])}
+        why = run_failure(Path(f).parent.parent)
+        if why is None and not table.empty:
+            parts.append(table.assign(**keys, md_status=STABLE, md_failure=""))
+        else:
+            parts.append(pd.DataFrame([{**keys, "md_status": UNSTABLE,
+                                        "md_failure": why or UNSTABLE_TEXT}]))
     return pd.concat(parts, ignore_index=True)
 
 

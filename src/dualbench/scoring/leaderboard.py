@@ -27,6 +27,23 @@ folder: ``summary.csv``, ``experiment/fit.json`` and every EXAFS run's ``md/sigm
   over the rows ``in_overall``: every row but one whose MD ran classical nuclei below
   :data:`CLASSICAL_MIN_TEMPERATURE_K` (there the missing zero-point motion, not the model,
   sets most of sigma^2, the same for every model; such rows keep their per-material rank).
+* ``md_status`` (``ok`` or ``unstable``) and ``md_failure``: a run whose MD failed (a
+  temperature runaway, atoms too close, an atom off its lattice site in a crystal) says so
+  in ``summary.csv`` (``md_status``, ``md_failure``; a summary without them is all ok) or
+  in its run folder (:mod:`dualbench.scoring.md_status`).  A row is unstable when any of its
+  seeds is (the stable seeds alone would be the survivors, not the model).  An unstable
+  row keeps its DFT-arm numbers (force MAE and slope need no MD) and has no MD sigma^2,
+  ratio or EXAFS numbers: its ``md/sigma2.csv`` is never read, even when it has rows (an
+  atom that left its site makes sigma^2 meaningless).
+
+Ranking of unstable rows (a penalty, not a skip).  A model whose MD is unstable at the
+experiment's condition is ranked behind every stable model of its material: with k stable
+rows ranked by the interval rule and n = k + the unstable rows, each unstable row's band
+is [k + 1, n], for the EXAFS rank and the sigma^2 rank alike, and it enters the overall
+rank with that band.  A material with no stable row at all gives every row [1, n].  The
+stable rows' bands are those of :func:`rank_bands` over the stable rows alone, the same as
+without the unstable rows.  When stable rows exist but none has an interval for a rank
+(no experiment fit for sigma^2, say), the unstable rows stay unranked too.
 """
 
 from __future__ import annotations
@@ -42,6 +59,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from dualbench.scoring.md_status import (
+    STABLE,
+    UNSTABLE,
+    is_unstable,
+    run_folder,
+    summary_failures,
+)
 from dualbench.stats import t_half_width, t_quantile
 
 CONFIDENCE = 0.95
@@ -53,6 +77,7 @@ CLASSICAL_MIN_TEMPERATURE_K = 200.0
 VANILLA, TUNED = "vanilla", "fine-tuned"
 COLUMNS = (
     "material", "model", "row_kind", "n_frames", "n_seeds", "temperature_K", "nuclei",
+    "md_status", "md_failure",
     "sigma2_md_A2", "sigma2_md_se_A2", "sigma2_exp_A2", "sigma2_exp_se_A2",
     "sigma2_ratio", "sigma2_ratio_lo", "sigma2_ratio_hi", "sigma2_ratio_dof",
     "exafs_mse_k", "exafs_mse_k_lo", "exafs_mse_k_hi", "exafs_mse_k_yardstick_sd",
@@ -66,13 +91,15 @@ COLUMNS = (
 @dataclass
 class MaterialInputs:
     """A material's files: its summary, the experiment's fit (None without one) and the
-    MD sigma^2 table of each EXAFS run, keyed by (model, N, seed)."""
+    MD sigma^2 table of each stable EXAFS run, keyed by (model, N, seed); ``failures``
+    gives each unstable run's failure text under the same key."""
 
     name: str
     summary: Path
     fit: Path | None = None
     sigma2: dict[tuple[str, int, int], Path] = field(default_factory=dict)
     temperature_K: float | None = None
+    failures: dict[tuple[str, int, int], str] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,24 +115,28 @@ class Estimate:
 def material_inputs(folder: str | Path, name: str | None = None,
                     temperature_K: float | None = None) -> MaterialInputs:
     """The inputs of ``results/<material>/`` found on disk (the temperature, when not
-    given, from the first run's ``md/md_run.json``)."""
+    given, from the first run's ``md/md_run.json``).  An unstable run
+    (:func:`~dualbench.scoring.md_status.summary_failures`) has its failure text and no
+    sigma^2 table."""
     folder = Path(folder)
     summary = pd.read_csv(folder / "summary.csv")
     fit = folder / "experiment" / "fit.json"
+    failures = summary_failures(summary, folder)
     sigma2 = {}
     for row in summary.itertuples():
-        run = folder / str(row.model) / f"n{row.n_frames}" / f"seed{row.seed}"
-        path = run / "md" / "sigma2.csv"
-        if path.is_file():
-            sigma2[(str(row.model), int(row.n_frames), int(row.seed))] = path
+        key = (str(row.model), int(row.n_frames), int(row.seed))
+        path = run_folder(folder, *key) / "md" / "sigma2.csv"
+        if path.is_file() and key not in failures:
+            sigma2[key] = path
     if temperature_K is None:
-        for path in sigma2.values():
-            run = path.parent / "md_run.json"
-            if run.is_file():
-                temperature_K = json.loads(run.read_text())["settings"].get("temperature_K")
+        for row in summary.itertuples():
+            run = run_folder(folder, str(row.model), int(row.n_frames), int(row.seed))
+            if (run / "md" / "md_run.json").is_file():
+                temperature_K = json.loads((run / "md" / "md_run.json").read_text())[
+                    "settings"].get("temperature_K")
                 break
     return MaterialInputs(name or folder.name, folder / "summary.csv",
-                          fit if fit.is_file() else None, sigma2, temperature_K)
+                          fit if fit.is_file() else None, sigma2, temperature_K, failures)
 
 
 def seed_estimate(values: Sequence[float], lo: Sequence[float] = (),
@@ -222,11 +253,7 @@ def _row_kinds(summary: pd.DataFrame) -> list[tuple[str, int]]:
     return kinds + ([(TUNED, largest)] if largest > 0 else [])
 
 
-def _sigma2_part(inputs: MaterialInputs, runs: pd.DataFrame, fit: dict | None
-                 ) -> tuple[dict[str, float], list[Path]]:
-    files = [inputs.sigma2[key] for key in
-             zip(runs["model"].astype(str), runs["n_frames"].astype(int),
-                 runs["seed"].astype(int), strict=True) if key in inputs.sigma2]
+def _sigma2_part(files: Sequence[Path], fit: dict | None) -> dict[str, float]:
     shells = [_shell1(path) for path in files]
     md, md_se, md_dof = md_sigma2([s[0] for s in shells], [s[1] for s in shells])
     exp = float(fit["sigma2_shell1_A2"]) if fit else math.nan
@@ -236,7 +263,7 @@ def _sigma2_part(inputs: MaterialInputs, runs: pd.DataFrame, fit: dict | None
         "sigma2_md_A2": md, "sigma2_md_se_A2": md_se, "sigma2_exp_A2": exp,
         "sigma2_exp_se_A2": exp_se, "sigma2_ratio": ratio.value, "sigma2_ratio_lo": ratio.lo,
         "sigma2_ratio_hi": ratio.hi, "sigma2_ratio_dof": ratio.dof,
-    }, files
+    }
 
 
 def _exafs_part(runs: pd.DataFrame, fit: dict | None) -> dict[str, float]:
@@ -256,8 +283,19 @@ def _exafs_part(runs: pd.DataFrame, fit: dict | None) -> dict[str, float]:
     }
 
 
+def _row_failure(failures: dict[tuple[str, int, int], str], keys: Sequence[tuple[str, int, int]]
+                 ) -> str:
+    """The failure text of a row's unstable seeds ('' when every seed is stable); with
+    several seeds each text says its seed."""
+    failed = [key for key in keys if key in failures]
+    if len(keys) == 1 or not failed:
+        return failures.get(keys[0], "") if failed else ""
+    return "; ".join(f"seed {key[2]}: {failures[key]}" for key in failed)
+
+
 def material_rows(inputs: MaterialInputs) -> list[dict[str, object]]:
-    """The leaderboard rows of one material (unranked)."""
+    """The leaderboard rows of one material (unranked); an unstable row (module text)
+    keeps its force numbers and has NaN sigma^2 and EXAFS numbers."""
     summary = pd.read_csv(inputs.summary)
     fit = json.loads(inputs.fit.read_text()) if inputs.fit else None
     force_col = condition_column(list(summary.columns), "force_mae", inputs.temperature_K)
@@ -270,14 +308,20 @@ def material_rows(inputs: MaterialInputs) -> list[dict[str, object]]:
                 runs = runs[runs["exafs_arm"].astype(bool)]
             if runs.empty:
                 continue
-            sigma2, files = _sigma2_part(inputs, runs, fit)
-            nuclei = sorted({nuclei_label(path) for path in files} - {""})
+            keys = [(model, n, int(seed)) for seed in runs["seed"]]
+            failure = _row_failure(inputs.failures, keys)
+            files = [] if failure else [inputs.sigma2[key] for key in keys
+                                        if key in inputs.sigma2]
+            nuclei = sorted({nuclei_label(run_folder(inputs.summary.parent, *key) / "md"
+                                          / "sigma2.csv") for key in keys} - {""})
             force = _mean(runs, force_col)
             rows.append({
                 "material": inputs.name, "model": model, "row_kind": kind, "n_frames": n,
                 "n_seeds": len(runs), "temperature_K": inputs.temperature_K,
                 "nuclei": ", ".join(nuclei),
-                **sigma2, **_exafs_part(runs, fit),
+                "md_status": UNSTABLE if failure else STABLE, "md_failure": failure,
+                **_sigma2_part(files, fit), **_exafs_part(runs.iloc[:0] if failure else runs,
+                                                          fit),
                 "force_mae": force, "force_slope": _mean(runs, slope_col),
                 "force_column": force_col if np.isfinite(force) else "",
                 "sources": ";".join(str(p) for p in
@@ -309,17 +353,44 @@ def in_overall(nuclei: object, temperature_K: object) -> bool:
     return not math.isfinite(temperature) or temperature >= CLASSICAL_MIN_TEMPERATURE_K
 
 
+def bands_with_unstable(lo: Sequence[float], hi: Sequence[float], unstable: Sequence[bool]
+                        ) -> tuple[list[float], list[float]]:
+    """:func:`rank_bands` of the stable rows alone; each unstable row behind them all:
+    [k + 1, n] with k stable rows ranked and n = k + the unstable rows, or [1, n] when no
+    row is stable.  Unstable rows stay unranked (NaN) when stable rows exist but none has
+    an interval."""
+    flags = np.asarray(unstable, dtype=bool)
+    lo_a, hi_a = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    best, worst = [math.nan] * len(flags), [math.nan] * len(flags)
+    stable = np.flatnonzero(~flags)
+    stable_best, stable_worst = rank_bands(lo_a[stable], hi_a[stable])
+    for i, b, w in zip(stable, stable_best, stable_worst, strict=True):
+        best[i], worst[i] = b, w
+    ranked = int(np.sum(np.isfinite(stable_best)))
+    if ranked == 0 and stable.size:
+        return best, worst
+    total = ranked + int(flags.sum())
+    for i in np.flatnonzero(flags):
+        best[i], worst[i] = float(ranked + 1), float(total)
+    return best, worst
+
+
 def rank(table: pd.DataFrame) -> pd.DataFrame:
     """Per-material rank bands by EXAFS MSE_k (and, beside them, by |log sigma^2 ratio|),
-    then the overall band by the per-material bands averaged over each row's materials."""
+    unstable rows behind the stable ones (:func:`bands_with_unstable`), then the overall
+    band by the per-material bands averaged over each row's materials."""
     table = table.copy()
     for name in ("rank_best", "rank_worst", "rank_sigma2_best", "rank_sigma2_worst"):
         table[name] = math.nan
+    if "md_status" not in table:
+        table["md_status"] = STABLE
     for _, index in table.groupby("material").groups.items():
         sub = table.loc[index]
-        best, worst = rank_bands(sub["exafs_mse_k_lo"], sub["exafs_mse_k_hi"])
+        unstable = [is_unstable(status) for status in sub["md_status"]]
+        best, worst = bands_with_unstable(sub["exafs_mse_k_lo"], sub["exafs_mse_k_hi"],
+                                          unstable)
         table.loc[index, "rank_best"], table.loc[index, "rank_worst"] = best, worst
-        best, worst = rank_bands(*_sigma2_distance(sub))
+        best, worst = bands_with_unstable(*_sigma2_distance(sub), unstable)
         table.loc[index, "rank_sigma2_best"] = best
         table.loc[index, "rank_sigma2_worst"] = worst
     table["rank"] = [band_text(b, w) for b, w in zip(table["rank_best"], table["rank_worst"],
