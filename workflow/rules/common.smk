@@ -456,14 +456,21 @@ def get_parity_inputs(wildcards):
 
 
 def get_sigma2_inputs(wildcards):
-    """Every run's MD sigma^2 and, with an experiment, its shell fit."""
+    """Every run's MD sigma^2, its EXAFS average (whose failure record says that a run
+    left the crystal, found only there: plots.runs_table reads it) and, with an
+    experiment, the shell fit."""
     material = wildcards.material
     inputs = {
         "sigma2": get_run_files(
             f"{RUN_DIR}/md/sigma2.csv",
             material,
             "exafs",
-        )
+        ),
+        "status": get_run_files(
+            f"{RUN_DIR}/exafs/chi_snapshots.npz",
+            material,
+            "exafs",
+        ),
     }
     if has_experiment(material):
         inputs["fit"] = f"{EXPERIMENT_DIR.format(material=material)}/fit.json"
