@@ -319,7 +319,7 @@ MD_FAILURE = {"stage": "md", "step": 9,
 MD_TEXT = f"MD unstable at step 9: {MD_FAILURE['reason']}"
 EXAFS_FAILURE = {"stage": "exafs", "snapshot": 12,
                  "reason": "atom 5 is 1.40 Å from its ideal site"}
-EXAFS_TEXT = f"left the crystal at snapshot 12: {EXAFS_FAILURE['reason']}"
+EXAFS_TEXT = f"MD left the crystal at snapshot 12: {EXAFS_FAILURE['reason']}"
 K_GRID, R_GRID = np.arange(0.0, 16.01, 0.05), np.arange(0.0, 8.0, 0.03)
 
 

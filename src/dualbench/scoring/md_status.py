@@ -20,13 +20,13 @@ legend texts (:func:`failure_label`, :func:`grouped_failures`) are made here too
 
 from __future__ import annotations
 
-import json
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+
+from dualbench.runstatus import RunFailure, file_failure, md_failure
 
 #: ``md_status`` of a run (and leaderboard row) whose MD failed, and of one that ran fine.
 UNSTABLE, STABLE = "unstable", "ok"
@@ -44,48 +44,27 @@ def run_folder(material_folder: str | Path, model: str, n_frames: int, seed: int
 
 
 def failure_text(failure: object) -> str:
-    """A failure record as one line: a text as it is; a mapping (``stage``, ``step`` or
-    ``snapshot``, ``reason``) as "MD unstable at step 9: <reason>" or "left the crystal at
-    snapshot 12: <reason>"."""
+    """A failure record as one line: a text as it is; a mapping (:class:`RunFailure`'s
+    fields) as "MD unstable at step 9: <reason>" or "MD left the crystal at snapshot 12:
+    <reason>" (:meth:`RunFailure.text`)."""
     if isinstance(failure, str):
         return failure.strip()
     if not isinstance(failure, dict):
         return ""
-    reason = str(failure.get("reason", "")).strip()
-    if failure.get("stage") == "exafs":
-        where = f" at snapshot {failure['snapshot']}" if "snapshot" in failure else ""
-        head = f"left the crystal{where}"
-    else:
-        head = f"{UNSTABLE_TEXT} at step {failure['step']}" if "step" in failure \
-            else UNSTABLE_TEXT
-    return f"{head}: {reason}" if reason else head
+    try:
+        return RunFailure.from_dict(failure).text()
+    except (KeyError, TypeError, ValueError):
+        return UNSTABLE_TEXT
 
 
 def md_run_failure(run: str | Path) -> str | None:
     """The failure text of a run folder whose ``md/md_run.json`` says ``status: unstable``
     (None when it is ok, has no status or is missing)."""
-    path = Path(run) / "md" / "md_run.json"
-    if not path.is_file():
-        return None
-    info = json.loads(path.read_text())
-    if not is_unstable(info.get("status")):
-        return None
-    return failure_text(info.get("failure")) or UNSTABLE_TEXT
-
-
-def _npz_failure(value: np.ndarray) -> str | None:
-    """A ``failure`` entry of chi_snapshots.npz as text (None when empty): a JSON record
-    (:func:`failure_text`) or plain text."""
-    item = value.item() if value.size == 1 else " ".join(map(str, value.tolist()))
-    if isinstance(item, bytes):
-        item = item.decode("utf-8", "replace")
-    item = str(item).strip()
-    if not item:
-        return None
     try:
-        return failure_text(json.loads(item)) or UNSTABLE_TEXT
-    except ValueError:
-        return item
+        found = md_failure(Path(run) / "md")
+    except ValueError:  # unstable without a readable failure record
+        return UNSTABLE_TEXT
+    return None if found is None else found.text()
 
 
 def run_failure(run: str | Path) -> str | None:
@@ -98,13 +77,11 @@ def run_failure(run: str | Path) -> str | None:
     path = Path(run) / "exafs" / "chi_snapshots.npz"
     if not path.is_file():
         return None
-    with np.load(path, allow_pickle=False) as data:
-        if "failure" not in data.files:
-            return None
-        try:
-            return _npz_failure(data["failure"])
-        except ValueError:  # an object array needs pickle: a failure all the same
-            return UNSTABLE_TEXT
+    try:
+        failure = file_failure(path)
+    except (ValueError, KeyError):  # a plain-text or pickled entry: a failure all the same
+        return UNSTABLE_TEXT
+    return None if failure is None else failure.text()
 
 
 def summary_failures(summary: pd.DataFrame, folder: str | Path | None = None
