@@ -48,7 +48,8 @@ def fd_force(atoms: Atoms, calc, index: int, axis: int, h: float = 1e-2) -> floa
 
 
 @pytest.mark.parametrize(
-    "name", ["chgnet", "chgnet:r2scan", "sevennet", "sevennet:7net-mf-0@R2SCAN"]
+    "name",
+    ["chgnet", "chgnet:r2scan", "sevennet", "sevennet:7net-l3i5", "sevennet:7net-mf-0@R2SCAN"],
 )
 def test_each_kind_loads_offline_and_its_forces_are_its_energy_gradient(name):
     set_threads(2)
