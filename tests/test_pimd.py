@@ -329,7 +329,8 @@ def test_guards_stop_the_run(tmp_path, guard):
     from dualbench.md.guards import MDGuardError
 
     atoms, _, k = crystal()
-    bad = {"min_distance_A": 3.5} if guard == "distance" else {"max_temperature_factor": 1.001}
+    bad = {"min_distance_A": 3.5} if guard == "distance" else {"max_temperature_factor": 1.001,
+                                                                 "min_runaway_excess_K": 0.0}
     s = settings(300.0, 2, equilibration_steps=50, production_steps=100, **bad)
     with pytest.raises(MDGuardError, match="closer than" if guard == "distance" else "runaway"):
         run_pimd(atoms, EinsteinCalculator(atoms.positions, k), s, tmp_path)

@@ -14,6 +14,7 @@ the unstable run (a run that is left out cannot change the others' scores).
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -426,3 +427,20 @@ def test_average_potentials_from_an_unstable_run_are_refused_naming_it(unstable_
     with pytest.raises(ValueError, match="potentials_from: average takes the mean positions"
                                          r" of this run, whose MD is unstable \(MD unstable at"):
         potentials_reference({}, settings, None, snaps)
+
+
+@pytest.mark.parametrize(("target", "passes", "stops", "says"), [
+    (10.0, 209.0, 211.0, "exceeds the target 10.0 K + 200.0 K (runaway)"),
+    (300.0, 899.0, 901.0, "exceeds 3.0 x the target 300.0 K (runaway)"),
+])
+def test_runaway_limit_is_at_least_the_target_plus_an_excess(target, passes, stops, says):
+    """A 10 K run that relaxes into a distortion gains tens of K, which is no runaway:
+    the limit is max(3 x target, target + 200 K) = 210 K at 10 K and 900 K at 300 K."""
+    from dualbench.md.guards import check_temperature
+
+    settings = md_settings({}, temperature_K=target)
+    check_temperature(passes, 5, settings)
+    with pytest.raises(MDGuardError, match=re.escape(says)):
+        check_temperature(stops, 5, settings)
+    with pytest.raises(MDGuardError, match="runaway"):
+        check_temperature(float("nan"), 5, settings)

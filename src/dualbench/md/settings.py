@@ -29,7 +29,7 @@ LOG_COLUMNS = ("step", "time_fs", "temperature_K", "epot_eV", "ekin_eV")
 NON_TRAJECTORY_SETTINGS = frozenset(
     {
         "checkpoint_every", "min_distance_A", "max_temperature_factor", "device", "progress_every",
-        "on_unstable",
+        "on_unstable", "min_runaway_excess_K",
     }
 )
 
@@ -76,6 +76,7 @@ class MDSettings:
     pimd_tau_fs: float = 100.0  # pimd: PILE-L centroid thermostat time constant
     pimd_pile_lambda: float = 0.5  # pimd: internal-mode damping / critical damping
     on_unstable: str = "record"  # a guard's stop: record it as the result, or stop (fail)
+    min_runaway_excess_K: float = 200.0  # the runaway limit is at least the target + this
 
     @property
     def log_columns(self) -> tuple[str, ...]:
@@ -96,6 +97,9 @@ class MDSettings:
         )
         if self.temperature_K <= 0:
             raise ValueError(f"temperature_K must be positive, not {self.temperature_K}")
+        if not self.min_runaway_excess_K >= 0:
+            raise ValueError(
+                f"min_runaway_excess_K must not be negative, not {self.min_runaway_excess_K}")
         for name in ("timestep_fs", "friction_per_fs", "taut_fs", "min_distance_A"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
