@@ -189,3 +189,15 @@ def test_every_pretrained_potential_is_pinned():
     for name, pretrained in MATGL_WEIGHTS.items():
         assert set(pretrained.sha256) == {"model.json", "model.pt", "state.pt"}, name
         assert all(len(sha) == 64 for sha in pretrained.sha256.values())
+
+
+def test_loading_a_withdrawn_checkpoint_says_so(model_cache, caplog):
+    """Every mirrored matgl checkpoint was withdrawn upstream as buggy, and measured here
+    wrong on ionic compounds: each job's log says so when it loads one."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="dualbench.models.matgl_kind"):
+        make_calculator(f"matgl:{TENSORNET}", "cpu")
+    said = [r.getMessage() for r in caplog.records if "withdrew" in r.getMessage()]
+    assert said and said[0].startswith(f"{TENSORNET}: matgl withdrew this checkpoint")
+    assert "do not trust its scores on compounds" in said[0]

@@ -92,6 +92,16 @@ MATGL_WEIGHTS: dict[str, Pretrained] = {
               "a9aa723705bd1a242ec8749332f137811c4a94e17995a564f8f94a9aca68061b")),
 }
 
+#: What every checkpoint above is, measured here (README, Leaderboard of the measured
+#: materials), said in the log of every job that loads one (a fine-tune of one, too).
+WITHDRAWN = (
+    "matgl withdrew this checkpoint as containing a bug (matgl PR #768, for its MatPES"
+    " v2025.2 models). Measured here with matgl 4.1.2: right on elemental metals (bcc W"
+    " -12.88 to -12.90 eV/atom), but 1.7-5.5 eV/atom above PBE on ionic compounds (MgO,"
+    " SrO), with forces anti-correlated with DFT on SrTiO3: do not trust its scores on"
+    " compounds"
+)
+
 #: The model classes a matgl file may name (``@class``), with the module names matgl 2.x
 #: and 4.x write for them (``@module``); nothing else is built.
 ARCHITECTURES: dict[str, frozenset[str]] = {
@@ -264,6 +274,8 @@ class MatglBackend(Backend):
         potential = load_potential(spec).to(device)
         potential.eval()
         log_loaded(spec, device)
+        if spec.weights in MATGL_WEIGHTS:
+            log.warning("%s: %s", spec.weights, WITHDRAWN)
         return potential
 
     def calculator(self, spec: ModelSpec, device: str):
