@@ -245,6 +245,8 @@ def test_config_refuses_bad_selections(repo):
     refused(lambda m: m["dft"]["conditions"]["patterns"].update(bad="[a-"),
             "materials.W.dft.conditions.patterns.bad")
     refused(lambda m: m["dft"].update(conditions=None), "materials.W.dft.train.select.field")
+    refused(lambda m: m["dft"].update(experiment_condition="AIMD"),
+            "materials.W.dft.experiment_condition")  # not a condition W names
     refused(lambda m: m["dft"]["train"].update(select={"field": "x"}), "materials.W.dft.train")
     cfg = json.loads(json.dumps(base))
     cfg["sweep"]["exafs_seeds"] = [5]

@@ -166,6 +166,15 @@ def test_force_columns_prefer_the_temperature_condition(table):
     assert condition_column(["force_mae", "force_mae[300K]"], "force_mae", None) == "force_mae"
 
 
+def test_force_columns_take_the_experiment_condition_first():
+    """dft.experiment_condition (mlearn's AIMD frames for a foil) wins over the temperature's
+    condition; a condition the summary lacks falls back to the temperature rule."""
+    columns = ["force_mae", "force_mae[300K]", "force_mae[AIMD]", "force_mae[Surface]"]
+    assert condition_column(columns, "force_mae", 300.0, "AIMD") == "force_mae[AIMD]"
+    assert condition_column(columns, "force_mae", 300.0, "Elastic") == "force_mae[300K]"
+    assert condition_column(columns, "force_mae", None, None) == "force_mae"
+
+
 def test_missing_dft_arm_gives_empty_force_columns(table, folders, tmp_path):
     for model in ("m1", "m2"):
         row = _row(table, "B", model, 0)

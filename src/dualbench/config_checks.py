@@ -136,6 +136,12 @@ def check_frame_selection(config: Mapping[str, Any], name: str, source: str) -> 
     conditions = dft.get("conditions")
     for pname, pattern in ((conditions or {}).get("patterns") or {}).items():
         _check_pattern(pattern, source, f"{where}.dft.conditions.patterns.{pname}")
+    wanted = dft.get("experiment_condition")
+    names = sorted((conditions or {}).get("patterns") or {})
+    if wanted is not None and (not conditions or (names and wanted not in names)):
+        raise ConfigError(source, f"{where}.dft.experiment_condition",
+                          f"{wanted!r} is not a condition of dft.conditions"
+                          f" ({', '.join(names) if names else 'not set'})")
     uses: list[tuple[str, str]] = []
     for split in ("train", "test"):
         spec = (dft.get(split) or {}).get("select")

@@ -200,11 +200,14 @@ def render_page(table: pd.DataFrame, figure_png: str | Path) -> str:
 
 def write_leaderboard(folders: Sequence[str | Path], out_csv: str | Path,
                       figure_stem: str | Path, out_html: str | Path,
-                      temperatures: Mapping[str, float] | None = None) -> pd.DataFrame:
+                      temperatures: Mapping[str, float] | None = None,
+                      conditions: Mapping[str, str | None] | None = None) -> pd.DataFrame:
     """Build the leaderboard of ``folders`` (results/<material>) and write its CSV, figure
-    and page."""
-    temperatures = temperatures or {}
-    materials = [material_inputs(f, temperature_K=temperatures.get(Path(f).name))
+    and page; ``temperatures`` and ``conditions`` (``dft.experiment_condition``) by
+    material name."""
+    temperatures, conditions = temperatures or {}, conditions or {}
+    materials = [material_inputs(f, temperature_K=temperatures.get(Path(f).name),
+                                 condition=conditions.get(Path(f).name))
                  for f in folders]
     table = build_leaderboard(materials)
     write_csv(out_csv, table)

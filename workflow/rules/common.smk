@@ -556,6 +556,15 @@ def get_temperatures():
     }
 
 
+def get_experiment_conditions():
+    """Each material's dft.experiment_condition: the test condition the leaderboard's force
+    columns take (None: the temperature's, else all frames)."""
+    return {
+        material: config["materials"][material]["dft"].get("experiment_condition")
+        for material in MATERIALS
+    }
+
+
 def get_final_output():
     """The targets of the `all` rule. Per material: its data, summary, convergence record and
     figures, every run's DFT metrics and every EXAFS-arm run's MD diagnostics; and the

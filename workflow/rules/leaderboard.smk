@@ -29,5 +29,6 @@ rule leaderboard:
     params:
         folders=[MATERIAL_DIR.format(material=material) for material in MATERIALS],
         temperatures=get_temperatures(),
+        conditions=get_experiment_conditions(),
     script:
         "../scripts/leaderboard.py"

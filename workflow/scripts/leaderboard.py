@@ -14,4 +14,5 @@ write_leaderboard(
     Path(snakemake.output.png).with_suffix(""),
     snakemake.output.page,
     temperatures=snakemake.params.temperatures,
+    conditions=snakemake.params.conditions,
 )

@@ -16,7 +16,8 @@ folder: ``summary.csv``, ``experiment/fit.json`` and every EXAFS run's ``md/sigm
   (common to every model of the material) is reported beside it, not added.
 * ``s02_fitted`` (the model's own least-squares S0^2), ``exafs_rfactor``: seed means.
 * ``force_mae``, ``force_slope``: seed means of the condition matching the material's
-  temperature (``force_mae[300K]``) when the summary has one, else the overall columns;
+  temperature (``force_mae[300K]``) when the summary has one, or of the material's
+  ``dft.experiment_condition`` (``force_mae[AIMD]``), else the overall columns;
   empty without a DFT arm.
 * ``nuclei``: how the MD treated the nuclei, read from the runs' ``md/md_run.json``:
   ``classical`` or ``pimd P=<beads>`` (path-integral MD), so that a 10 K entry scored
@@ -100,6 +101,7 @@ class MaterialInputs:
     sigma2: dict[tuple[str, int, int], Path] = field(default_factory=dict)
     temperature_K: float | None = None
     failures: dict[tuple[str, int, int], str] = field(default_factory=dict)
+    condition: str | None = None  # dft.experiment_condition: the force columns' condition
 
 
 @dataclass
@@ -113,7 +115,8 @@ class Estimate:
 
 
 def material_inputs(folder: str | Path, name: str | None = None,
-                    temperature_K: float | None = None) -> MaterialInputs:
+                    temperature_K: float | None = None,
+                    condition: str | None = None) -> MaterialInputs:
     """The inputs of ``results/<material>/`` found on disk (the temperature, when not
     given, from the first run's ``md/md_run.json``).  An unstable run
     (:func:`~dualbench.scoring.md_status.summary_failures`) has its failure text and no
@@ -136,7 +139,8 @@ def material_inputs(folder: str | Path, name: str | None = None,
                     "settings"].get("temperature_K")
                 break
     return MaterialInputs(name or folder.name, folder / "summary.csv",
-                          fit if fit.is_file() else None, sigma2, temperature_K, failures)
+                          fit if fit.is_file() else None, sigma2, temperature_K, failures,
+                          condition)
 
 
 def seed_estimate(values: Sequence[float], lo: Sequence[float] = (),
@@ -205,9 +209,13 @@ def band_text(best: float, worst: float) -> str:
     return fmt(best) if best == worst else f"{fmt(best)}-{fmt(worst)}"
 
 
-def condition_column(columns: Sequence[str], metric: str, temperature_K: float | None) -> str:
-    """``metric[<T>K]`` (or ``metric[<T>]``) when the summary has the condition matching the
+def condition_column(columns: Sequence[str], metric: str, temperature_K: float | None,
+                     condition: str | None = None) -> str:
+    """``metric[<condition>]`` (``dft.experiment_condition``) when the summary has it, else
+    ``metric[<T>K]`` (or ``metric[<T>]``) when it has the condition matching the
     temperature, else ``metric``."""
+    if condition is not None and f"{metric}[{condition}]" in columns:
+        return f"{metric}[{condition}]"
     if temperature_K is not None:
         for label in (f"{temperature_K:g}K", f"{temperature_K:g}", f"{temperature_K:g}_K"):
             for name in columns:
@@ -298,8 +306,9 @@ def material_rows(inputs: MaterialInputs) -> list[dict[str, object]]:
     keeps its force numbers and has NaN sigma^2 and EXAFS numbers."""
     summary = pd.read_csv(inputs.summary)
     fit = json.loads(inputs.fit.read_text()) if inputs.fit else None
-    force_col = condition_column(list(summary.columns), "force_mae", inputs.temperature_K)
-    slope_col = condition_column(list(summary.columns), "force_slope", inputs.temperature_K)
+    force_col, slope_col = (
+        condition_column(list(summary.columns), metric, inputs.temperature_K, inputs.condition)
+        for metric in ("force_mae", "force_slope"))
     rows = []
     for kind, n in _row_kinds(summary):
         for model in dict.fromkeys(summary["model"].astype(str)):
