@@ -15,9 +15,9 @@ folder: ``summary.csv``, ``experiment/fit.json`` and every EXAFS run's ``md/sigm
   the run's basic bootstrap interval (``exafs_mse_k_lo/_hi``); ``exafs_mse_k_yardstick_sd``
   (common to every model of the material) is reported beside it, not added.
 * ``s02_fitted`` (the model's own least-squares S0^2), ``exafs_rfactor``: seed means.
-* ``force_mae``, ``force_slope``: seed means of the condition matching the material's
-  temperature (``force_mae[300K]``) when the summary has one, or of the material's
-  ``dft.experiment_condition`` (``force_mae[AIMD]``), else the overall columns;
+* ``force_mae``, ``force_slope``: seed means of the material's
+  ``dft.experiment_condition`` (``force_mae[AIMD]``) when the summary has it, else of the
+  condition matching its temperature (``force_mae[300K]``), else the overall columns;
   empty without a DFT arm.
 * ``nuclei``: how the MD treated the nuclei, read from the runs' ``md/md_run.json``:
   ``classical`` or ``pimd P=<beads>`` (path-integral MD), so that a 10 K entry scored
