@@ -241,6 +241,26 @@ def test_schema_documents_every_key():
     assert not missing, f"undocumented keys: {missing}"
 
 
+@pytest.mark.parametrize("section, settings, not_config", [
+    ("finetune", "dualbench.training:FinetuneSettings", set()),
+    ("md", "dualbench.md.settings:MDSettings", {"temperature_K", "seed", "progress_every"}),
+])
+def test_every_section_key_is_a_setting_its_code_reads(section, settings, not_config):
+    """The schema's keys of a section are exactly the fields of the settings its jobs read:
+    a key the code drops (FinetuneSettings.from_config keeps only its fields) would still
+    sit in the rule's params and rerun every finished job when it changes, and a field no
+    key sets is a setting no config can reach."""
+    import importlib
+    from dataclasses import fields
+
+    from dualbench.schema import load_schema
+
+    module, name = settings.split(":")
+    names = {f.name for f in fields(getattr(importlib.import_module(module), name))}
+    keys = set(load_schema()["properties"][section]["properties"]) - {"schedule"}
+    assert keys == names - not_config
+
+
 def test_yaml_roundtrip_of_defaults(good):
     """A filled config written back to YAML validates again (defaults are schema-valid)."""
     filled = prepare_config(good)
