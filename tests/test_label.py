@@ -116,6 +116,59 @@ def test_label_one_tiny_frame_with_gpaw_and_read_it_back(ws2_cell, tmp_path):
     assert back.get_potential_energy() - e_d3 == pytest.approx(extrapolated, abs=1e-4)
 
 
+@pytest.mark.slow
+def test_spin_polarised_labels_of_bcc_iron(tmp_path):
+    """`--magnetic-moment Fe=2.5` makes GPAW's labels of bcc Fe ferromagnetic: PBE's
+    textbook values at a = 2.87 Å are 2.2-2.3 muB per atom and 0.5-0.6 eV per atom below
+    spin-paired Fe, which the default labels give (no moment, the higher energy)."""
+    from ase.build import bulk
+
+    from dualbench.cli import main
+    from dualbench.data import write_frames
+
+    frame = bulk("Fe", "bcc", a=2.87)
+    frame.info.update(frame_id="Fe:bcc", split="train", config_index=0)
+    configs = tmp_path / "configs.extxyz"
+    write_frames(configs, [frame])
+    common = ["dft-label", "--configs", str(configs), "--cutoff", "350", "--kpts", "8", "8",
+              "8", "--smearing", "0.1", "--dispersion", "none"]
+    energies = {}
+    for name, extra in (("paired", []), ("spin", ["--magnetic-moment", "Fe=2.5"])):
+        out = tmp_path / f"{name}.extxyz"
+        assert main([*common, "--out", str(out), "--work-dir", str(tmp_path / name),
+                     *extra]) == 0
+        (back,) = read_frames(out, "extxyz", elements={"Fe"})
+        energies[name] = back.get_potential_energy()
+        if name == "spin":
+            assert back.info["dft"] == "gpaw PBE 350 eV k 8x8x8 spin Fe 2.5"
+            assert 2.1 < back.info["magnetic_moment_muB_per_atom"] < 2.4
+            assert "initial_magmoms" not in back.arrays
+        else:
+            assert back.info["dft"] == "gpaw PBE 350 eV k 8x8x8"
+            assert "magnetic_moment_muB_per_atom" not in back.info
+    assert 0.45 < energies["paired"] - energies["spin"] < 0.65
+
+
+def test_magnetic_moments_name_the_theory_and_an_element_of_the_material(tmp_path):
+    """Spin-polarised labels are another level of theory (reuse never mixes them with
+    spin-paired ones); a moment on an element the material lacks is refused by name."""
+    spin = LabelSettings.from_config({"supercell": [1, 1, 1],
+                                      "magnetic_moments": {"W": 0.0, "S": 1}})
+    assert spin.spin_polarised and spin.level_of_theory().endswith("k 3x3x1 spin S 1")
+    assert spin.initial_moments(["W", "S", "S"]) == [0.0, 1.0, 1.0]
+    zero = LabelSettings.from_config({"supercell": [1, 1, 1], "magnetic_moments": {"W": 0}})
+    assert not zero.spin_polarised and zero.level_of_theory() == "gpaw PBE+D3(BJ) 400 eV k 3x3x1"
+    config = {"materials": {"X": {
+        "structure": WS2, "absorber": "W", "edge": "L3", "temperature_K": 300,
+        "dft": {"label": {"supercell": [1, 1, 1], "magnetic_moments": {"Fe": 2.5}}}}},
+        "exafs": {"allow_periodic_images": True}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="'Fe' is not an element of X") as err:
+        load_config(path)
+    assert err.value.key == "materials.X.dft.label.magnetic_moments.Fe"
+
+
 def test_vasp_and_espresso_get_their_own_d3(tmp_path):
     vasp = make_dft_calculator(
         LabelSettings.from_config({"supercell": [1, 1, 1], "calculator": "vasp",

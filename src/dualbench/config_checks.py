@@ -21,6 +21,7 @@ def check_study(config: Mapping[str, Any], source: str) -> None:
     check_schedule(config, source)
     for name in config["materials"]:
         check_label_pool(config, name, source)
+        check_label_moments(config, name, source)
         check_frame_selection(config, name, source)
 
 
@@ -110,6 +111,22 @@ def check_label_pool(config: Mapping[str, Any], name: str, source: str) -> None:
         f" rattled_frames over {over}), but sweep.n_frames asks for N = {largest}: raise"
         " md_frames or rattled_frames (or add a round), or lower sweep.n_frames",
     )
+
+
+def check_label_moments(config: Mapping[str, Any], name: str, source: str) -> None:
+    """Every element of ``dft.label.magnetic_moments`` is one of the material's: a moment
+    on an element the cell lacks would leave the labels spin-paired without a word (a
+    misspelt "FE"), or spin-polarised with moments the user never meant."""
+    label = config["materials"][name]["dft"].get("label") or {}
+    symbols = config["materials"][name]["structure"].get("symbols")
+    if not symbols:
+        return  # a structure `source` file: its elements are known only when read
+    for element in label.get("magnetic_moments") or {}:
+        if element not in symbols:
+            raise ConfigError(
+                source, f"materials.{name}.dft.label.magnetic_moments.{element}",
+                f"{element!r} is not an element of {name} ({', '.join(sorted(set(symbols)))})",
+            )
 
 
 def _check_pattern(pattern: str, source: str, key: str) -> None:

@@ -212,9 +212,15 @@ def get_round_sampling(wildcards):
 
 
 def get_label_theory(wildcards):
-    """The labelling settings but the sampling (the level of theory, chunking and reuse)."""
+    """The labelling settings but the sampling (the level of theory, chunking and reuse);
+    magnetic_moments only when one is non-zero (all zero labels spin-paired, as before the
+    key existed, so it reruns no finished labelling)."""
     label = config["materials"][wildcards.material]["dft"]["label"]
-    return canonical_params({k: v for k, v in label.items() if k != "sampling"})
+    spin_paired = not any((label.get("magnetic_moments") or {}).values())
+    return canonical_params({
+        k: v for k, v in label.items()
+        if k != "sampling" and not (k == "magnetic_moments" and spin_paired)
+    })
 
 
 def get_label_reuse(wildcards):

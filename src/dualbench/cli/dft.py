@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from dualbench.cli import TRUST_ASE_HELP, model_argument, positive_int, schema_value
 from dualbench.cli.outputs import add_overwrite, command_line, output_files, output_folder
@@ -69,6 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="k-point grid (default 3 3 1)")
     p.add_argument("--smearing", type=schema_value("$defs.label.smearing_eV"),
                    help="Fermi-Dirac width in eV (default 0.05)")
+    p.add_argument("--magnetic-moment", action="append", type=element_moment, default=[],
+                   metavar="EL=MUB",
+                   help="initial moment in muB of element EL (repeatable, e.g. Fe=2.5):"
+                        " spin-polarised labels")
     p.add_argument("--work-dir", default="dft-work", help="calculator files (GPAW text logs)")
     p.set_defaults(func=dft_label)
 
@@ -120,6 +125,20 @@ def finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def element_moment(text: str) -> tuple[str, float]:
+    """``Fe=2.5`` as (element, moment in muB), for ``--magnetic-moment``."""
+    from ase.data import chemical_symbols
+
+    element, _, value = text.partition("=")
+    try:
+        moment = float(value)
+    except ValueError:
+        moment = float("nan")
+    if element not in chemical_symbols[1:] or not math.isfinite(moment):
+        raise argparse.ArgumentTypeError(f"{text!r} is not EL=MUB (an element and its moment)")
+    return element, moment
+
+
 def dft_label(args: argparse.Namespace) -> int:
     from ase.io import read
 
@@ -132,6 +151,7 @@ def dft_label(args: argparse.Namespace) -> int:
         "cutoff_eV": args.cutoff,
         "kpts": args.kpts,
         "smearing_eV": args.smearing,
+        "magnetic_moments": dict(args.magnetic_moment) or None,
     }
     settings = LabelSettings.from_config({
         "supercell": [1, 1, 1],  # the configurations are labelled as given

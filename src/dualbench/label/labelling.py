@@ -51,6 +51,9 @@ def label_configs(
                 dft=theory, label_s=match.info.get("label_s", np.nan),
                 reused=str(match.info.get("frame_id", "")),
             )
+            if "magnetic_moment_muB_per_atom" in match.info:
+                frame.info["magnetic_moment_muB_per_atom"] = match.info[
+                    "magnetic_moment_muB_per_atom"]
             _attach(
                 frame, match.get_potential_energy(), match.get_forces(),
                 match.get_stress(voigt=True), str(frame.info.get("frame_id", k)),
@@ -61,6 +64,9 @@ def label_configs(
                      frame.info.get("frame_id", k), frame.info["reused"])
             continue
         tag = str(atoms.info.get("frame_id", k)).replace(":", "_")
+        if settings.spin_polarised:
+            frame.set_initial_magnetic_moments(
+                settings.initial_moments(frame.get_chemical_symbols()))
         frame.calc = make_dft_calculator(settings, work_dir, label=tag)
         start = time.perf_counter()
         energy = frame.get_potential_energy()
@@ -69,12 +75,18 @@ def label_configs(
         elapsed = time.perf_counter() - start
         seconds.append(elapsed)
         frame.info.update(dft=theory, label_s=round(elapsed, 2))
+        if settings.spin_polarised:
+            moment = magnetic_moment(frame.calc, frame) / len(frame)
+            frame.info["magnetic_moment_muB_per_atom"] = round(moment, 4)
+            del frame.arrays["initial_magmoms"]  # the frame is data: positions and labels
         _attach(frame, energy, forces, stress, str(frame.info.get("frame_id", k)))
         labelled.append(frame)
         log.info(
-            "labelled %d/%d (%s, %d atoms) in %.1f s: E = %.4f eV, max |F| = %.3f eV/Å",
+            "labelled %d/%d (%s, %d atoms) in %.1f s: E = %.4f eV, max |F| = %.3f eV/Å%s",
             k + 1, len(configs), frame.info["frame_id"], len(frame), elapsed, energy,
             float(np.abs(forces).max()),
+            f", {frame.info['magnetic_moment_muB_per_atom']:.3f} muB/atom"
+            if settings.spin_polarised else "",
         )
     write_frames(out, labelled)
     return {
@@ -85,6 +97,17 @@ def label_configs(
         "seconds": [round(s, 2) for s in seconds],
         "threads": os.environ.get("OMP_NUM_THREADS"),
     }
+
+
+def magnetic_moment(calc: Any, atoms: Atoms) -> float:
+    """The converged total magnetic moment (muB) of the cell from a DFT calculator, or of
+    the DFT part of a DFT + D3 sum."""
+    for part in [calc, *getattr(getattr(calc, "mixer", None), "calcs", [])]:
+        try:
+            return float(part.get_magnetic_moment(atoms))
+        except (AttributeError, NotImplementedError):  # a D3 part, or the mixer itself
+            continue
+    raise ValueError("the DFT calculator reports no magnetic moment of a spin-polarised run")
 
 
 def chunk_configs(configs: Sequence[Atoms], chunk: int, chunk_size: int) -> list[Atoms]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import numpy as np
+from ase.data import chemical_symbols
 
 CALCULATORS = ("gpaw", "vasp", "espresso")
 DISPERSIONS = ("d3bj", "d3zero", "none")
@@ -18,6 +21,15 @@ class SamplingRound:
     md_frames: int
     test_frames: int
     rattled_frames: int
+
+    @property
+    def spin_polarised(self) -> bool:
+        """Whether the labels are spin-polarised (a non-zero initial moment)."""
+        return any(moment != 0 for moment in self.magnetic_moments.values())
+
+    def initial_moments(self, symbols: Sequence[str]) -> list[float]:
+        """The initial moment in muB of each atom of ``symbols`` (0 for elements not named)."""
+        return [float(self.magnetic_moments.get(symbol, 0.0)) for symbol in symbols]
 
     @property
     def n_configs(self) -> int:
@@ -53,6 +65,7 @@ class LabelSettings:
     rounds: list[dict[str, int]] = field(default_factory=list)
     reuse: list[str] = field(default_factory=list)
     reuse_tolerance_A: float = 1e-4
+    magnetic_moments: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, label: Mapping[str, Any]) -> LabelSettings:
@@ -93,9 +106,23 @@ class LabelSettings:
             raise ValueError("md_frames + rattled_frames must give at least one training frame")
         if sum(r.test_frames for r in self.sampling_rounds()) < 1:
             raise ValueError("test_frames must give at least one held-out frame")
+        for element, moment in self.magnetic_moments.items():
+            if element not in chemical_symbols[1:] or not np.isfinite(moment):
+                raise ValueError(
+                    f"magnetic_moments {element}: {moment!r} is not an element's finite moment"
+                )
         for i, counts in enumerate(self.sampling_rounds()[1:], start=1):
             if counts.n_configs < 1:
                 raise ValueError(f"sampling round {i} has no configurations")
+
+    @property
+    def spin_polarised(self) -> bool:
+        """Whether the labels are spin-polarised (a non-zero initial moment)."""
+        return any(moment != 0 for moment in self.magnetic_moments.values())
+
+    def initial_moments(self, symbols: Sequence[str]) -> list[float]:
+        """The initial moment in muB of each atom of ``symbols`` (0 for elements not named)."""
+        return [float(self.magnetic_moments.get(symbol, 0.0)) for symbol in symbols]
 
     @property
     def n_configs(self) -> int:
@@ -112,7 +139,14 @@ class LabelSettings:
         return -(-self.sampling_rounds()[round_index].n_configs // self.chunk_size)
 
     def level_of_theory(self) -> str:
-        """A one-line description of the labels, e.g. ``gpaw PBE+D3(BJ) 400 eV k 3x3x1``."""
+        """A one-line description of the labels, e.g. ``gpaw PBE+D3(BJ) 400 eV k 3x3x1``;
+        spin-polarised ones end with their initial moments (``spin Fe 2.5``), so that
+        reuse never mixes them with spin-paired labels."""
         disp = {"d3bj": "+D3(BJ)", "d3zero": "+D3(0)", "none": ""}[self.dispersion]
         kpts = "x".join(map(str, self.kpts))
-        return f"{self.calculator} {self.xc}{disp} {self.cutoff_eV:g} eV k {kpts}"
+        theory = f"{self.calculator} {self.xc}{disp} {self.cutoff_eV:g} eV k {kpts}"
+        if self.spin_polarised:
+            moments = ", ".join(f"{element} {moment:g}" for element, moment
+                                in sorted(self.magnetic_moments.items()) if moment != 0)
+            theory += f" spin {moments}"
+        return theory
