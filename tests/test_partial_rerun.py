@@ -178,3 +178,16 @@ def test_changed_value_reruns_exactly_its_jobs(repo, finished_study):
         for n in config["sweep"]["n_frames"] if n > 0
     )
     assert params_changed(proc.stdout) == expected, proc.stdout
+
+
+def test_dft_frames_leave_the_feff_and_experiment_jobs_alone(repo, finished_study):
+    """The DFT frames are no input of FEFF or of the experiment's own fit: holding out
+    W2's test set reruns its DFT arm and what its models make, never its potentials, path
+    table, measured chi(k) or fit (they read the crystal, not the whole material entry)."""
+    config = write_config(repo, finished_study / "held_out.yaml", hold_out_w2_test_from_pool)
+    proc = snakemake(repo, finished_study, config, "-n")
+    rules = {rule for rule, _ in planned_jobs(proc.stdout)}
+
+    assert "prepare_frames" in rules, proc.stdout
+    crystal = {"feff_potentials", "feff_paths", "experiment_chi", "fit_experiment"}
+    assert sorted(rules & crystal) == [], proc.stdout

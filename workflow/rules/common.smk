@@ -212,15 +212,9 @@ def get_round_sampling(wildcards):
 
 
 def get_label_theory(wildcards):
-    """The labelling settings but the sampling (the level of theory, chunking and reuse);
-    magnetic_moments only when one is non-zero (all zero labels spin-paired, as before the
-    key existed, so it reruns no finished labelling)."""
+    """The labelling settings but the sampling (the level of theory, chunking and reuse)."""
     label = config["materials"][wildcards.material]["dft"]["label"]
-    spin_paired = not any((label.get("magnetic_moments") or {}).values())
-    return canonical_params({
-        k: v for k, v in label.items()
-        if k != "sampling" and not (k == "magnetic_moments" and spin_paired)
-    })
+    return canonical_params({k: v for k, v in label.items() if k != "sampling"})
 
 
 def get_label_reuse(wildcards):
@@ -237,6 +231,17 @@ def get_local_structure(material):
     if path is None or not path.is_file():
         return None
     return build_structure(config["materials"][material]["structure"], path)
+
+
+CRYSTAL_KEYS = ("structure", "supercell", "absorber", "edge")
+
+
+def get_crystal_params(wildcards):
+    """What the FEFF and experiment-fit jobs read of a material: its crystal, supercell,
+    absorber and edge, so that editing its DFT frames, MD or experiment file reruns none
+    of them."""
+    material = config["materials"][wildcards.material]
+    return canonical_params({k: material[k] for k in CRYSTAL_KEYS if k in material})
 
 
 def get_material_elements(material):

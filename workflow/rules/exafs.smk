@@ -24,7 +24,7 @@ rule feff_potentials:
         mem_mb=2000,
         runtime=30,
     params:
-        material=lambda wc: canonical_params(config["materials"][wc.material]),
+        material=get_crystal_params,
         exafs=get_exafs_keys(
             "cluster_radius_A", "rmax_A", "nleg", "potentials_from", "scf_radius_A"
         ),
@@ -49,7 +49,7 @@ rule feff_paths:
         mem_mb=2000,
         runtime=30,
     params:
-        material=lambda wc: canonical_params(config["materials"][wc.material]),
+        material=get_crystal_params,
         exafs=get_exafs_keys("cluster_radius_A", "rmax_A", "nleg", "criteria_pct"),
         potentials_dir=lambda wc: POTENTIALS_DIR.format(material=wc.material),
     script:
@@ -167,7 +167,7 @@ rule fit_experiment:
         mem_mb=1000,
         runtime=10,
     params:
-        material=lambda wc: canonical_params(config["materials"][wc.material]),
+        material=get_crystal_params,
         exafs=get_exafs_keys("cluster_radius_A"),
         ft=get_ft,
         fit=get_experiment_fit,
