@@ -34,6 +34,9 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/common_dft.smk"
+include: "workflow/rules/common_exafs.smk"
+include: "workflow/rules/common_results.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/label.smk"
 include: "workflow/rules/dft.smk"

@@ -1,5 +1,6 @@
 """Conformance with the snakemake-workflows catalog: `snakemake --lint` clean, helper
-functions in common.smk only, one schema file, a LICENSE and a config/README.md."""
+functions in common.smk (and its common_<stage>.smk parts) only, one schema file, a
+LICENSE and a config/README.md."""
 
 from __future__ import annotations
 
@@ -21,11 +22,16 @@ def test_snakemake_lint_reports_no_lints(repo):
 
 
 def test_rule_files_hold_rules_only(repo):
-    """Every helper `def` lives in common.smk; the other rules files hold rules only."""
+    """Every helper `def` lives in common.smk or a common_<stage>.smk beside it, which hold
+    no rules; the other rules files hold rules only; and none is past 500 lines."""
     for smk in sorted((repo / "workflow" / "rules").glob("*.smk")):
-        if smk.name == "common.smk":
+        text = smk.read_text()
+        assert len(text.splitlines()) <= 500, f"{smk.name} is past 500 lines: split it"
+        if smk.name == "common.smk" or smk.name.startswith("common_"):
+            rules = re.findall(r"^(?:local)?rule (\w+)", text, flags=re.M)
+            assert not rules, f"{smk.name} holds rules {rules}: helpers only"
             continue
-        defs = re.findall(r"^\s*def (\w+)", smk.read_text(), flags=re.M)
+        defs = re.findall(r"^\s*def (\w+)", text, flags=re.M)
         assert not defs, f"{smk.name} defines {defs}: move them to common.smk"
 
 
