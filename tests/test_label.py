@@ -373,6 +373,7 @@ def test_label_rules_feed_the_dft_arm(repo, tmp_path):
     assert frames["n_train_pool"] == 2 and frames["test_has_stress"]
     metrics = json.loads((tmp_path / target).read_text())
     assert metrics["n_frames"] == 1 and np.isfinite(metrics["force_mae_eV_per_A"])
+    assert metrics["frames_dft"] == ["gpaw PBE+D3(BJ) 200 eV k 1x1x1"]  # what it scored against
     for rule in ("sample_configs/round0", "label_frames/round0/chunk0", "gather_labels"):
         assert (tmp_path / f"results/WS2/benchmarks/{rule}.tsv").is_file(), rule
 

@@ -161,6 +161,10 @@ def run_dft_metrics(
                        "checkpoint": spec.checkpoint, "n_frames": spec.n_frames,
                        "seed": spec.seed, **backend.describe(spec)}
     result["frames_file"] = str(frames_file)
+    # the labels' level of theory where the frames record it (dft.label's frames do:
+    # "gpaw PBE 400 eV k 4x4x4 spin Fe 2.5"); null for files that do not say
+    result["frames_dft"] = sorted({str(f.info["dft"]) for f in frames if "dft" in f.info}
+                                  ) or None
     result["provenance"] = provenance(**(provenance_extra or {}))
     write_json(out, result)
     return result
