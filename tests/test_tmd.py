@@ -73,10 +73,10 @@ def test_tmd_study_without_experiment_plans_no_comparison(repo, tmp_path, tmd):
     assert counts["compare_reference"] == n_materials
 
 
-def test_paper_config_sweeps_every_n_and_runs_md_at_three(repo, tmp_path, tmd):
+def test_paper_config_sweeps_every_n_and_runs_md_at_five(repo, tmp_path, tmd):
     """config/tmd_paper.yaml: the same committed frames (checksums of the files as they
     are), the DFT arm at N in {0, 1, 2, 5, 10, 20, 35, 50} with three seeds, MD and EXAFS
-    at N in {0, 10, 50}, scored against the reference model without an experiment."""
+    at N in {0, 5, 10, 20, 50}, scored against the reference model without an experiment."""
     import hashlib
 
     paper = load_config(repo / "config" / "tmd_paper.yaml")
@@ -90,7 +90,7 @@ def test_paper_config_sweeps_every_n_and_runs_md_at_three(repo, tmp_path, tmd):
                      str(tmd_config(repo, tmp_path, name="tmd_paper.yaml")))
     counts = job_counts(proc.stdout)
     assert counts["dft_metrics"] == 2 * 8 * 3 and counts["fine_tune"] == 2 * 7 * 3
-    assert counts["run_md"] == 2 * 3 * 3 and counts["average_chi"] == 2 * 3 * 3
+    assert counts["run_md"] == 2 * 5 * 3 and counts["average_chi"] == 2 * 5 * 3
     assert counts["compare_reference"] == 2 and "compare_exafs" not in counts
 
 
