@@ -133,14 +133,16 @@ def test_spin_polarised_labels_of_bcc_iron(tmp_path):
     common = ["dft-label", "--configs", str(configs), "--cutoff", "350", "--kpts", "8", "8",
               "8", "--smearing", "0.1", "--dispersion", "none"]
     energies = {}
-    for name, extra in (("paired", []), ("spin", ["--magnetic-moment", "Fe=2.5"])):
+    for name, extra in (("paired", []), ("spin", ["--magnetic-moment", "Fe=2.5"]),
+                        ("spin_d3", ["--magnetic-moment", "Fe=2.5", "--dispersion", "d3bj"])):
         out = tmp_path / f"{name}.extxyz"
         assert main([*common, "--out", str(out), "--work-dir", str(tmp_path / name),
                      *extra]) == 0
         (back,) = read_frames(out, "extxyz", elements={"Fe"})
         energies[name] = back.get_potential_energy()
-        if name == "spin":
-            assert back.info["dft"] == "gpaw PBE 350 eV k 8x8x8 spin Fe 2.5"
+        if name.startswith("spin"):  # with D3 the moment is read from the sum's DFT part
+            d3 = "+D3(BJ)" if name == "spin_d3" else ""
+            assert back.info["dft"] == f"gpaw PBE{d3} 350 eV k 8x8x8 spin Fe 2.5"
             assert 2.1 < back.info["magnetic_moment_muB_per_atom"] < 2.4
             assert "initial_magmoms" not in back.arrays
         else:

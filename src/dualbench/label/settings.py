@@ -23,15 +23,6 @@ class SamplingRound:
     rattled_frames: int
 
     @property
-    def spin_polarised(self) -> bool:
-        """Whether the labels are spin-polarised (a non-zero initial moment)."""
-        return any(moment != 0 for moment in self.magnetic_moments.values())
-
-    def initial_moments(self, symbols: Sequence[str]) -> list[float]:
-        """The initial moment in muB of each atom of ``symbols`` (0 for elements not named)."""
-        return [float(self.magnetic_moments.get(symbol, 0.0)) for symbol in symbols]
-
-    @property
     def n_configs(self) -> int:
         return self.md_frames + self.test_frames + self.rattled_frames
 
