@@ -9,9 +9,9 @@ CRYSTAL_KEYS = ("structure", "supercell", "absorber", "edge")
 
 
 def get_crystal_params(wildcards):
-    """What the FEFF and experiment-fit jobs read of a material: its crystal, supercell,
-    absorber and edge, so that editing its DFT frames, MD or experiment file reruns none
-    of them."""
+    """What the FEFF and experiment-fit jobs read of a material's entry: its crystal,
+    supercell, absorber and edge, so that editing its DFT frames or temperature reruns
+    none of them (their file inputs, the measured chi(k) or MD snapshots, still do)."""
     material = config["materials"][wildcards.material]
     return canonical_params({k: material[k] for k in CRYSTAL_KEYS if k in material})
 
