@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ from dualbench.io import provenance, write_csv, write_json
 from dualbench.scoring.fit_record import check_fit_values, read_fit
 from dualbench.scoring.sampling_uncertainty import add_sampling_uncertainty, read_snapshot_means
 from dualbench.scoring.spectrum_scores import (
+    METRIC_COLUMNS,
+    ComparisonResult,
     PreparedExperiment,
     check_grid,
     profile,
@@ -69,47 +71,7 @@ log = logging.getLogger(__name__)
 #: Range (eV) and step of the E0-shift grid search before the local refinement.
 E0_BOUNDS_EV = (-25.0, 25.0)
 E0_GRID_STEP_EV = 0.1
-METRIC_COLUMNS = (
-    "exafs_mse_k", "exafs_mse_k_lo", "exafs_mse_k_hi",
-    "exafs_mse_r", "exafs_mse_r_lo", "exafs_mse_r_hi",
-    "exafs_rfactor", "exafs_noise_floor_k", "exafs_mse_k_debiased",
-    "exafs_n_snapshots", "exafs_g", "exafs_n_eff", "exafs_block", "exafs_interval_dof",
-    "exafs_mse_k_yardstick_sd", "exafs_mse_k_d_s02", "exafs_mse_k_d_e0",
-    "e0_shift_eV", "s02", "exafs_mse_k_fitted_s02", "s02_fitted",
-)
 
-
-@dataclass
-class ComparisonResult:
-    """Scores of one simulation against the experiment (NaN intervals without snapshots)."""
-
-    label: str
-    exafs_mse_k: float
-    exafs_mse_r: float
-    exafs_rfactor: float
-    e0_shift_eV: float
-    s02: float
-    s02_mode: str  # experiment, fitted or fixed
-    e0_mode: str  # experiment, shared, per_model or fixed
-    exafs_mse_k_fitted_s02: float = float("nan")
-    s02_fitted: float = float("nan")
-    exafs_mse_k_lo: float = float("nan")
-    exafs_mse_k_hi: float = float("nan")
-    exafs_mse_r_lo: float = float("nan")
-    exafs_mse_r_hi: float = float("nan")
-    exafs_noise_floor_k: float = float("nan")
-    exafs_mse_k_debiased: float = float("nan")
-    exafs_n_snapshots: float = float("nan")
-    exafs_g: float = float("nan")  # statistical inefficiency of the snapshot series
-    exafs_n_eff: float = float("nan")
-    exafs_block: float = float("nan")  # circular-bootstrap block, in snapshots
-    exafs_interval_dof: float = float("nan")  # t dof of a linearised interval; NaN: bootstrap
-    exafs_mse_k_yardstick_sd: float = float("nan")
-    exafs_mse_k_d_s02: float = float("nan")
-    exafs_mse_k_d_e0: float = float("nan")
-
-    def metrics(self) -> dict[str, float]:
-        return {name: getattr(self, name) for name in METRIC_COLUMNS}
 
 
 def _fit_shift(

@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dualbench.exafs.averaging import ft_weight
-from dualbench.scoring.spectrum_scores import PreparedExperiment, score_model, shifted_chi
+from dualbench.scoring.spectrum_scores import (
+    ComparisonResult,
+    PreparedExperiment,
+    score_model,
+    shifted_chi,
+)
 from dualbench.stats import (
     SeriesStats,
     basic_interval,
@@ -34,9 +38,6 @@ from dualbench.stats import (
     circular_block_bootstrap_means,
     linearised_interval,
 )
-
-if TYPE_CHECKING:
-    from dualbench.scoring.against_experiment import ComparisonResult
 
 log = logging.getLogger(__name__)
 

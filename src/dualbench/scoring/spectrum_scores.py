@@ -99,3 +99,47 @@ def score_model(
     num = float(np.sum(np.abs(chir_exp[inside_r] - chir_mod[inside_r]) ** 2))
     den = float(np.sum(np.abs(chir_exp[inside_r]) ** 2))
     return score_k, mse_r, num / den if den > 0 else float("nan")
+
+
+#: The score columns of a comparison, in the order the tables give them.
+METRIC_COLUMNS = (
+    "exafs_mse_k", "exafs_mse_k_lo", "exafs_mse_k_hi",
+    "exafs_mse_r", "exafs_mse_r_lo", "exafs_mse_r_hi",
+    "exafs_rfactor", "exafs_noise_floor_k", "exafs_mse_k_debiased",
+    "exafs_n_snapshots", "exafs_g", "exafs_n_eff", "exafs_block", "exafs_interval_dof",
+    "exafs_mse_k_yardstick_sd", "exafs_mse_k_d_s02", "exafs_mse_k_d_e0",
+    "e0_shift_eV", "s02", "exafs_mse_k_fitted_s02", "s02_fitted",
+)
+
+
+@dataclass
+class ComparisonResult:
+    """Scores of one simulation against the experiment (NaN intervals without snapshots)."""
+
+    label: str
+    exafs_mse_k: float
+    exafs_mse_r: float
+    exafs_rfactor: float
+    e0_shift_eV: float
+    s02: float
+    s02_mode: str  # experiment, fitted or fixed
+    e0_mode: str  # experiment, shared, per_model or fixed
+    exafs_mse_k_fitted_s02: float = float("nan")
+    s02_fitted: float = float("nan")
+    exafs_mse_k_lo: float = float("nan")
+    exafs_mse_k_hi: float = float("nan")
+    exafs_mse_r_lo: float = float("nan")
+    exafs_mse_r_hi: float = float("nan")
+    exafs_noise_floor_k: float = float("nan")
+    exafs_mse_k_debiased: float = float("nan")
+    exafs_n_snapshots: float = float("nan")
+    exafs_g: float = float("nan")  # statistical inefficiency of the snapshot series
+    exafs_n_eff: float = float("nan")
+    exafs_block: float = float("nan")  # circular-bootstrap block, in snapshots
+    exafs_interval_dof: float = float("nan")  # t dof of a linearised interval; NaN: bootstrap
+    exafs_mse_k_yardstick_sd: float = float("nan")
+    exafs_mse_k_d_s02: float = float("nan")
+    exafs_mse_k_d_e0: float = float("nan")
+
+    def metrics(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in METRIC_COLUMNS}
