@@ -123,6 +123,17 @@ def test_bad_values_name_the_key(good, key, value, named, says):
     assert says in message
 
 
+def test_material_named_suite_is_refused(good):
+    """results/suite/ holds the study-wide leaderboard: a material of that name would
+    write its runs into it."""
+    config = copy.deepcopy(good)
+    config["materials"]["suite"] = config["materials"].pop("W")
+    with pytest.raises(ConfigError) as err:
+        prepare_config(config, "study.yaml")
+    assert str(err.value).startswith("study.yaml: materials:"), str(err.value)
+    assert "'suite'" in str(err.value)
+
+
 def test_npt_needs_the_langevin_thermostat(good):
     config = copy.deepcopy(good)
     config["md"].update(ensemble="npt", thermostat="bussi")

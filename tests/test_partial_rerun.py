@@ -107,11 +107,11 @@ def test_changing_one_material_reruns_only_its_jobs(repo, finished_study, edit, 
     proc = snakemake(repo, finished_study, config, "-n")
     jobs = planned_jobs(proc.stdout)
 
-    # the study-wide leaderboard (results/leaderboard/) reads every material's summary:
+    # the study-wide leaderboard (results/suite/) reads every material's summary:
     # it, and only it, reruns beside W2's jobs
-    study = sorted({rule for rule, material in jobs if material == "leaderboard"})
+    study = sorted({rule for rule, material in jobs if material == "suite"})
     assert study in ([], ["leaderboard"]), proc.stdout
-    others = sorted({rule for rule, material in jobs if material not in ("W2", "leaderboard")})
+    others = sorted({rule for rule, material in jobs if material not in ("W2", "suite")})
     assert others == [], f"jobs outside W2 would rerun: {others}\n{proc.stdout}"
     assert changed_rule in {rule for rule, _ in jobs}, proc.stdout
 

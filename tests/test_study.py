@@ -111,7 +111,7 @@ def test_result_json_carry_provenance(study):
 
 def test_leaderboard(study):
     """The study's leaderboard: table, heat maps and page, one vanilla and one fine-tuned row."""
-    folder = study / "results/leaderboard"
+    folder = study / "results/suite"
     for name in ("leaderboard.csv", "leaderboard_heatmap.png", "leaderboard_heatmap.pdf",
                  "leaderboard_heatmap.csv", "index.html"):
         assert (folder / name).is_file() and (folder / name).stat().st_size > 0, name

@@ -408,7 +408,7 @@ def test_one_unstable_model_does_not_stop_the_study(repo, mirror, tmp_path):
     assert record["models"]["repulsive"]["unstable_runs"][0]["seed"] == 0
     for figure in ("fig2", "fig3", "force_parity", "sigma2"):
         assert (results / "figures" / f"{figure}.png").stat().st_size > 5000, figure
-    board = pd.read_csv(tmp_path / "work/results/leaderboard/leaderboard.csv")
+    board = pd.read_csv(tmp_path / "work/results/suite/leaderboard.csv")
     board = board[board["row_kind"] == "vanilla"].set_index("model")
     assert board.loc["repulsive", "md_status"] == "unstable"
     # (two snapshots per run give CHGNet no interval, so no band here: test_leaderboard
@@ -416,7 +416,7 @@ def test_one_unstable_model_does_not_stop_the_study(repo, mirror, tmp_path):
     assert np.isfinite(board.loc["chgnet", "exafs_mse_k"])
     assert np.isnan(board.loc["repulsive", "exafs_mse_k"])
     assert np.isfinite(board.loc["repulsive", "force_mae"])
-    assert "MD unstable" in (tmp_path / "work/results/leaderboard/index.html").read_text()
+    assert "MD unstable" in (tmp_path / "work/results/suite/index.html").read_text()
 
 
 def test_average_potentials_from_an_unstable_run_are_refused_naming_it(unstable_run):

@@ -102,6 +102,9 @@ def _message(error: jsonschema.ValidationError) -> tuple[str, str]:
         allowed = sorted(error.schema.get("properties", {}))
         hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
         return _key(error.absolute_path), f"{error.message}{hint}"
+    if error.validator == "not" and "description" in error.schema:
+        # a refused value (e.g. a reserved name): the schema says why
+        return _key(error.absolute_path), f"{error.instance!r}: {error.schema['description']}"
     return _key(error.absolute_path), error.message
 
 

@@ -4,7 +4,7 @@ every row's source files with their SHA-256, the config hash(es) the results wer
 with, and the package versions and commit that built the page.  No external file, script
 or network request: the page opens from a mail attachment.
 
-``python -m dualbench.leaderboard_page results/W results/Cu --out results/leaderboard``
+``python -m dualbench.leaderboard_page results/W results/Cu --out results/suite``
 writes leaderboard.csv, leaderboard_heatmap.{png,pdf,csv} and index.html there."""
 
 from __future__ import annotations

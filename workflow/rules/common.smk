@@ -47,7 +47,7 @@ POTENTIALS_DIR = f"{MATERIAL_DIR}/exafs/potentials"
 PATH_TABLE = f"{MATERIAL_DIR}/exafs/paths/paths.npz"
 EXPERIMENT_DIR = f"{MATERIAL_DIR}/experiment"
 # The leaderboard of every material of the study: table, heat maps and the static page.
-LEADERBOARD_DIR = "results/leaderboard"
+LEADERBOARD_DIR = "results/suite"
 LEADERBOARD_CSV = f"{LEADERBOARD_DIR}/leaderboard.csv"
 LEADERBOARD_FIGURE = f"{LEADERBOARD_DIR}/leaderboard_heatmap"
 LEADERBOARD_PAGE = f"{LEADERBOARD_DIR}/index.html"

@@ -1,6 +1,6 @@
 # The leaderboard of the whole study: every model at N = 0 and at the largest N, against
 # the experiment's sigma^2 and spectrum and against DFT, ranked; a table, heat maps and a
-# self-contained static page (results/leaderboard/index.html).
+# self-contained static page (results/suite/index.html).
 
 
 rule leaderboard:
