@@ -351,3 +351,29 @@ def test_material_md_that_the_run_would_not_see_refused(good):
     config["md"].update(nuclei="classical", beads=None)
     config["materials"]["W"]["md"] = {"nuclei": "pimd", "beads": 4}
     prepare_config(config, "study.yaml")   # the other way round reaches the run
+
+
+def test_suite_labels_are_committed_at_its_level_of_theory(repo):
+    """Every material the suite labels with GPAW reuses committed labels
+    (resources/dft/suite/): each of its configurations is there once, at the level of
+    theory its settings give (kpts, dispersion, moments), so a fresh run computes no DFT;
+    a setting changed without relabelling would miss the reuse and recompute silently."""
+    from dualbench.data import load_frames
+    from dualbench.label import LabelSettings
+
+    config = load_config(repo / "config" / "suite.yaml")
+    labelled = {name: m["dft"]["label"] for name, m in config["materials"].items()
+                if m["dft"].get("label")}
+    assert sorted(labelled) == ["CdS_10K", "Fe", "SrO_10K", "SrO_300K", "SrTiO3_10K",
+                                "SrTiO3_300K", "ZnS"]
+    for name, label in labelled.items():
+        settings = LabelSettings.from_config(label)
+        assert settings.reuse, name
+        frames = [f for path in settings.reuse for f in load_frames(repo / path)
+                  if str(f.info["frame_id"]).startswith(f"{name}:")]
+        ids = [f.info["frame_id"] for f in frames]
+        assert len(ids) == len(set(ids)) == settings.n_configs, (name, ids)
+        assert {f.info["dft"] for f in frames} == {settings.level_of_theory()}, name
+        assert all(len(f) == len(frames[0]) for f in frames), name
+    fe = [f for f in load_frames(repo / "resources/dft/suite/Fe.extxyz")]
+    assert all(2.1 < f.info["magnetic_moment_muB_per_atom"] < 2.4 for f in fe)
