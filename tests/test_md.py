@@ -150,6 +150,51 @@ def test_short_chgnet_run_outputs(chgnet_calc, tmp_path, thermostat):
     assert 0.05 < p_thermal < 3.0, (p_static, p_thermal)
 
 
+def test_stress_only_on_snapshot_steps_same_trajectory(chgnet_calc, tmp_path):
+    """The MD calculator skips CHGNet's stress pass between snapshots; the run is bitwise
+    the run of CHGNet's own calculator, which computes everything on every call."""
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    from dualbench.models.chgnet_calculator import StressOnDemandCalculator
+
+    tasks: list[str] = []
+
+    class Spy(StressOnDemandCalculator):
+        def task_for(self, properties):
+            tasks.append(super().task_for(properties))
+            return tasks[-1]
+
+    net = chgnet_calc.model
+    settings = tiny(production_steps=9, snapshot_every=3)
+    spy = Spy(net, use_device="cpu")
+    run_md(w_cell(), spy, settings, tmp_path / "on_demand")
+    assert spy.stress_wanted  # after the run, every call computes it again
+    run_md(w_cell(), CHGNetCalculator(net, use_device="cpu"), settings, tmp_path / "chgnet")
+    # Steps 0-11, one force call each; the snapshots are steps 5, 8 and 11.
+    assert tasks == ["ef"] * 5 + ["efsm"] + ["ef"] * 2 + ["efsm"] + ["ef"] * 2 + ["efsm"]
+    ours = read(tmp_path / "on_demand" / "snapshots.extxyz", index=":")
+    theirs = read(tmp_path / "chgnet" / "snapshots.extxyz", index=":")
+    assert [f.info["step"] for f in ours] == [5, 8, 11]
+    for a, b in zip(ours, theirs, strict=True):
+        assert np.array_equal(a.positions, b.positions)
+        assert np.array_equal(a.get_forces(), b.get_forces())
+        assert np.array_equal(a.get_stress(), b.get_stress())
+        assert a.get_potential_energy() == b.get_potential_energy()
+    log_ours = pd.read_csv(tmp_path / "on_demand" / "md_log.csv")
+    log_theirs = pd.read_csv(tmp_path / "chgnet" / "md_log.csv")
+    pd.testing.assert_frame_equal(log_ours, log_theirs, check_exact=True)
+    # Asked by name, the stress is computed whatever the flag.
+    atoms = w_cell()
+    atoms.calc = Spy(net, use_device="cpu")
+    atoms.calc.stress_wanted = False
+    assert atoms.get_forces().shape == (16, 3) and tasks[-1] == "ef"
+    stress = atoms.get_stress()
+    assert tasks[-1] == "efs"
+    reference = w_cell()
+    reference.calc = CHGNetCalculator(net, use_device="cpu")
+    assert np.array_equal(stress, reference.get_stress())
+
+
 @pytest.mark.parametrize("thermostat", ["langevin", "bussi"])
 def test_kill_and_resume_continues_from_checkpoint(chgnet_calc, tmp_path, thermostat):
     # Bussi keeps state of its own (the energy it transferred) beside the random stream.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 log = logging.getLogger("dualbench.md")
@@ -22,3 +23,23 @@ def make_quiet_calculator(model: Any, device: str = "auto"):
     for line in buffer.getvalue().splitlines():
         log.debug("model: %s", line)
     return calc
+
+
+@contextlib.contextmanager
+def stress_on_demand(calc: Any) -> Iterator[Callable[[bool], None]]:
+    """For a calculator that computes the stress on demand (one with ``stress_wanted``,
+    :class:`dualbench.models.chgnet_calculator.StressOnDemandCalculator`): a function
+    ``ask(wanted)`` that says whether its next evaluation needs the stress; on exit it is
+    back to computing it on every call. Any other calculator computes it anyway."""
+    if not hasattr(calc, "stress_wanted"):
+        yield lambda wanted: None
+        return
+    before = calc.stress_wanted
+
+    def ask(wanted: bool) -> None:
+        calc.stress_wanted = wanted
+
+    try:
+        yield ask
+    finally:
+        calc.stress_wanted = before

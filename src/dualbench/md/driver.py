@@ -45,7 +45,7 @@ import numpy as np
 from ase import Atoms, units
 
 from dualbench.io import provenance, write_csv, write_json
-from dualbench.md.calculator import make_quiet_calculator
+from dualbench.md.calculator import make_quiet_calculator, stress_on_demand
 from dualbench.md.checkpoint import (
     CHECKPOINT_FILE,
     RunState,
@@ -186,6 +186,18 @@ def _prepare(
     )
 
 
+def _is_snapshot_step(step: int, settings: MDSettings) -> bool:
+    k = step - settings.equilibration_steps
+    return k > 0 and k % settings.snapshot_every == 0
+
+
+def _needs_stress(step: int, settings: MDSettings) -> bool:
+    """Whether the forces of ``step`` come with a stress: every step under NPT (the
+    barostat, the pressure column), else only the snapshots' (their stress, the run's
+    mean pressure)."""
+    return settings.ensemble == "npt" or _is_snapshot_step(step, settings)
+
+
 def _record(run: _Run, step: int) -> None:
     """Append the log row of ``step`` (NPT: with volume and pressure) and, every
     ``snapshot_every`` production steps, a snapshot with its cell."""
@@ -201,8 +213,7 @@ def _record(run: _Run, step: int) -> None:
         stress = _voigt(results.get("stress"))
         row += (volume, pressure_GPa(stress, temperature, len(atoms), volume))
     state.rows.append(row)
-    k = step - settings.equilibration_steps
-    if k > 0 and k % settings.snapshot_every == 0:
+    if _is_snapshot_step(step, settings):
         state.snap_steps.append(step)
         state.snap_positions.append(atoms.get_positions())
         state.snap_momenta.append(momenta)
@@ -237,46 +248,56 @@ def _log_start(run: _Run) -> None:
 
 def _steps(run: _Run, step_hook: Callable[[int, Atoms], None] | None) -> float:
     """Step from the start (or checkpoint) to the end, with guards, checkpoints and
-    progress lines; returns the clock (perf_counter) when stepping began."""
+    progress lines, the stress computed only where :func:`_needs_stress`; returns the
+    clock (perf_counter) when stepping began."""
     atoms, settings, state = run.atoms, run.settings, run.state
     total = settings.total_steps
     progress_every = settings.progress_every or max(1, total // 10)
-    forces = atoms.get_forces(md=True)
-    check_state(atoms, run.start_step, settings)
-    if run.start_step == 0:
-        _record(run, 0)
-    _log_start(run)
-    t_loop = time.perf_counter()
-    for step in range(run.start_step + 1, total + 1):
-        forces = run.dyn.step(forces)
-        run.dyn.nsteps += 1
-        check_state(atoms, step, settings)
-        _record(run, step)
-        saved = step % settings.checkpoint_every == 0 or step == total
-        if saved:
-            save_checkpoint(
-                run.checkpoint, atoms, step, run.rng, run.dyn, state, run.fingerprint,
-                len(settings.log_columns),
-            )
-        if saved or step % progress_every == 0:
-            rate = (step - run.start_step) / max(time.perf_counter() - t_loop, 1e-9)
-            temperature, epot = state.rows[-1][2:4]
-            volume = f", V = {atoms.get_volume():.2f} Å^3" if settings.ensemble == "npt" else ""
-            log.info(
-                "step %d/%d (%s) T = %.1f K, Epot = %.4f eV%s, %.2f steps/s, ETA %s%s",
-                step,
-                total,
-                _phase(step, settings),
-                temperature,
-                epot,
-                volume,
-                rate,
-                _format_eta((total - step) / rate),
-                ", checkpoint saved" if saved else "",
-            )
-        if step_hook is not None:
-            step_hook(step, atoms)
+    with stress_on_demand(atoms.calc) as ask_stress:
+        ask_stress(_needs_stress(run.start_step, settings))
+        forces = atoms.get_forces(md=True)
+        check_state(atoms, run.start_step, settings)
+        if run.start_step == 0:
+            _record(run, 0)
+        _log_start(run)
+        t_loop = time.perf_counter()
+        for step in range(run.start_step + 1, total + 1):
+            ask_stress(_needs_stress(step, settings))
+            forces = run.dyn.step(forces)
+            run.dyn.nsteps += 1
+            check_state(atoms, step, settings)
+            _record(run, step)
+            saved = step % settings.checkpoint_every == 0 or step == total
+            if saved:
+                save_checkpoint(
+                    run.checkpoint, atoms, step, run.rng, run.dyn, state, run.fingerprint,
+                    len(settings.log_columns),
+                )
+            if saved or step % progress_every == 0:
+                _log_progress(run, step, t_loop, saved)
+            if step_hook is not None:
+                step_hook(step, atoms)
     return t_loop
+
+
+def _log_progress(run: _Run, step: int, t_loop: float, saved: bool) -> None:
+    """The progress line of ``step``: temperature, energy, steps/s since ``t_loop``, ETA."""
+    settings, total = run.settings, run.settings.total_steps
+    rate = (step - run.start_step) / max(time.perf_counter() - t_loop, 1e-9)
+    temperature, epot = run.state.rows[-1][2:4]
+    volume = f", V = {run.atoms.get_volume():.2f} Å^3" if settings.ensemble == "npt" else ""
+    log.info(
+        "step %d/%d (%s) T = %.1f K, Epot = %.4f eV%s, %.2f steps/s, ETA %s%s",
+        step,
+        total,
+        _phase(step, settings),
+        temperature,
+        epot,
+        volume,
+        rate,
+        _format_eta((total - step) / rate),
+        ", checkpoint saved" if saved else "",
+    )
 
 
 def _finish(

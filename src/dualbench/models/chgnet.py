@@ -101,9 +101,11 @@ class CHGNetBackend(Backend):
         return net
 
     def calculator(self, spec: ModelSpec, device: str):
-        from chgnet.model.dynamics import CHGNetCalculator
+        """CHGNet's calculator, with the stress on demand
+        (:class:`dualbench.models.chgnet_calculator.StressOnDemandCalculator`)."""
+        from dualbench.models.chgnet_calculator import StressOnDemandCalculator
 
-        return CHGNetCalculator(self.load(spec, device), use_device=device)
+        return StressOnDemandCalculator(self.load(spec, device), use_device=device)
 
     def predict(self, spec: ModelSpec, frames: Sequence[Atoms], device: str,
                 with_stress: bool) -> list[dict[str, Any]]:
