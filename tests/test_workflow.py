@@ -173,3 +173,15 @@ def test_profile_slurm_by_name_from_the_repository_root(repo, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Using profiles slurm and workflow specific profile" in proc.stderr
     assert "run_md" in proc.stdout
+
+
+def test_scoring_rules_run_before_more_md(repo):
+    """A run is scored as soon as its model or MD exists (a killed study keeps every
+    score it could have had); MD, training and labelling keep the default priority."""
+    rules = {}
+    for smk in sorted((repo / "workflow" / "rules").glob("*.smk")):
+        for rule in re.split(r"\nrule ", smk.read_text())[1:]:
+            match = re.search(r"\n    priority: (\d+)", rule)
+            rules[rule.split(":", 1)[0]] = int(match.group(1)) if match else 0
+    scoring = {"dft_metrics", "md_diagnostics", "snapshot_chi", "average_chi"}
+    assert {name for name, priority in rules.items() if priority > 0} == scoring

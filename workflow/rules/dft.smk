@@ -84,6 +84,8 @@ rule dft_metrics:
         f"{MATERIAL_DIR}/logs/dft_metrics/{{model}}_n{{n}}_seed{{seed}}.log",
     benchmark:
         f"{MATERIAL_DIR}/benchmarks/dft_metrics/{{model}}_n{{n}}_seed{{seed}}.tsv"
+    # Score a run as soon as its input exists, before starting more MD or training.
+    priority: 10
     conda:
         get_model_env
     threads: 2

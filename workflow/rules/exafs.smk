@@ -67,6 +67,8 @@ rule snapshot_chi:
         f"{MATERIAL_DIR}/benchmarks/snapshot_chi/{RUN_ID}/{{chunk}}.tsv"
     wildcard_constraints:
         chunk=r"\d+",
+    # Score a run as soon as its input exists, before starting more MD or training.
+    priority: 10
     conda:
         "../../envs/exafs.yaml"
     # feff engine: FEFF runs are subprocesses, one per thread at once; fast: threads
@@ -107,6 +109,8 @@ rule average_chi:
         f"{MATERIAL_DIR}/logs/average_chi/{RUN_ID}.log",
     benchmark:
         f"{MATERIAL_DIR}/benchmarks/average_chi/{RUN_ID}.tsv"
+    # Score a run as soon as its input exists, before starting more MD or training.
+    priority: 10
     localrule: True
     conda:
         "../../envs/exafs.yaml"

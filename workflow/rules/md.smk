@@ -56,6 +56,8 @@ rule md_diagnostics:
         f"{MATERIAL_DIR}/logs/md_diagnostics/{RUN_ID}.log",
     benchmark:
         f"{MATERIAL_DIR}/benchmarks/md_diagnostics/{RUN_ID}.tsv"
+    # Score a run as soon as its input exists, before starting more MD or training.
+    priority: 10
     conda:
         "../../envs/ml.yaml"
     resources:
