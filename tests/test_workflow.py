@@ -185,3 +185,10 @@ def test_scoring_rules_run_before_more_md(repo):
             rules[rule.split(":", 1)[0]] = int(match.group(1)) if match else 0
     scoring = {"dft_metrics", "md_diagnostics", "snapshot_chi", "average_chi"}
     assert {name for name, priority in rules.items() if priority > 0} == scoring
+    # One thread each: beside single-thread MD on two cores a 2-thread job would wait for
+    # two free cores at once, which comes only when the MD is all done.
+    for smk in sorted((repo / "workflow" / "rules").glob("*.smk")):
+        for rule in re.split(r"\nrule ", smk.read_text())[1:]:
+            if rule.split(":", 1)[0] in scoring:
+                threads = re.search(r"\n    threads: (\d+)", rule)
+                assert threads is None or threads.group(1) == "1", rule.split(":", 1)[0]

@@ -88,7 +88,8 @@ rule dft_metrics:
     priority: 10
     conda:
         get_model_env
-    threads: 2
+    # One thread, as every scoring job (rule snapshot_chi says why).
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=30,

@@ -71,9 +71,10 @@ rule snapshot_chi:
     priority: 10
     conda:
         "../../envs/exafs.yaml"
-    # feff engine: FEFF runs are subprocesses, one per thread at once; fast: threads
-    # share the snapshots.
-    threads: 2
+    # One thread, as every scoring job: a 2-thread job waits for two free cores at once,
+    # which beside single-thread MD (--set-threads run_md=1) comes only at the end of a
+    # study. A run's chunks are separate jobs: they are the parallelism.
+    threads: 1
     resources:
         mem_mb=2000,
         runtime=get_snapshot_chi_runtime,
