@@ -22,7 +22,8 @@ LAYERS = [
     {"md", "diagnostics", "label"},  # MD, its diagnostics, DFT labelling of MD frames
     {"exafs"},  # simulated EXAFS
     {"scoring"},  # the measurement, its fit, the scores, the convergence decision
-    {"summary", "plots", "plot_answer", "plot_leaderboard", "leaderboard_page"},  # tables, figures
+    {"summary", "plots", "plot_answer", "plot_leaderboard", "plot_layout",
+     "leaderboard_page"},  # tables, figures
     # the study
     {"config", "config_checks", "config_materials", "cli", "workflow", "__main__", "__init__"},
 ]

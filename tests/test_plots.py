@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dualbench import plot_answer, plots
+from dualbench import plot_answer, plot_layout, plots
 from test_leaderboard import EXAFS_TEXT, MD_TEXT, write_failed_material
 
 
@@ -113,6 +113,52 @@ def test_convergence_and_sigma2(tmp_path):
     table = _check(plots.sigma2_vs_n(ws2, tmp_path / "ws2"), tmp_path / "ws2")
     assert table.groupby("shell")["neighbour"].unique().map(list).to_dict() == {
         1: ["S"], 2: ["W"]}
+
+
+def test_close_n_tick_labels_never_run_together(tmp_path, monkeypatch):
+    """The paper's N (0, 1, 2, 5, 10, 20, 35, 50) on Fig. 3's and the sigma^2 figure's log
+    axis: 35 and 50 lie 0.15 decades apart and their labels overlapped.  Checked with
+    matplotlib's own text extents on the figures as saved: every label drawn, none within
+    a point of another on the same line."""
+    from matplotlib.figure import Figure
+
+    saved = {}  # figure -> its x tick labels' text and extents, as written
+    real = Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        real(fig, *args, **kwargs)
+        renderer = fig.canvas.get_renderer()
+        labels = [t for t in fig.axes[0].get_xticklabels() if t.get_text()]
+        saved[fig] = (fig.dpi, [(t.get_text(), t.get_window_extent(renderer)) for t in labels])
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    ns = [0, 1, 2, 5, 10, 20, 35, 50]
+    rows = [{"material": "WS2", "model": "chgnet", "n_frames": n, "seed": seed,
+             "force_mae": 300.0 / (1 + n) + seed, "force_slope": 0.9,
+             "exafs_mse_ref_k": 0.1 / (1 + n) + 0.001 * seed} for n in ns for seed in (0, 1, 2)]
+    plot_answer.fig3(pd.DataFrame(rows), tmp_path / "fig3")
+    s2 = pd.DataFrame([{"n_frames": n, "seed": seed, "shell": 1, "r_ideal_A": 2.42,
+                        "sigma2_A2": 0.002 + 0.001 / (1 + n)} for n in ns for seed in (0, 1)])
+    plots.sigma2_vs_n(s2, tmp_path / "sigma2")
+    assert len(saved) == 2
+    for dpi, labels in saved.values():
+        assert len(labels) == len(ns)
+        one_point = dpi / 72.0
+        for i, (text, a) in enumerate(labels):
+            for _, b in labels[i + 1:]:
+                same_line = a.y0 < b.y1 and b.y0 < a.y1
+                apart = a.x1 + one_point <= b.x0 or b.x1 + one_point <= a.x0
+                assert apart or not same_line, (text, a, b)
+    # rotated labels overlap by design (the leaderboard's material names): left as drawn
+    plt = plots.pyplot()
+    fig, ax = plt.subplots(figsize=(2.0, 2.0))
+    ax.set_xticks(range(4), ["SrTiO3 (Ti K)", "CdS (Cd K)", "ZnS (Zn K)", "Fe (Fe K)"],
+                  rotation=30, ha="right")
+    ax.set_xlim(-0.5, 3.5)
+    pads = [t.get_pad() for t in ax.xaxis.get_major_ticks()]
+    plot_layout.stagger_crowded_xtick_labels(fig)
+    assert [t.get_pad() for t in ax.xaxis.get_major_ticks()] == pads
+    plt.close(fig)
 
 
 def test_cli_plot_fig2_and_fig3(tmp_path):

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from dualbench.io import atomic_path, write_csv
+from dualbench.plot_layout import stagger_crowded_xtick_labels
 from dualbench.scoring.md_status import (
     STABLE,
     UNSTABLE,
@@ -59,8 +60,10 @@ def pyplot():
 
 
 def save_figure(fig, stem: str | Path, table: pd.DataFrame) -> list[Path]:
-    """Write ``stem``.png, .pdf and .csv atomically; returns the paths."""
+    """Write ``stem``.png, .pdf and .csv atomically, crowded x tick labels staggered
+    (:func:`stagger_crowded_xtick_labels`); returns the paths."""
     stem = Path(stem)
+    stagger_crowded_xtick_labels(fig)
     paths = []
     for suffix in (".png", ".pdf"):
         target = stem.with_suffix(suffix)
